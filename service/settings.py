@@ -1,0 +1,104 @@
+"""Typed settings, one group per subsystem, read from ``RUSHES_*`` environment variables.
+
+Nested groups use a double underscore: ``RUSHES_DATABASE__URL``, ``RUSHES_STORAGE__BACKEND``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1 << 20
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "rushes"
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    debug: bool = False
+    # The largest JSON body any route accepts; upload parts have their own bound.
+    max_json_body: int = 1 * MiB
+
+
+class DatabaseSettings(BaseModel):
+    """Empty ``url`` means the embedded SQLite file inside the data folder."""
+
+    url: str = ""
+    echo: bool = False
+    pool_size: int = 10
+
+
+class StorageSettings(BaseModel):
+    backend: Literal["local", "s3"] = "local"
+    # Empty ``path`` means ``storage/`` inside the data folder.
+    path: Path | None = None
+    s3_endpoint: str = ""
+    s3_bucket: str = "rushes"
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_secure: bool = True
+    s3_region: str | None = None
+    s3_create_bucket: bool = False
+
+    @model_validator(mode="after")
+    def _s3_needs_endpoint(self) -> StorageSettings:
+        if self.backend == "s3" and not self.s3_endpoint:
+            raise ValueError("RUSHES_STORAGE__S3_ENDPOINT is required when RUSHES_STORAGE__BACKEND=s3")
+        return self
+
+
+class UploadSettings(BaseModel):
+    default_part_size: int = 16 * MiB
+    # S3 refuses parts under 5 MiB except the last; our bound keeps one part's buffer small.
+    min_part_size: int = 5 * MiB
+    max_part_size: int = 64 * MiB
+    max_file_size: int = 200 * 1024 * MiB
+    session_ttl_seconds: int = 24 * 3600
+    cleanup_interval_seconds: int = 300
+
+
+class AuthSettings(BaseModel):
+    allow_signup: bool = True
+    session_ttl_seconds: int = 14 * 24 * 3600
+    session_cookie: str = "rushes_session"
+    # Secure cookies break plain-http localhost, the embedded default; production sets it.
+    secure_cookies: bool = False
+
+
+class LogSettings(BaseModel):
+    level: str = "INFO"
+    json_format: bool = True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RUSHES_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    storage: StorageSettings = StorageSettings()
+    uploads: UploadSettings = UploadSettings()
+    auth: AuthSettings = AuthSettings()
+    log: LogSettings = LogSettings()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.data_dir / 'rushes.db'}"
+
+    @property
+    def storage_path(self) -> Path:
+        return self.storage.path or self.data_dir / "storage"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

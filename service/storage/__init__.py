@@ -1,0 +1,42 @@
+"""Object storage: one interface, a local-folder backend and an S3 backend."""
+
+from service.settings import Settings
+from service.storage.base import (
+    ObjectInfo,
+    ObjectNotFoundError,
+    ObjectStorage,
+    PartWriter,
+    PendingMultipart,
+    sha256_of,
+)
+from service.storage.keys import TenantKeys
+
+
+def storage_from_settings(settings: Settings) -> ObjectStorage:
+    if settings.storage.backend == "s3":
+        from service.storage.s3 import S3Storage
+
+        return S3Storage(
+            endpoint=settings.storage.s3_endpoint,
+            bucket=settings.storage.s3_bucket,
+            access_key=settings.storage.s3_access_key,
+            secret_key=settings.storage.s3_secret_key.get_secret_value(),
+            secure=settings.storage.s3_secure,
+            region=settings.storage.s3_region,
+            create_bucket=settings.storage.s3_create_bucket,
+        )
+    from service.storage.local import LocalStorage
+
+    return LocalStorage(settings.storage_path)
+
+
+__all__ = [
+    "ObjectInfo",
+    "ObjectNotFoundError",
+    "ObjectStorage",
+    "PartWriter",
+    "PendingMultipart",
+    "TenantKeys",
+    "sha256_of",
+    "storage_from_settings",
+]

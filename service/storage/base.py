@@ -1,0 +1,126 @@
+"""The one small interface every storage backend implements.
+
+Backends are synchronous: the trainer calls them from its own threads, and the API
+runs them in worker threads (``service.storage.aio``) so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+
+class ObjectNotFoundError(LookupError):
+    """The key names no object."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMultipart:
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+class PartWriter(abc.ABC):
+    """Receives one part's bytes in order; ``finish`` stores it and returns its etag.
+
+    Bytes are hashed as they pass, so the caller can check a part's digest without
+    reading it back.
+    """
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.sha256.update(chunk)
+        self.size += len(chunk)
+        self._write(chunk)
+
+    @abc.abstractmethod
+    def _write(self, chunk: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def finish(self) -> str: ...
+
+    @abc.abstractmethod
+    def discard(self) -> None: ...
+
+
+class ObjectStorage(abc.ABC):
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise if the backend cannot be reached."""
+
+    @abc.abstractmethod
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
+
+    @abc.abstractmethod
+    def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> None: ...
+
+    @abc.abstractmethod
+    def get_bytes(self, key: str) -> bytes: ...
+
+    @abc.abstractmethod
+    def iter_chunks(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
+
+    @abc.abstractmethod
+    def get_file(self, key: str, dest: Path) -> None: ...
+
+    @abc.abstractmethod
+    def local_path(self, key: str) -> AbstractContextManager[Path]:
+        """A readable local file holding the object, for tools (PyAV) that need to seek."""
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> ObjectInfo | None: ...
+
+    @abc.abstractmethod
+    def list(self, prefix: str) -> list[ObjectInfo]: ...
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete one object; deleting a missing object is not an error."""
+
+    def delete_prefix(self, prefix: str) -> int:
+        objects = self.list(prefix)
+        for info in objects:
+            self.delete(info.key)
+        return len(objects)
+
+    @abc.abstractmethod
+    def create_multipart(self, key: str) -> str: ...
+
+    @abc.abstractmethod
+    def part_writer(self, key: str, upload_id: str, part_number: int, offset: int) -> PartWriter:
+        """Write part ``part_number`` (1-based), which starts ``offset`` bytes into the object."""
+
+    @abc.abstractmethod
+    def complete_multipart(self, key: str, upload_id: str, etags: list[tuple[int, str]]) -> None: ...
+
+    @abc.abstractmethod
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Remove a pending upload and its parts; aborting a finished or missing upload is not an error."""
+
+    @abc.abstractmethod
+    def list_multipart(self, prefix: str) -> list[PendingMultipart]: ...
+
+
+def sha256_of(storage: ObjectStorage, key: str) -> tuple[str, int]:
+    """The object's sha256 hex digest and size, read as a stream."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in storage.iter_chunks(key, chunk_size=4 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size

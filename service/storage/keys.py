@@ -1,0 +1,42 @@
+"""Every object key is built here, and every one begins ``tenants/{tenant_id}/``.
+
+No API accepts a raw key: handlers name a tenant and an entity, this module names the object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+TENANTS_ROOT = "tenants/"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantKeys:
+    tenant_id: UUID
+
+    @property
+    def root(self) -> str:
+        return f"{TENANTS_ROOT}{self.tenant_id}/"
+
+    def footage(self, asset_id: UUID) -> str:
+        return f"{self.root}footage/{asset_id}"
+
+    def poster(self, asset_id: UUID) -> str:
+        return f"{self.root}thumbs/{asset_id}.jpg"
+
+    def asset_objects(self, asset_id: UUID) -> tuple[str, ...]:
+        """Every object derived from one asset, so that deleting the asset removes them all."""
+        return (self.footage(asset_id), self.poster(asset_id))
+
+    def cache(self, dataset_version_id: UUID) -> str:
+        return f"{self.root}cache/{dataset_version_id}/"
+
+    def checkpoints(self, job_id: UUID) -> str:
+        return f"{self.root}checkpoints/{job_id}/"
+
+    def adapter(self, model_version_id: UUID) -> str:
+        return f"{self.root}adapters/{model_version_id}/"
+
+    def outputs(self, generation_id: UUID) -> str:
+        return f"{self.root}outputs/{generation_id}/"
