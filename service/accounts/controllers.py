@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.datastructures import Cookie
+from litestar.status_codes import HTTP_204_NO_CONTENT
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.accounts import service
+from service.accounts.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    LogIn,
+    MeOut,
+    MemberAdd,
+    MemberOut,
+    SignUp,
+    TenantOut,
+    TenantUpdate,
+)
+from service.auth.policy import Access, access
+from service.auth.principal import Principal
+from service.db.pagination import PageRequest, page_body
+from service.errors import Forbidden
+from service.schemas import Page
+from service.settings import Settings
+
+
+def _session_cookie(settings: Settings, token: str, max_age: int) -> Cookie:
+    return Cookie(
+        key=settings.auth.session_cookie,
+        value=token,
+        max_age=max_age,
+        httponly=True,
+        secure=settings.auth.secure_cookies,
+        samesite="strict",
+        path="/",
+    )
+
+
+class AuthController(Controller):
+    path = "/v1/auth"
+    tags = ["auth"]
+
+    @post("/signup", operation_id="signUp", opt=access(Access.PUBLIC))
+    async def sign_up(self, data: SignUp, db_session: AsyncSession, settings: Settings) -> Response[MeOut]:
+        if not settings.auth.allow_signup:
+            raise Forbidden("Sign-up is closed on this server; ask an admin for an invitation.")
+        token, principal = await service.sign_up(db_session, data, settings.auth.session_ttl_seconds)
+        return await self._signed_in(db_session, settings, token, principal, status=201)
+
+    @post("/login", operation_id="logIn", opt=access(Access.PUBLIC))
+    async def log_in(self, data: LogIn, db_session: AsyncSession, settings: Settings) -> Response[MeOut]:
+        token, principal = await service.log_in(db_session, data, settings.auth.session_ttl_seconds)
+        return await self._signed_in(db_session, settings, token, principal, status=200)
+
+    @staticmethod
+    async def _signed_in(
+        db_session: AsyncSession, settings: Settings, token: str, principal: Principal, status: int
+    ) -> Response[MeOut]:
+        body = await service.me(db_session, principal)
+        return Response(
+            body, status_code=status, cookies=[_session_cookie(settings, token, settings.auth.session_ttl_seconds)]
+        )
+
+    @post("/logout", operation_id="logOut", status_code=HTTP_204_NO_CONTENT, opt=access(Access.MEMBER))
+    async def log_out(self, request: Request[Any, Any, Any], db_session: AsyncSession, settings: Settings) -> Response[None]:
+        await service.log_out(db_session, request.cookies.get(settings.auth.session_cookie))
+        return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[_session_cookie(settings, "", 0)])
+
+
+class MeController(Controller):
+    path = "/v1"
+    tags = ["account"]
+
+    @get("/me", operation_id="getMe", opt=access(Access.MEMBER))
+    async def get_me(self, db_session: AsyncSession, principal: Principal) -> MeOut:
+        return await service.me(db_session, principal)
+
+    @get("/tenant", operation_id="getTenant", opt=access(Access.MEMBER))
+    async def get_tenant(self, db_session: AsyncSession, principal: Principal) -> TenantOut:
+        return TenantOut.model_validate(await service.current_tenant(db_session, principal))
+
+    @patch("/tenant", operation_id="updateTenant", opt=access(Access.OWNER))
+    async def update_tenant(self, data: TenantUpdate, db_session: AsyncSession, principal: Principal) -> TenantOut:
+        return TenantOut.model_validate(await service.rename_tenant(db_session, principal, data.name))
+
+    @get("/tenant/members", operation_id="listMembers", opt=access(Access.MEMBER))
+    async def list_members(self, db_session: AsyncSession, page: PageRequest) -> Page[MemberOut]:
+        items, total = await service.list_members(db_session, page)
+        return Page[MemberOut].model_validate(page_body(items, total, page))
+
+    @post("/tenant/members", operation_id="addMember", opt=access(Access.OWNER))
+    async def add_member(self, data: MemberAdd, db_session: AsyncSession) -> MemberOut:
+        return await service.add_member(db_session, data)
+
+    @delete("/tenant/members/{user_id:uuid}", operation_id="removeMember", opt=access(Access.OWNER))
+    async def remove_member(self, user_id: UUID, db_session: AsyncSession) -> None:
+        await service.remove_member(db_session, user_id)
+
+
+class ApiKeyController(Controller):
+    path = "/v1/api-keys"
+    tags = ["api keys"]
+
+    @post(operation_id="createApiKey", opt=access(Access.MEMBER))
+    async def create(self, data: ApiKeyCreate, db_session: AsyncSession, principal: Principal) -> ApiKeyCreated:
+        return await service.create_api_key(db_session, principal, data.name)
+
+    @get(operation_id="listApiKeys", opt=access(Access.MEMBER))
+    async def list_keys(self, db_session: AsyncSession, page: PageRequest) -> Page[ApiKeyOut]:
+        items, total = await service.list_api_keys(db_session, page)
+        return Page[ApiKeyOut].model_validate(page_body(items, total, page))
+
+    @delete("/{key_id:uuid}", operation_id="revokeApiKey", opt=access(Access.MEMBER))
+    async def revoke(self, key_id: UUID, db_session: AsyncSession, principal: Principal) -> None:
+        await service.revoke_api_key(db_session, principal, key_id)

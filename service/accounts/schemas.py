@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import AfterValidator, Field
+
+from service.accounts.models import Role, TenantStatus
+from service.schemas import Input, Output
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError("not an email address")
+    return value.lower()
+
+
+Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
+Password = Annotated[str, Field(min_length=10, max_length=256)]
+Name = Annotated[str, Field(min_length=1, max_length=120)]
+
+
+class SignUp(Input):
+    email: Email
+    password: Password
+    tenant_name: Name
+
+
+class LogIn(Input):
+    email: Email
+    password: Annotated[str, Field(max_length=256)]
+    tenant_id: UUID | None = None
+
+
+class TenantOut(Output):
+    id: UUID
+    name: str
+    status: TenantStatus
+    created_at: datetime
+
+
+class TenantUpdate(Input):
+    name: Name
+
+
+class MembershipOut(Output):
+    tenant: TenantOut
+    role: Role
+
+
+class MeOut(Output):
+    user_id: UUID
+    email: str
+    is_platform_admin: bool
+    tenant: TenantOut
+    role: Role
+    memberships: list[MembershipOut]
+
+
+class MemberOut(Output):
+    user_id: UUID
+    email: str
+    role: Role
+    created_at: datetime
+
+
+class MemberAdd(Input):
+    email: Email
+    role: Role = Role.MEMBER
+
+
+class ApiKeyCreate(Input):
+    name: Name
+
+
+class ApiKeyOut(Output):
+    id: UUID
+    name: str
+    prefix: str
+    created_by: UUID
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The secret. Shown once: store it now.")

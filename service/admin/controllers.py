@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from uuid import UUID
+
+from litestar import Controller, get, patch
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.admin import service
+from service.admin.schemas import TenantStatusUpdate, TenantSummary, UserOut
+from service.auth.policy import Access, access
+from service.db.pagination import PageRequest, page_body
+from service.schemas import Page
+
+
+class AdminController(Controller):
+    path = "/v1/admin"
+    tags = ["admin"]
+    opt = access(Access.ADMIN)
+
+    @get("/tenants", operation_id="adminListTenants")
+    async def list_tenants(self, db_session: AsyncSession, page: PageRequest) -> Page[TenantSummary]:
+        items, total = await service.list_tenants(db_session, page)
+        return Page[TenantSummary].model_validate(page_body(items, total, page))
+
+    @get("/tenants/{tenant_id:uuid}", operation_id="adminGetTenant")
+    async def get_tenant(self, tenant_id: UUID, db_session: AsyncSession) -> TenantSummary:
+        return await service.get_tenant(db_session, tenant_id)
+
+    @patch("/tenants/{tenant_id:uuid}", operation_id="adminUpdateTenant")
+    async def update_tenant(self, tenant_id: UUID, data: TenantStatusUpdate, db_session: AsyncSession) -> TenantSummary:
+        return await service.set_tenant_status(db_session, tenant_id, data.status)
+
+    @get("/users", operation_id="adminListUsers")
+    async def list_users(self, db_session: AsyncSession, page: PageRequest) -> Page[UserOut]:
+        items, total = await service.list_users(db_session, page)
+        return Page[UserOut].model_validate(page_body(items, total, page))

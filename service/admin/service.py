@@ -1,0 +1,64 @@
+"""Platform-wide views for admins. Every function here works across tenants on purpose."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.accounts.models import Membership, Tenant, TenantStatus, User
+from service.admin.schemas import TenantSummary, UserOut
+from service.db.pagination import PageRequest, fetch_page
+from service.db.tenancy import unscoped
+from service.errors import NotFound
+from service.uploads.models import Asset
+
+
+def _summaries() -> Select[tuple[Tenant, int, int, int]]:
+    members = select(func.count()).where(Membership.tenant_id == Tenant.id).scalar_subquery()
+    assets = select(func.count()).where(Asset.tenant_id == Tenant.id).scalar_subquery()
+    stored = select(func.coalesce(func.sum(Asset.size), 0)).where(Asset.tenant_id == Tenant.id).scalar_subquery()
+    return select(Tenant, members, assets, stored)
+
+
+def _summary(row: tuple[Tenant, int, int, int]) -> TenantSummary:
+    tenant, members, assets, stored = row
+    return TenantSummary(
+        id=tenant.id,
+        name=tenant.name,
+        status=tenant.status,
+        created_at=tenant.created_at,
+        members=members,
+        assets=assets,
+        storage_bytes=int(stored),
+    )
+
+
+async def list_tenants(session: AsyncSession, page: PageRequest) -> tuple[list[TenantSummary], int]:
+    with unscoped(session):
+        total = int(await session.scalar(select(func.count(Tenant.id))) or 0)
+        rows = (await session.execute(_summaries().order_by(Tenant.created_at).limit(page.limit).offset(page.offset))).all()
+    return [_summary(row.tuple()) for row in rows], total
+
+
+async def get_tenant(session: AsyncSession, tenant_id: UUID) -> TenantSummary:
+    with unscoped(session):
+        row = (await session.execute(_summaries().where(Tenant.id == tenant_id))).one_or_none()
+    if row is None:
+        raise NotFound("No such tenant.")
+    return _summary(row.tuple())
+
+
+async def set_tenant_status(session: AsyncSession, tenant_id: UUID, status: TenantStatus) -> TenantSummary:
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("No such tenant.")
+    tenant.status = status
+    await session.commit()
+    return await get_tenant(session, tenant_id)
+
+
+async def list_users(session: AsyncSession, page: PageRequest) -> tuple[list[UserOut], int]:
+    rows, total = await fetch_page(session, select(User).order_by(User.created_at), page)
+    return [UserOut.model_validate(u) for u in rows], total

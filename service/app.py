@@ -1,0 +1,100 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+from advanced_alchemy.extensions.litestar import AsyncSessionConfig, SQLAlchemyAsyncConfig, SQLAlchemyPlugin
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.plugins.problem_details import ProblemDetailsPlugin
+from litestar.static_files import create_static_files_router
+
+import web
+from service.accounts.controllers import ApiKeyController, AuthController, MeController
+from service.admin.controllers import AdminController
+from service.auth.deps import provide_principal
+from service.auth.middleware import AuthenticationMiddleware
+from service.auth.policy import Access, access, enforce_access, undeclared_routes
+from service.datasets.controllers import DatasetController
+from service.db.engine import create_engine, session_factory
+from service.db.pagination import provide_page
+from service.errors import exception_handlers, problem_details_config
+from service.logging_setup import configure_logging
+from service.request_context import request_id_middleware
+from service.settings import Settings, get_settings
+from service.storage import ObjectStorage, storage_from_settings
+from service.system.controllers import healthz, readyz
+from service.uploads.cleanup import run_cleanup_forever
+from service.uploads.controllers import AssetController, UploadController
+
+WEB_ROOT = Path(web.__file__).parent / "static"
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: Settings | None = None, storage: ObjectStorage | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings.log)
+    engine = create_engine(settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size)
+    db_config = SQLAlchemyAsyncConfig(
+        engine_instance=engine,
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        before_send_handler="autocommit",
+    )
+    object_storage = storage or storage_from_settings(settings)
+
+    @asynccontextmanager
+    async def background_tasks(_: Litestar) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(run_cleanup_forever, session_factory(engine), object_storage, settings.uploads)
+            yield
+            tasks.cancel_scope.cancel()
+
+    app = Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            AuthController,
+            MeController,
+            ApiKeyController,
+            UploadController,
+            AssetController,
+            DatasetController,
+            AdminController,
+            create_static_files_router(path="/", directories=[WEB_ROOT], html_mode=True, opt=access(Access.PUBLIC)),
+        ],
+        plugins=[SQLAlchemyPlugin(config=db_config), ProblemDetailsPlugin(problem_details_config())],
+        exception_handlers=exception_handlers,  # type: ignore[arg-type]
+        middleware=[
+            request_id_middleware,
+            DefineMiddleware(
+                AuthenticationMiddleware, db_config=db_config, session_cookie=settings.auth.session_cookie
+            ),
+        ],
+        guards=[enforce_access],
+        dependencies={
+            "settings": Provide(lambda: settings, sync_to_thread=False),
+            "storage": Provide(lambda: object_storage, sync_to_thread=False),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+            "page": Provide(provide_page, sync_to_thread=False),
+        },
+        openapi_config=OpenAPIConfig(
+            title="Rushes API",
+            version=API_VERSION,
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+            openapi_router=Router(path="/schema", route_handlers=[], opt=access(Access.PUBLIC)),
+        ),
+        request_max_body_size=settings.server.max_json_body,
+        lifespan=[background_tasks],
+        debug=settings.server.debug,
+    )
+    if missing := undeclared_routes(app):
+        raise RuntimeError(f"routes without an access level: {missing}")
+    return app

@@ -1,0 +1,51 @@
+"""Who may call which route. Every route declares its access level in ``opt``; a route
+that declares none is refused to everyone, so a new route is closed until someone opens it."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from litestar import Litestar
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from service.auth.principal import Principal
+from service.errors import Forbidden
+
+ACCESS = "access"
+
+
+class Access(enum.StrEnum):
+    PUBLIC = "public"
+    MEMBER = "member"
+    OWNER = "owner"
+    ADMIN = "admin"
+
+
+def access(level: Access) -> dict[str, Any]:
+    """``opt`` for a route handler; public routes also skip authentication."""
+    return {ACCESS: level, "public": level is Access.PUBLIC}
+
+
+def enforce_access(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    level = handler.opt.get(ACCESS)
+    if level is Access.PUBLIC:
+        return
+    principal = connection.user
+    if not isinstance(principal, Principal) or level is None:
+        raise Forbidden("You may not do this.")
+    if level is Access.OWNER and not principal.is_owner:
+        raise Forbidden("Only the tenant's owners may do this.")
+    if level is Access.ADMIN and not principal.is_platform_admin:
+        raise Forbidden("Only platform admins may do this.")
+
+
+def undeclared_routes(app: Litestar) -> list[str]:
+    """Routes that declare no access level. Litestar's automatic OPTIONS answers are not ours to declare."""
+    return sorted(
+        f"{method} {route.path}"
+        for route in app.routes
+        for method, (handler, _) in getattr(route, "route_handler_map", {}).items()
+        if method != "OPTIONS" and ACCESS not in handler.opt
+    )

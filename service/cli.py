@@ -1,0 +1,119 @@
+"""``rushes-server``: serve the API, apply migrations, manage admins, run maintenance."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from service.settings import Settings, get_settings
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.db.migrate import migrate
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.database_url)
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=args.host or settings.server.host,
+        port=args.port or settings.server.port,
+        log_config=None,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from service.db.migrate import migrate
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.database_url, args.revision)
+    print(f"database is at revision {args.revision}")
+    return 0
+
+
+def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
+    from service.accounts.bootstrap import make_platform_admin
+
+    password = os.environ.get("RUSHES_ADMIN_PASSWORD") or getpass.getpass("Password for the new admin: ")
+    created = asyncio.run(make_platform_admin(settings, args.email, password, args.tenant_name))
+    print(f"{args.email} is a platform admin{' (new account)' if created else ''}")
+    return 0
+
+
+def _cleanup(settings: Settings, args: argparse.Namespace) -> int:
+    from service.uploads.cleanup import clean_up_uploads
+
+    async def run() -> None:
+        from service.db.engine import create_engine, session_factory
+        from service.storage import storage_from_settings
+
+        engine = create_engine(settings.database_url)
+        report = await clean_up_uploads(session_factory(engine), storage_from_settings(settings), settings.uploads)
+        await engine.dispose()
+        print(f"expired upload sessions removed: {report.expired_sessions}; "
+              f"orphaned multipart uploads aborted: {report.orphaned_multiparts}")
+
+    asyncio.run(run())
+    return 0
+
+
+def _train(settings: Settings, args: argparse.Namespace) -> int:
+    # The trainer runs in its own process: the API side never imports torch.
+    return subprocess.call([sys.executable, "-m", "trainer", *args.trainer_args])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rushes-server", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="apply migrations and serve the API and web app")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--revision", default="head")
+    migrate.set_defaults(run=_migrate)
+
+    admin = commands.add_parser("create-admin", help="make an account a platform admin, creating it if needed")
+    admin.add_argument("email")
+    admin.add_argument("--tenant-name", default="Platform")
+    admin.set_defaults(run=_create_admin)
+
+    cleanup = commands.add_parser("cleanup", help="remove expired uploads and orphaned multipart uploads once")
+    cleanup.set_defaults(run=_cleanup)
+
+    train = commands.add_parser("train", help="fine-tune from a folder of clips, without the service", add_help=False)
+    train.add_argument("trainer_args", nargs=argparse.REMAINDER)
+    train.set_defaults(run=_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except ValueError as exc:
+        print(f"rushes-server: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    try:
+        code: int = args.run(settings, args)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, OSError) as exc:
+        print(f"rushes-server: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

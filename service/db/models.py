@@ -1,0 +1,23 @@
+"""Imports every model so that metadata (and Alembic) sees the whole schema."""
+
+from service.accounts.models import ApiKey, BrowserSession, Membership, Tenant, User
+from service.datasets.models import Dataset, DatasetItem, DatasetVersion
+from service.db.base import Base
+from service.uploads.models import Asset, UploadPart, UploadSession
+
+metadata = Base.metadata
+
+__all__ = [
+    "ApiKey",
+    "Asset",
+    "BrowserSession",
+    "Dataset",
+    "DatasetItem",
+    "DatasetVersion",
+    "Membership",
+    "Tenant",
+    "UploadPart",
+    "UploadSession",
+    "User",
+    "metadata",
+]

@@ -1,0 +1,130 @@
+"""Domain errors and the one mapping from exceptions to RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from advanced_alchemy.exceptions import DuplicateKeyError, IntegrityError
+from advanced_alchemy.exceptions import NotFoundError as RepositoryNotFoundError
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException
+
+from service.request_context import REQUEST_ID_HEADER, current_request_id
+
+logger = logging.getLogger("rushes.errors")
+
+PROBLEM_BASE = "https://docs.rushes.dev/problems/"
+
+
+class DomainError(Exception):
+    """An error a caller can act on. Subclasses fix the status and a stable problem type."""
+
+    status: int = 400
+    problem: str = "bad-request"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    status, problem = 404, "not-found"
+
+
+class Conflict(DomainError):
+    status, problem = 409, "conflict"
+
+
+class Invalid(DomainError):
+    status, problem = 422, "invalid"
+
+
+class Unauthorized(DomainError):
+    status, problem = 401, "unauthorized"
+
+
+class Forbidden(DomainError):
+    status, problem = 403, "forbidden"
+
+
+class Gone(DomainError):
+    status, problem = 410, "gone"
+
+
+class PayloadTooLarge(DomainError):
+    status, problem = 413, "payload-too-large"
+
+
+class Problem(ProblemDetailsException):
+    """A problem-details answer that names the request it answers, in its body and a header."""
+
+    def to_response(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        request_id = current_request_id(request.scope)
+        if request_id:
+            self.extra = {**(self.extra if isinstance(self.extra, dict) else {}), "request_id": request_id}
+            self.headers = {**(self.headers or {}), REQUEST_ID_HEADER: request_id}
+        return super().to_response(request)
+
+
+def _problem(
+    status: int, problem: str, detail: str, extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> ProblemDetailsException:
+    return Problem(
+        status_code=status,
+        type_=PROBLEM_BASE + problem,
+        title=HTTPStatus(status).phrase,
+        detail=detail,
+        extra=extra or {},
+        headers=headers,
+    )
+
+
+def _from_domain(exc: DomainError) -> ProblemDetailsException:
+    return _problem(exc.status, exc.problem, exc.detail, exc.extra)
+
+
+def _from_http(exc: HTTPException) -> ProblemDetailsException:
+    if isinstance(exc, ProblemDetailsException):
+        return exc
+    status = exc.status_code
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationException) and exc.extra:
+        extra["errors"] = exc.extra
+    slug = HTTPStatus(status).phrase.lower().replace(" ", "-").replace("'", "")
+    detail = exc.detail if exc.detail and exc.detail != HTTPStatus(status).phrase else HTTPStatus(status).description
+    return _problem(status, slug, detail, extra, exc.headers)
+
+
+def _from_repository_missing(exc: RepositoryNotFoundError) -> ProblemDetailsException:
+    return _problem(404, "not-found", "No such resource.")
+
+
+def _from_integrity(exc: IntegrityError) -> ProblemDetailsException:
+    logger.info("integrity error: %s", exc)
+    return _problem(409, "conflict", "The request conflicts with the current state of the resource.")
+
+
+def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _problem(500, "internal", "An unexpected error occurred; quote the request id when reporting it.").to_response(
+        request
+    )
+
+
+def problem_details_config() -> ProblemDetailsConfig:
+    return ProblemDetailsConfig(
+        exception_to_problem_detail_map={
+            DomainError: _from_domain,
+            HTTPException: _from_http,
+            RepositoryNotFoundError: _from_repository_missing,
+            IntegrityError: _from_integrity,
+            DuplicateKeyError: _from_integrity,
+        }
+    )
+
+
+exception_handlers = {Exception: _internal}

@@ -1,0 +1,71 @@
+"""Removes what abandoned uploads left behind.
+
+MinIO ignores S3's lifecycle rule for incomplete multipart uploads, so expiry is ours:
+expired sessions are discarded with their parts, and multipart uploads that no session
+knows (a crash between creating one and recording it) are aborted once they are old.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import anyio
+from anyio import to_thread
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.db.tenancy import mark_unscoped
+from service.settings import UploadSettings
+from service.storage import ObjectStorage
+from service.storage.keys import TENANTS_ROOT
+from service.uploads.models import UploadSession, UploadStatus
+from service.uploads.service import Uploads
+
+logger = logging.getLogger("rushes.cleanup")
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupReport:
+    expired_sessions: int
+    orphaned_multiparts: int
+
+
+async def clean_up_uploads(
+    sessions: async_sessionmaker[AsyncSession], storage: ObjectStorage, limits: UploadSettings, now: datetime | None = None
+) -> CleanupReport:
+    now = now or datetime.now(UTC)
+    async with sessions() as session:
+        mark_unscoped(session)
+        expired = (
+            await session.scalars(
+                select(UploadSession).where(
+                    UploadSession.status != UploadStatus.COMPLETED, UploadSession.expires_at <= now
+                )
+            )
+        ).all()
+        uploads = Uploads(session, storage, limits)
+        for upload in expired:
+            await uploads.discard(upload)
+        known = set((await session.scalars(select(UploadSession.storage_upload_id))).all())
+    cutoff = now - timedelta(seconds=limits.session_ttl_seconds)
+    pending = await to_thread.run_sync(storage.list_multipart, TENANTS_ROOT)
+    orphans = [p for p in pending if p.upload_id not in known and p.initiated <= cutoff]
+    for orphan in orphans:
+        await to_thread.run_sync(storage.abort_multipart, orphan.key, orphan.upload_id)
+    report = CleanupReport(len(expired), len(orphans))
+    if expired or orphans:
+        logger.info("upload cleanup: %s", report)
+    return report
+
+
+async def run_cleanup_forever(
+    sessions: async_sessionmaker[AsyncSession], storage: ObjectStorage, limits: UploadSettings
+) -> None:
+    while True:
+        try:
+            await clean_up_uploads(sessions, storage, limits)
+        except Exception:
+            logger.exception("upload cleanup failed; trying again next round")
+        await anyio.sleep(limits.cleanup_interval_seconds)

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+from uuid import UUID
+
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.response import Stream
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth.policy import Access, access
+from service.auth.principal import Principal
+from service.db.pagination import PageRequest, page_body
+from service.schemas import Page
+from service.settings import Settings
+from service.storage import ObjectStorage, TenantKeys
+from service.uploads import service
+from service.uploads.schemas import AssetOut, PartOut, UploadCreate, UploadOut
+
+
+def provide_uploads(db_session: AsyncSession, storage: ObjectStorage, settings: Settings) -> service.Uploads:
+    return service.Uploads(db_session, storage, settings.uploads)
+
+
+class UploadController(Controller):
+    path = "/v1/uploads"
+    tags = ["uploads"]
+    dependencies = {"uploads": Provide(provide_uploads, sync_to_thread=False)}
+
+    @post(operation_id="createUpload", opt=access(Access.MEMBER))
+    async def create(self, data: UploadCreate, uploads: service.Uploads, principal: Principal) -> UploadOut:
+        return await uploads.create(principal, data)
+
+    @get(operation_id="listUploads", opt=access(Access.MEMBER))
+    async def list_open(
+        self,
+        uploads: service.Uploads,
+        page: PageRequest,
+        sha256: Annotated[str | None, Parameter(description="Only sessions for this file.")] = None,
+    ) -> Page[UploadOut]:
+        items, total = await uploads.list_open(page, sha256)
+        return Page[UploadOut].model_validate(page_body(items, total, page))
+
+    @get("/{upload_id:uuid}", operation_id="getUpload", opt=access(Access.MEMBER))
+    async def get_upload(self, upload_id: UUID, uploads: service.Uploads) -> UploadOut:
+        return await uploads.get(upload_id)
+
+    @get("/{upload_id:uuid}/parts", operation_id="listUploadParts", opt=access(Access.MEMBER))
+    async def list_parts(self, upload_id: UUID, uploads: service.Uploads) -> list[PartOut]:
+        return (await uploads.get(upload_id)).parts
+
+    @put(
+        "/{upload_id:uuid}/parts/{part_number:int}",
+        operation_id="uploadPart",
+        opt=access(Access.MEMBER),
+        # Each part's exact size is enforced by the service, which knows it.
+        request_max_body_size=None,
+        description="Send one part's bytes as the raw body. Idempotent: sending a part again replaces it. "
+        "An optional RFC 9530 `Content-Digest: sha-256=:<base64>:` header is checked.",
+    )
+    async def upload_part(
+        self, upload_id: UUID, part_number: int, request: Request[Any, Any, Any], uploads: service.Uploads
+    ) -> PartOut:
+        length = request.headers.get("content-length")
+        return await uploads.put_part(
+            upload_id,
+            part_number,
+            request.stream(),
+            int(length) if length and length.isdigit() else None,
+            request.headers.get("content-digest"),
+        )
+
+    @post("/{upload_id:uuid}/complete", operation_id="completeUpload", opt=access(Access.MEMBER))
+    async def complete(self, upload_id: UUID, uploads: service.Uploads, principal: Principal) -> Response[AssetOut]:
+        asset, created = await uploads.complete(principal, upload_id)
+        return Response(asset, status_code=201 if created else 200)
+
+    @delete("/{upload_id:uuid}", operation_id="abortUpload", opt=access(Access.MEMBER))
+    async def abort(self, upload_id: UUID, uploads: service.Uploads) -> None:
+        await uploads.abort(upload_id)
+
+
+class AssetController(Controller):
+    path = "/v1/assets"
+    tags = ["assets"]
+
+    @get(operation_id="listAssets", opt=access(Access.MEMBER))
+    async def list_assets(self, db_session: AsyncSession, page: PageRequest) -> Page[AssetOut]:
+        items, total = await service.list_assets(db_session, page)
+        return Page[AssetOut].model_validate(page_body(items, total, page))
+
+    @get("/{asset_id:uuid}", operation_id="getAsset", opt=access(Access.MEMBER))
+    async def get_asset(self, asset_id: UUID, db_session: AsyncSession) -> AssetOut:
+        return AssetOut.model_validate(await service.get_asset(db_session, asset_id))
+
+    @get("/{asset_id:uuid}/poster", operation_id="getAssetPoster", opt=access(Access.MEMBER), media_type="image/jpeg")
+    async def poster(self, asset_id: UUID, db_session: AsyncSession, storage: ObjectStorage) -> Stream:
+        asset = await service.get_asset(db_session, asset_id)
+        return Stream(storage.iter_chunks(TenantKeys(asset.tenant_id).poster(asset.id)), media_type="image/jpeg")
+
+    @get("/{asset_id:uuid}/content", operation_id="downloadAsset", opt=access(Access.MEMBER))
+    async def content(self, asset_id: UUID, db_session: AsyncSession, storage: ObjectStorage) -> Stream:
+        asset = await service.get_asset(db_session, asset_id)
+        return Stream(
+            storage.iter_chunks(TenantKeys(asset.tenant_id).footage(asset.id)),
+            media_type=asset.content_type,
+            headers={
+                "content-length": str(asset.size),
+                "content-disposition": f"attachment; filename*=UTF-8''{quote(asset.filename)}",
+            },
+        )
+
+    @delete("/{asset_id:uuid}", operation_id="deleteAsset", opt=access(Access.MEMBER))
+    async def delete_asset(self, asset_id: UUID, db_session: AsyncSession, storage: ObjectStorage) -> None:
+        await service.delete_asset(db_session, storage, asset_id)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from advanced_alchemy.types import DateTimeUTC, JsonB
+from sqlalchemy import BigInteger, Enum, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.base import Base, TenantScoped
+
+
+class Rights(enum.StrEnum):
+    OWNED = "owned"
+    LICENSED = "licensed"
+
+
+class UploadStatus(enum.StrEnum):
+    OPEN = "open"
+    COMPLETING = "completing"
+    COMPLETED = "completed"
+
+
+class UploadSession(TenantScoped, Base):
+    __tablename__ = "upload_session"
+
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    content_type: Mapped[str] = mapped_column(String(127))
+    rights: Mapped[Rights] = mapped_column(Enum(Rights, native_enum=False, length=16))
+    licence_ref: Mapped[str | None] = mapped_column(String(500), default=None)
+    part_size: Mapped[int] = mapped_column(BigInteger)
+    part_count: Mapped[int] = mapped_column(Integer)
+    # Chosen up front so the multipart upload can target the asset's final key.
+    asset_id: Mapped[UUID] = mapped_column(unique=True)
+    storage_upload_id: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[UploadStatus] = mapped_column(
+        Enum(UploadStatus, native_enum=False, length=16), default=UploadStatus.OPEN, index=True
+    )
+    created_by: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
+
+
+class UploadPart(TenantScoped, Base):
+    __tablename__ = "upload_part"
+    __table_args__ = (UniqueConstraint("session_id", "part_number"),)
+
+    session_id: Mapped[UUID] = mapped_column(ForeignKey("upload_session.id", ondelete="CASCADE"), index=True)
+    part_number: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    etag: Mapped[str] = mapped_column(String(255))
+
+
+class AssetKind(enum.StrEnum):
+    VIDEO = "video"
+    STILL = "still"
+
+
+class Asset(TenantScoped, Base):
+    __tablename__ = "asset"
+
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    content_type: Mapped[str] = mapped_column(String(127))
+    kind: Mapped[AssetKind] = mapped_column(Enum(AssetKind, native_enum=False, length=16))
+    media: Mapped[dict[str, Any]] = mapped_column(JsonB)
+    rights: Mapped[Rights] = mapped_column(Enum(Rights, native_enum=False, length=16))
+    licence_ref: Mapped[str | None] = mapped_column(String(500), default=None)
+    attested_by: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
+    attested_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import AfterValidator, Field, model_validator
+
+from service.schemas import Input, Output
+from service.uploads.models import AssetKind, Rights, UploadStatus
+
+_CONTENT_TYPE = re.compile(r"^(video|image)/[A-Za-z0-9][A-Za-z0-9.+-]{0,100}$")
+
+
+def _filename(value: str) -> str:
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+        raise ValueError("filename must not contain control characters")
+    if "/" in value or "\\" in value or value in (".", ".."):
+        raise ValueError("filename must be a bare name, without folders")
+    if len(value.encode()) > 255:
+        raise ValueError("filename must be at most 255 bytes")
+    return value
+
+
+def _content_type(value: str) -> str:
+    if not _CONTENT_TYPE.match(value):
+        raise ValueError("content_type must be a video/* or image/* media type")
+    return value.lower()
+
+
+Filename = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_filename)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$"), AfterValidator(str.lower)]
+
+
+class RightsAttestation(Input):
+    """The uploader's statement that they may train on this footage."""
+
+    kind: Rights
+    licence_ref: Annotated[str | None, Field(max_length=500)] = None
+
+    @model_validator(mode="after")
+    def _licence_needs_reference(self) -> RightsAttestation:
+        if self.kind is Rights.LICENSED and not self.licence_ref:
+            raise ValueError("licensed footage needs a licence_ref")
+        if self.kind is Rights.OWNED and self.licence_ref:
+            raise ValueError("licence_ref applies only to licensed footage")
+        return self
+
+
+class UploadCreate(Input):
+    filename: Filename
+    size: Annotated[int, Field(ge=1, description="Bytes; an empty file is not footage.")]
+    sha256: Sha256
+    content_type: Annotated[str, AfterValidator(_content_type)]
+    rights: RightsAttestation
+    part_size: int | None = Field(default=None, description="Bytes per part; the server picks if omitted.")
+
+
+class PartOut(Output):
+    part_number: int
+    size: int
+    sha256: str
+
+
+class UploadOut(Output):
+    id: UUID
+    filename: str
+    size: int
+    sha256: str
+    content_type: str
+    part_size: int
+    part_count: int
+    status: UploadStatus
+    expires_at: datetime
+    asset_id: UUID | None = Field(description="Set once the upload is complete.")
+    parts: list[PartOut]
+
+
+class AssetOut(Output):
+    id: UUID
+    filename: str
+    size: int
+    sha256: str
+    content_type: str
+    kind: AssetKind
+    media: dict[str, Any]
+    rights: Rights
+    licence_ref: str | None
+    attested_by: UUID
+    attested_at: datetime
+    created_at: datetime
+
+

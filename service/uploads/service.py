@@ -1,0 +1,342 @@
+"""Resumable footage uploads: sessions, parts in any order, completion into an asset."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+from anyio import to_thread
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth.principal import Principal
+from service.datasets.models import DatasetItem
+from service.db.pagination import PageRequest, fetch_page
+from service.db.tenancy import session_tenant
+from service.errors import Conflict, Gone, Invalid, NotFound, PayloadTooLarge
+from service.media import MediaError, MediaInfo, poster, probe
+from service.settings import UploadSettings
+from service.storage import ObjectStorage, PartWriter, TenantKeys, sha256_of
+from service.uploads.models import Asset, AssetKind, UploadPart, UploadSession, UploadStatus
+from service.uploads.schemas import AssetOut, PartOut, UploadCreate, UploadOut
+
+logger = logging.getLogger("rushes.uploads")
+
+# Parts arrive in ~64 KiB ASGI chunks; writing them in larger batches keeps thread hops rare.
+_WRITE_BATCH = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Uploads:
+    """Upload operations for one request: its database session, storage and limits."""
+
+    session: AsyncSession
+    storage: ObjectStorage
+    limits: UploadSettings
+
+    @property
+    def keys(self) -> TenantKeys:
+        tenant = session_tenant(self.session)
+        if tenant is None:
+            raise RuntimeError("uploads need a tenant-bound session")
+        return TenantKeys(tenant)
+
+    async def create(self, principal: Principal, body: UploadCreate) -> UploadOut:
+        part_size = self._part_size(body)
+        if body.size > self.limits.max_file_size:
+            raise PayloadTooLarge(f"Files may be at most {self.limits.max_file_size} bytes.")
+        asset_id = uuid4()
+        key = self.keys.footage(asset_id)
+        storage_upload_id = await to_thread.run_sync(self.storage.create_multipart, key)
+        upload = UploadSession(
+            filename=body.filename,
+            size=body.size,
+            sha256=body.sha256,
+            content_type=body.content_type,
+            rights=body.rights.kind,
+            licence_ref=body.rights.licence_ref,
+            part_size=part_size,
+            part_count=-(-body.size // part_size),
+            asset_id=asset_id,
+            storage_upload_id=storage_upload_id,
+            created_by=principal.user_id,
+            expires_at=datetime.now(UTC) + timedelta(seconds=self.limits.session_ttl_seconds),
+        )
+        self.session.add(upload)
+        try:
+            await self.session.commit()
+        except BaseException:
+            await to_thread.run_sync(self.storage.abort_multipart, key, storage_upload_id)
+            raise
+        return self._out(upload, [])
+
+    def _part_size(self, body: UploadCreate) -> int:
+        if body.part_size is None:
+            return max(self.limits.default_part_size, -(-body.size // 10_000))
+        if not self.limits.min_part_size <= body.part_size <= self.limits.max_part_size:
+            raise Invalid(
+                f"part_size must be between {self.limits.min_part_size} and {self.limits.max_part_size} bytes."
+            )
+        if -(-body.size // body.part_size) > 10_000:
+            raise Invalid("A file may have at most 10,000 parts; choose a larger part_size.")
+        return body.part_size
+
+    async def get(self, upload_id: UUID) -> UploadOut:
+        upload = await self._load(upload_id)
+        return self._out(upload, await self._parts(upload))
+
+    async def list_open(self, page: PageRequest, sha256: str | None) -> tuple[list[UploadOut], int]:
+        stmt = select(UploadSession).where(UploadSession.status == UploadStatus.OPEN)
+        if sha256:
+            stmt = stmt.where(UploadSession.sha256 == sha256.lower())
+        rows, total = await fetch_page(self.session, stmt.order_by(UploadSession.created_at.desc()), page)
+        return [self._out(u, await self._parts(u)) for u in rows], total
+
+    async def put_part(
+        self, upload_id: UUID, part_number: int, body: AsyncIterator[bytes], content_length: int | None, digest: str | None
+    ) -> PartOut:
+        upload = await self._load_open(upload_id)
+        if not 1 <= part_number <= upload.part_count:
+            raise Invalid(f"part_number must be between 1 and {upload.part_count}.")
+        expected = min(upload.part_size, upload.size - (part_number - 1) * upload.part_size)
+        if content_length is not None and content_length != expected:
+            raise Invalid(f"Part {part_number} must be exactly {expected} bytes; this one is {content_length}.")
+        # End the read transaction before streaming, so a slow client holds no connection.
+        await self.session.commit()
+        writer = await to_thread.run_sync(
+            self.storage.part_writer,
+            self.keys.footage(upload.asset_id),
+            upload.storage_upload_id,
+            part_number,
+            (part_number - 1) * upload.part_size,
+        )
+        etag = await _stream_into(writer, body, expected, part_number, _expected_digest(digest))
+        part = PartOut(part_number=part_number, size=expected, sha256=writer.sha256.hexdigest())
+        await self._record_part(upload, part, etag)
+        return part
+
+    async def _record_part(self, upload: UploadSession, part: PartOut, etag: str) -> None:
+        for _ in range(2):
+            existing = await self.session.scalar(
+                select(UploadPart).where(UploadPart.session_id == upload.id, UploadPart.part_number == part.part_number)
+            )
+            if existing is None:
+                self.session.add(
+                    UploadPart(session_id=upload.id, part_number=part.part_number, size=part.size, sha256=part.sha256, etag=etag)
+                )
+            else:
+                existing.sha256, existing.etag, existing.size = part.sha256, etag, part.size
+            try:
+                await self.session.commit()
+                return
+            except IntegrityError:
+                # Two uploads of the same part raced; the second becomes an update.
+                await self.session.rollback()
+        raise Conflict(f"Part {part.part_number} is being uploaded concurrently; retry it.")
+
+    async def complete(self, principal: Principal, upload_id: UUID) -> tuple[AssetOut, bool]:
+        """Returns the asset and whether this call created it (a repeated call returns the same asset)."""
+        upload = await self._load(upload_id)
+        if upload.status is UploadStatus.COMPLETED:
+            return AssetOut.model_validate(await self.session.get_one(Asset, upload.asset_id)), False
+        await self._ensure_live(upload)
+        parts = await self._parts(upload)
+        missing = sorted(set(range(1, upload.part_count + 1)) - {p.part_number for p in parts})
+        if missing:
+            raise Conflict(f"{len(missing)} part(s) have not been received.", missing_parts=missing[:1000])
+        claimed = await self.session.execute(
+            update(UploadSession)
+            .where(UploadSession.id == upload.id, UploadSession.status == UploadStatus.OPEN)
+            # A fresh expiry, so cleanup never takes an upload out from under its completion.
+            .values(
+                status=UploadStatus.COMPLETING,
+                expires_at=datetime.now(UTC) + timedelta(seconds=self.limits.session_ttl_seconds),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.commit()
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("This upload is already being completed.")
+        etags = [(p.part_number, p.etag) for p in parts]
+        try:
+            media = await to_thread.run_sync(self._assemble_and_check, upload, etags)
+        except (Invalid, MediaError) as exc:
+            await self.discard(upload)
+            if isinstance(exc, MediaError):
+                raise Invalid(str(exc)) from exc
+            raise
+        except BaseException:
+            await self._reopen(upload)
+            raise
+        asset = Asset(
+            id=upload.asset_id,
+            filename=upload.filename,
+            size=upload.size,
+            sha256=upload.sha256,
+            content_type=upload.content_type,
+            kind=AssetKind(media.kind),
+            media=media.to_dict(),
+            rights=upload.rights,
+            licence_ref=upload.licence_ref,
+            attested_by=upload.created_by,
+            attested_at=upload.created_at,
+        )
+        self.session.add(asset)
+        await self.session.execute(delete(UploadPart).where(UploadPart.session_id == upload.id))
+        await self.session.execute(
+            update(UploadSession).where(UploadSession.id == upload.id).values(status=UploadStatus.COMPLETED)
+        )
+        await self.session.commit()
+        return AssetOut.model_validate(asset), True
+
+    def _assemble_and_check(self, upload: UploadSession, etags: list[tuple[int, str]]) -> MediaInfo:
+        keys = self.keys
+        key = keys.footage(upload.asset_id)
+        self.storage.complete_multipart(key, upload.storage_upload_id, etags)
+        digest, size = sha256_of(self.storage, key)
+        if size != upload.size:
+            raise Invalid(f"The file is {size} bytes, not the {upload.size} announced.")
+        if digest != upload.sha256:
+            raise Invalid("The file's sha256 does not match the one announced; the upload was corrupted.")
+        with self.storage.local_path(key) as path:
+            media = probe(path)
+            jpeg = poster(path)
+        self.storage.put_bytes(keys.poster(upload.asset_id), jpeg, "image/jpeg")
+        return media
+
+    async def _reopen(self, upload: UploadSession) -> None:
+        await self.session.rollback()
+        await self.session.execute(
+            update(UploadSession).where(UploadSession.id == upload.id).values(status=UploadStatus.OPEN)
+        )
+        await self.session.commit()
+
+    async def abort(self, upload_id: UUID) -> None:
+        upload = await self._load(upload_id)
+        if upload.status is UploadStatus.COMPLETED:
+            raise Conflict("This upload is complete; delete the asset instead.")
+        await self.discard(upload)
+
+    async def discard(self, upload: UploadSession) -> None:
+        """Remove an unfinished upload with everything it wrote, in storage and in the database."""
+        keys = TenantKeys(upload.tenant_id)
+        await to_thread.run_sync(self._discard_objects, keys, upload)
+        await self.session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
+        await self.session.commit()
+
+    def _discard_objects(self, keys: TenantKeys, upload: UploadSession) -> None:
+        self.storage.abort_multipart(keys.footage(upload.asset_id), upload.storage_upload_id)
+        for key in keys.asset_objects(upload.asset_id):
+            self.storage.delete(key)
+
+    async def _load(self, upload_id: UUID) -> UploadSession:
+        upload = await self.session.get(UploadSession, upload_id)
+        if upload is None:
+            raise NotFound("No such upload.")
+        return upload
+
+    async def _load_open(self, upload_id: UUID) -> UploadSession:
+        upload = await self._load(upload_id)
+        if upload.status is not UploadStatus.OPEN:
+            raise Conflict(f"This upload is {upload.status.value}; it takes no more parts.")
+        await self._ensure_live(upload)
+        return upload
+
+    async def _ensure_live(self, upload: UploadSession) -> None:
+        if upload.expires_at <= datetime.now(UTC):
+            await self.discard(upload)
+            raise Gone("This upload session has expired and its parts were removed; start a new one.")
+
+    async def _parts(self, upload: UploadSession) -> list[UploadPart]:
+        rows = await self.session.scalars(
+            select(UploadPart).where(UploadPart.session_id == upload.id).order_by(UploadPart.part_number)
+        )
+        return list(rows)
+
+    @staticmethod
+    def _out(upload: UploadSession, parts: list[UploadPart]) -> UploadOut:
+        return UploadOut(
+            id=upload.id,
+            filename=upload.filename,
+            size=upload.size,
+            sha256=upload.sha256,
+            content_type=upload.content_type,
+            part_size=upload.part_size,
+            part_count=upload.part_count,
+            status=upload.status,
+            expires_at=upload.expires_at,
+            asset_id=upload.asset_id if upload.status is UploadStatus.COMPLETED else None,
+            parts=[PartOut.model_validate(p) for p in parts],
+        )
+
+
+def _expected_digest(header: str | None) -> bytes | None:
+    """The sha-256 from an RFC 9530 ``Content-Digest`` header, if the client sent one."""
+    if not header:
+        return None
+    for member in header.split(","):
+        algorithm, _, value = member.strip().partition("=")
+        if algorithm.strip().lower() == "sha-256":
+            try:
+                return base64.b64decode(value.strip().strip(":"), validate=True)
+            except binascii.Error as exc:
+                raise Invalid("Content-Digest sha-256 is not valid base64.") from exc
+    return None
+
+
+async def _stream_into(
+    writer: PartWriter, body: AsyncIterator[bytes], expected: int, part_number: int, digest: bytes | None
+) -> str:
+    batch = bytearray()
+    try:
+        async for chunk in body:
+            if writer.size + len(batch) + len(chunk) > expected:
+                raise PayloadTooLarge(f"Part {part_number} is larger than its {expected} bytes.")
+            batch += chunk
+            if len(batch) >= _WRITE_BATCH:
+                await to_thread.run_sync(writer.write, bytes(batch))
+                batch.clear()
+        if batch:
+            await to_thread.run_sync(writer.write, bytes(batch))
+        if writer.size != expected:
+            raise Invalid(f"Part {part_number} must be exactly {expected} bytes; {writer.size} arrived.")
+        if digest is not None and writer.sha256.digest() != digest:
+            raise Invalid(f"Part {part_number} does not match its Content-Digest; send it again.")
+        etag: str = await to_thread.run_sync(writer.finish)
+        return etag
+    except BaseException:
+        await to_thread.run_sync(writer.discard)
+        raise
+
+
+async def delete_asset(session: AsyncSession, storage: ObjectStorage, asset_id: UUID) -> None:
+    asset = await session.get(Asset, asset_id)
+    if asset is None:
+        raise NotFound("No such asset.")
+    if await session.scalar(select(DatasetItem.id).where(DatasetItem.asset_id == asset_id).limit(1)):
+        raise Conflict("This asset is part of a dataset version; remove it from the version first.")
+    keys = TenantKeys(asset.tenant_id)
+    # Objects first: deleting them is idempotent, so a failure before the row goes can be retried.
+    for key in keys.asset_objects(asset_id):
+        await to_thread.run_sync(storage.delete, key)
+    await session.delete(asset)
+    await session.execute(delete(UploadSession).where(UploadSession.asset_id == asset_id))
+    await session.commit()
+
+
+async def get_asset(session: AsyncSession, asset_id: UUID) -> Asset:
+    asset = await session.get(Asset, asset_id)
+    if asset is None:
+        raise NotFound("No such asset.")
+    return asset
+
+
+async def list_assets(session: AsyncSession, page: PageRequest) -> tuple[list[AssetOut], int]:
+    rows, total = await fetch_page(session, select(Asset).order_by(Asset.created_at.desc()), page)
+    return [AssetOut.model_validate(a) for a in rows], total

@@ -1,0 +1,73 @@
+"""Small helpers for driving the live app as tenants do."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Caller:
+    """A signed-up tenant member, calling with an API key."""
+
+    email: str
+    tenant_id: str
+    user_id: str
+    headers: dict[str, str]
+
+
+async def sign_up(client: AsyncTestClient[Litestar], name: str = "Studio") -> Caller:
+    email = f"{name.lower().replace(' ', '-')}-{uuid.uuid4().hex[:8]}@example.com"
+    response = await client.post("/v1/auth/signup", json={"email": email, "password": PASSWORD, "tenant_name": name})
+    assert response.status_code == 201, response.text
+    me = response.json()
+    key = await client.post("/v1/api-keys", json={"name": "tests"})
+    assert key.status_code == 201, key.text
+    # The test client keeps cookies; drop them so each caller is only its API key.
+    client.cookies.clear()
+    return Caller(email, me["tenant"]["id"], me["user_id"], {"Authorization": f"Bearer {key.json()['key']}"})
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def upload_body(path: Path, content_type: str = "video/mp4", **overrides: Any) -> dict[str, Any]:
+    body = {
+        "filename": path.name,
+        "size": path.stat().st_size,
+        "sha256": file_sha256(path),
+        "content_type": content_type,
+        "rights": {"kind": "owned"},
+    }
+    body.update(overrides)
+    return body
+
+
+async def upload_file(
+    client: AsyncTestClient[Litestar], caller: Caller, path: Path, content_type: str = "video/mp4"
+) -> dict[str, Any]:
+    """Create a session, send every part, complete it; returns the asset."""
+    session = await client.post("/v1/uploads", json=upload_body(path, content_type), headers=caller.headers)
+    assert session.status_code == 201, session.text
+    upload = session.json()
+    data = path.read_bytes()
+    for number in range(1, upload["part_count"] + 1):
+        chunk = data[(number - 1) * upload["part_size"] : number * upload["part_size"]]
+        part = await client.put(f"/v1/uploads/{upload['id']}/parts/{number}", content=chunk, headers=caller.headers)
+        assert part.status_code == 200, part.text
+    done = await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
+    assert done.status_code == 201, done.text
+    return dict(done.json())
