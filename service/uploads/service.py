@@ -227,6 +227,7 @@ class Uploads:
         """Remove an unfinished upload with everything it wrote, in storage and in the database."""
         keys = TenantKeys(upload.tenant_id)
         await to_thread.run_sync(self._discard_objects, keys, upload)
+        await self.session.execute(delete(UploadPart).where(UploadPart.session_id == upload.id))
         await self.session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
         await self.session.commit()
 

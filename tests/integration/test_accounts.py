@@ -3,9 +3,9 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.accounts.models import ApiKey
+from service.db.engine import create_engine
 from service.settings import Settings
 from tests.helpers import PASSWORD, sign_up
 
@@ -61,7 +61,7 @@ async def test_api_key_is_shown_once_stored_hashed_and_revocable(client: Client,
     listed = (await client.get("/v1/api-keys", headers=caller.headers)).json()
     assert listed["total"] == 2
     assert all("key" not in item for item in listed["items"])
-    engine = create_async_engine(settings.database_url)
+    engine = create_engine(settings.database_url)
     async with engine.connect() as conn:
         hashes = (await conn.execute(select(ApiKey.secret_hash))).scalars().all()
     await engine.dispose()
@@ -97,7 +97,7 @@ async def test_suspended_tenant_is_refused(client: Client, settings: Settings) -
     from service.accounts.models import Tenant, TenantStatus
 
     caller = await sign_up(client)
-    engine = create_async_engine(settings.database_url)
+    engine = create_engine(settings.database_url)
     async with engine.begin() as conn:
         await conn.execute(update(Tenant).values(status=TenantStatus.SUSPENDED))
     await engine.dispose()

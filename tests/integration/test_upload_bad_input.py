@@ -10,8 +10,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text, update
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from service.db.engine import create_engine
 from service.settings import Settings
 from service.storage import ObjectStorage, TenantKeys
 from service.uploads.models import UploadSession
@@ -23,12 +23,12 @@ TABLES = ("upload_session", "upload_part", "asset")
 
 
 async def rows_for(settings: Settings, tenant_id: str) -> dict[str, int]:
-    engine = create_async_engine(settings.database_url)
+    engine = create_engine(settings.database_url)
     async with engine.connect() as conn:
         counts = {}
         for table in TABLES:
             # Raw SQL on purpose: the check must not depend on the scoping it checks.
-            result = await conn.execute(text(f"SELECT tenant_id FROM {table}"))  # noqa: S608
+            result = await conn.execute(text(f"SELECT tenant_id FROM {table}"))
             counts[table] = sum(1 for (tid,) in result if _uuid(tid) == UUID(tenant_id))
     await engine.dispose()
     return counts
@@ -175,7 +175,7 @@ async def test_expired_session(client: Client, settings: Settings, storage: Obje
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
     upload = await start(client, caller, clip)
-    engine = create_async_engine(settings.database_url)
+    engine = create_engine(settings.database_url)
     async with engine.begin() as conn:
         await conn.execute(update(UploadSession).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     await engine.dispose()

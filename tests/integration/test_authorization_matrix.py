@@ -1,0 +1,264 @@
+"""Every operation in the OpenAPI document × every kind of caller → the expected outcome.
+
+Run against the live app with real objects owned by tenant A. A new route without a row
+here fails ``test_every_operation_has_a_row``, so no route ships without a decision.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import update
+
+from service.accounts.models import User
+from service.db.engine import create_engine
+from service.settings import Settings
+from tests.helpers import PASSWORD, Caller, sign_up, upload_body, upload_file
+from tests.media_samples import make_clip
+
+Client = AsyncTestClient[Litestar]
+ROLES = ("anonymous", "other_tenant", "member", "owner", "admin")
+OK = "ok"
+
+
+def outcomes(anonymous: Any, other_tenant: Any, member: Any, owner: Any, admin: Any) -> dict[str, Any]:
+    return dict(zip(ROLES, (anonymous, other_tenant, member, owner, admin), strict=True))
+
+
+PUBLIC = outcomes(OK, OK, OK, OK, OK)
+# A collection of the caller's own tenant: every signed-in caller works on their own rows.
+MEMBER_COLLECTION = outcomes(401, OK, OK, OK, OK)
+OWNER_COLLECTION = outcomes(401, OK, 403, OK, OK)
+# An object of tenant A: other tenants (admins included) do not learn it exists.
+MEMBER_OBJECT = outcomes(401, 404, OK, OK, 404)
+OWNER_OBJECT = outcomes(401, 404, 403, OK, 404)
+ADMIN_ONLY = outcomes(401, 403, 403, 403, OK)
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    json: Any = None
+    content: bytes | None = None
+
+
+@dataclass
+class World:
+    client: Client
+    tmp: Path
+    callers: dict[str, Caller]
+    owner: Caller
+    clip: Path
+    asset_id: str
+    upload_id: str
+    dataset_id: str
+    a_ids: list[str] = field(default_factory=list)
+
+    async def fresh_asset(self) -> str:
+        clip = make_clip(self.tmp / f"{uuid.uuid4().hex}.mp4", pattern_seed=len(self.a_ids))
+        asset = await upload_file(self.client, self.owner, clip)
+        return str(asset["id"])
+
+    async def fresh_upload(self, send_part: bool = True) -> str:
+        created = await self.client.post("/v1/uploads", json=upload_body(self.clip), headers=self.owner.headers)
+        upload_id = str(created.json()["id"])
+        if send_part:
+            await self.client.put(f"/v1/uploads/{upload_id}/parts/1", content=self.clip.read_bytes(), headers=self.owner.headers)
+        return upload_id
+
+    async def fresh_dataset(self) -> str:
+        created = await self.client.post("/v1/datasets", json={"name": uuid.uuid4().hex}, headers=self.owner.headers)
+        return str(created.json()["id"])
+
+    async def fresh_version(self) -> int:
+        body = {"items": [{"asset_id": self.asset_id}]}
+        created = await self.client.post(f"/v1/datasets/{self.dataset_id}/versions", json=body, headers=self.owner.headers)
+        return int(created.json()["number"])
+
+    async def fresh_member(self) -> str:
+        caller = await sign_up(self.client, "Joiner")
+        await self.client.post("/v1/tenant/members", json={"email": caller.email}, headers=self.owner.headers)
+        return caller.user_id
+
+    async def fresh_key(self) -> str:
+        created = await self.client.post("/v1/api-keys", json={"name": "spare"}, headers=self.owner.headers)
+        return str(created.json()["id"])
+
+
+Builder = Callable[[World], Awaitable[Call]]
+
+
+def fixed(method: str, path: str, **kwargs: Any) -> Builder:
+    async def build(world: World) -> Call:
+        return Call(method, path.format(w=world), **kwargs)
+
+    return build
+
+
+async def _signup(world: World) -> Call:
+    return Call("POST", "/v1/auth/signup", json={"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD, "tenant_name": "N"})
+
+
+async def _login(world: World) -> Call:
+    return Call("POST", "/v1/auth/login", json={"email": world.owner.email, "password": PASSWORD})
+
+
+async def _add_member(world: World) -> Call:
+    newcomer = await sign_up(world.client, "Newcomer")
+    return Call("POST", "/v1/tenant/members", json={"email": newcomer.email})
+
+
+async def _remove_member(world: World) -> Call:
+    return Call("DELETE", f"/v1/tenant/members/{await world.fresh_member()}")
+
+
+async def _revoke_key(world: World) -> Call:
+    return Call("DELETE", f"/v1/api-keys/{await world.fresh_key()}")
+
+
+async def _complete(world: World) -> Call:
+    return Call("POST", f"/v1/uploads/{await world.fresh_upload()}/complete")
+
+
+async def _abort(world: World) -> Call:
+    return Call("DELETE", f"/v1/uploads/{await world.fresh_upload(send_part=False)}")
+
+
+async def _part(world: World) -> Call:
+    return Call("PUT", f"/v1/uploads/{world.upload_id}/parts/1", content=world.clip.read_bytes())
+
+
+async def _create_upload(world: World) -> Call:
+    return Call("POST", "/v1/uploads", json=upload_body(world.clip))
+
+
+async def _delete_asset(world: World) -> Call:
+    return Call("DELETE", f"/v1/assets/{await world.fresh_asset()}")
+
+
+async def _delete_dataset(world: World) -> Call:
+    return Call("DELETE", f"/v1/datasets/{await world.fresh_dataset()}")
+
+
+async def _create_dataset(world: World) -> Call:
+    return Call("POST", "/v1/datasets", json={"name": uuid.uuid4().hex})
+
+
+async def _delete_version(world: World) -> Call:
+    return Call("DELETE", f"/v1/datasets/{world.dataset_id}/versions/{await world.fresh_version()}")
+
+
+MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
+    "health": (PUBLIC, fixed("GET", "/healthz")),
+    "ready": (PUBLIC, fixed("GET", "/readyz")),
+    "SchemaHandler": (PUBLIC, fixed("GET", "/schema")),
+    "SchemaScalarHandler": (PUBLIC, fixed("GET", "/schema/scalar")),
+    "SchemaOpenapiJsonHandler": (PUBLIC, fixed("GET", "/schema/openapi.json")),
+    "SchemaPathHandleSchemaPathNotFound": (outcomes(404, 404, 404, 404, 404), fixed("GET", "/schema/nothing-here")),
+    "signUp": (PUBLIC, _signup),
+    "logIn": (PUBLIC, _login),
+    "logOut": (MEMBER_COLLECTION, fixed("POST", "/v1/auth/logout")),
+    "getMe": (MEMBER_COLLECTION, fixed("GET", "/v1/me")),
+    "getTenant": (MEMBER_COLLECTION, fixed("GET", "/v1/tenant")),
+    "updateTenant": (OWNER_COLLECTION, fixed("PATCH", "/v1/tenant", json={"name": "Renamed"})),
+    "listMembers": (MEMBER_COLLECTION, fixed("GET", "/v1/tenant/members")),
+    "addMember": (OWNER_COLLECTION, _add_member),
+    "removeMember": (OWNER_OBJECT, _remove_member),
+    "listApiKeys": (MEMBER_COLLECTION, fixed("GET", "/v1/api-keys")),
+    "createApiKey": (MEMBER_COLLECTION, fixed("POST", "/v1/api-keys", json={"name": "k"})),
+    # A member may revoke their own keys, not the owner's.
+    "revokeApiKey": (OWNER_OBJECT, _revoke_key),
+    "createUpload": (MEMBER_COLLECTION, _create_upload),
+    "listUploads": (MEMBER_COLLECTION, fixed("GET", "/v1/uploads")),
+    "getUpload": (MEMBER_OBJECT, fixed("GET", "/v1/uploads/{w.upload_id}")),
+    "listUploadParts": (MEMBER_OBJECT, fixed("GET", "/v1/uploads/{w.upload_id}/parts")),
+    "uploadPart": (MEMBER_OBJECT, _part),
+    "completeUpload": (MEMBER_OBJECT, _complete),
+    "abortUpload": (MEMBER_OBJECT, _abort),
+    "listAssets": (MEMBER_COLLECTION, fixed("GET", "/v1/assets")),
+    "getAsset": (MEMBER_OBJECT, fixed("GET", "/v1/assets/{w.asset_id}")),
+    "downloadAsset": (MEMBER_OBJECT, fixed("GET", "/v1/assets/{w.asset_id}/content")),
+    "getAssetPoster": (MEMBER_OBJECT, fixed("GET", "/v1/assets/{w.asset_id}/poster")),
+    "deleteAsset": (MEMBER_OBJECT, _delete_asset),
+    "createDataset": (MEMBER_COLLECTION, _create_dataset),
+    "listDatasets": (MEMBER_COLLECTION, fixed("GET", "/v1/datasets")),
+    "getDataset": (MEMBER_OBJECT, fixed("GET", "/v1/datasets/{w.dataset_id}")),
+    "updateDataset": (MEMBER_OBJECT, fixed("PATCH", "/v1/datasets/{w.dataset_id}", json={"description": "d"})),
+    "deleteDataset": (MEMBER_OBJECT, _delete_dataset),
+    "createDatasetVersion": (
+        MEMBER_OBJECT,
+        fixed("POST", "/v1/datasets/{w.dataset_id}/versions", json=None),
+    ),
+    "listDatasetVersions": (MEMBER_OBJECT, fixed("GET", "/v1/datasets/{w.dataset_id}/versions")),
+    "getDatasetVersion": (MEMBER_OBJECT, fixed("GET", "/v1/datasets/{w.dataset_id}/versions/1")),
+    "replaceDatasetVersion": (MEMBER_OBJECT, fixed("PUT", "/v1/datasets/{w.dataset_id}/versions/1", json=None)),
+    "deleteDatasetVersion": (MEMBER_OBJECT, _delete_version),
+    "adminListTenants": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants")),
+    "adminGetTenant": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants/{w.owner.tenant_id}")),
+    "adminUpdateTenant": (ADMIN_ONLY, fixed("PATCH", "/v1/admin/tenants/{w.owner.tenant_id}", json={"status": "active"})),
+    "adminListUsers": (ADMIN_ONLY, fixed("GET", "/v1/admin/users")),
+}
+# Version bodies name tenant A's asset, known only once the world exists.
+VERSION_BODY_OPS = {"createDatasetVersion", "replaceDatasetVersion"}
+
+
+async def build_world(client: Client, settings: Settings, tmp: Path) -> World:
+    owner = await sign_up(client, "Tenant A")
+    member_home = await sign_up(client, "Member Home")
+    await client.post("/v1/tenant/members", json={"email": member_home.email}, headers=owner.headers)
+    await client.post("/v1/auth/login", json={"email": member_home.email, "password": PASSWORD, "tenant_id": owner.tenant_id})
+    member_key = (await client.post("/v1/api-keys", json={"name": "member"})).json()["key"]
+    client.cookies.clear()
+    member = Caller(member_home.email, owner.tenant_id, member_home.user_id, {"Authorization": f"Bearer {member_key}"})
+    other = await sign_up(client, "Tenant B")
+    admin = await sign_up(client, "Platform")
+    engine = create_engine(settings.database_url)
+    async with engine.begin() as conn:
+        await conn.execute(update(User).where(User.email == admin.email).values(is_platform_admin=True))
+    await engine.dispose()
+
+    clip = make_clip(tmp / "a.mp4")
+    asset_id = str((await upload_file(client, owner, clip))["id"])
+    callers = {"other_tenant": other, "member": member, "owner": owner, "admin": admin}
+    world = World(client, tmp, callers, owner, clip, asset_id, "", "")
+    world.upload_id = await world.fresh_upload()
+    world.dataset_id = await world.fresh_dataset()
+    await world.fresh_version()
+    world.a_ids = [asset_id, world.upload_id, world.dataset_id]
+    return world
+
+
+def test_every_operation_has_a_row(app: Litestar) -> None:
+    operations = {
+        op["operationId"] for ops in app.openapi_schema.to_schema()["paths"].values() for op in ops.values()
+    }
+    assert operations - MATRIX.keys() == set(), "operations without a row in the authorization matrix"
+    assert MATRIX.keys() - operations == set(), "rows for operations that no longer exist"
+
+
+async def test_authorization_matrix(client: Client, settings: Settings, tmp_path: Path) -> None:
+    world = await build_world(client, settings, tmp_path)
+    failures = []
+    for operation, (expected, build) in MATRIX.items():
+        for role in ROLES:
+            call = await build(world)
+            if operation in VERSION_BODY_OPS:
+                call.json = {"items": [{"asset_id": world.asset_id}]}
+            headers = world.callers[role].headers if role in world.callers else {}
+            client.cookies.clear()
+            response = await client.request(call.method, call.path, json=call.json, content=call.content, headers=headers)
+            want = expected[role]
+            ok = 200 <= response.status_code < 300
+            if (want == OK and not ok) or (want != OK and response.status_code != want):
+                failures.append(f"{operation} as {role}: got {response.status_code}, want {want}: {response.text[:200]}")
+            elif role == "other_tenant" and any(a_id in response.text for a_id in world.a_ids):
+                failures.append(f"{operation} as {role}: response names tenant A's objects")
+    assert failures == []
