@@ -41,7 +41,9 @@ API_VERSION = "1.0.0"
 def create_app(settings: Settings | None = None, storage: ObjectStorage | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings.log)
-    engine = create_engine(settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size)
+    engine = create_engine(
+        settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size
+    )
     db_config = SQLAlchemyAsyncConfig(
         engine_instance=engine,
         session_config=AsyncSessionConfig(expire_on_commit=False),
@@ -67,7 +69,9 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             AssetController,
             DatasetController,
             AdminController,
-            create_static_files_router(path="/", directories=[WEB_ROOT], html_mode=True, opt=access(Access.PUBLIC)),
+            create_static_files_router(
+                path="/", directories=[WEB_ROOT], html_mode=True, opt=access(Access.PUBLIC)
+            ),
         ],
         plugins=[SQLAlchemyPlugin(config=db_config), ProblemDetailsPlugin(problem_details_config())],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]

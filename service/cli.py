@@ -45,7 +45,7 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
     password = os.environ.get("RUSHES_ADMIN_PASSWORD") or getpass.getpass("Password for the new admin: ")
     created = asyncio.run(make_platform_admin(settings, args.email, password, args.tenant_name))
-    print(f"{args.email} is a platform admin{' (new account)' if created else ''}")
+    print(f"{args.email.lower()} is a platform admin{' (new account)' if created else ''}")
     return 0
 
 
@@ -57,10 +57,14 @@ def _cleanup(settings: Settings, args: argparse.Namespace) -> int:
         from service.storage import storage_from_settings
 
         engine = create_engine(settings.database_url)
-        report = await clean_up_uploads(session_factory(engine), storage_from_settings(settings), settings.uploads)
+        report = await clean_up_uploads(
+            session_factory(engine), storage_from_settings(settings), settings.uploads
+        )
         await engine.dispose()
-        print(f"expired upload sessions removed: {report.expired_sessions}; "
-              f"orphaned multipart uploads aborted: {report.orphaned_multiparts}")
+        print(
+            f"expired upload sessions removed: {report.expired_sessions}; "
+            f"orphaned multipart uploads aborted: {report.orphaned_multiparts}"
+        )
 
     asyncio.run(run())
     return 0
@@ -68,7 +72,7 @@ def _cleanup(settings: Settings, args: argparse.Namespace) -> int:
 
 def _train(settings: Settings, args: argparse.Namespace) -> int:
     # The trainer runs in its own process: the API side never imports torch.
-    return subprocess.call([sys.executable, "-m", "trainer", *args.trainer_args])
+    return subprocess.call([sys.executable, "-m", "trainer", *args.trainer_args])  # noqa: S603
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,15 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--revision", default="head")
     migrate.set_defaults(run=_migrate)
 
-    admin = commands.add_parser("create-admin", help="make an account a platform admin, creating it if needed")
+    admin = commands.add_parser(
+        "create-admin", help="make an account a platform admin, creating it if needed"
+    )
     admin.add_argument("email")
     admin.add_argument("--tenant-name", default="Platform")
     admin.set_defaults(run=_create_admin)
 
-    cleanup = commands.add_parser("cleanup", help="remove expired uploads and orphaned multipart uploads once")
+    cleanup = commands.add_parser(
+        "cleanup", help="remove expired uploads and orphaned multipart uploads once"
+    )
     cleanup.set_defaults(run=_cleanup)
 
-    train = commands.add_parser("train", help="fine-tune from a folder of clips, without the service", add_help=False)
+    train = commands.add_parser(
+        "train", help="fine-tune from a folder of clips, without the service", add_help=False
+    )
     train.add_argument("trainer_args", nargs=argparse.REMAINDER)
     train.set_defaults(run=_train)
     return parser

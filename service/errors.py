@@ -71,7 +71,11 @@ class Problem(ProblemDetailsException):
 
 
 def _problem(
-    status: int, problem: str, detail: str, extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    status: int,
+    problem: str,
+    detail: str,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> ProblemDetailsException:
     return Problem(
         status_code=status,
@@ -95,7 +99,11 @@ def _from_http(exc: HTTPException) -> ProblemDetailsException:
     if isinstance(exc, ValidationException) and exc.extra:
         extra["errors"] = exc.extra
     slug = HTTPStatus(status).phrase.lower().replace(" ", "-").replace("'", "")
-    detail = exc.detail if exc.detail and exc.detail != HTTPStatus(status).phrase else HTTPStatus(status).description
+    detail = (
+        exc.detail
+        if exc.detail and exc.detail != HTTPStatus(status).phrase
+        else HTTPStatus(status).description
+    )
     return _problem(status, slug, detail, extra, exc.headers)
 
 
@@ -110,9 +118,9 @@ def _from_integrity(exc: IntegrityError) -> ProblemDetailsException:
 
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return _problem(500, "internal", "An unexpected error occurred; quote the request id when reporting it.").to_response(
-        request
-    )
+    return _problem(
+        500, "internal", "An unexpected error occurred; quote the request id when reporting it."
+    ).to_response(request)
 
 
 def problem_details_config() -> ProblemDetailsConfig:

@@ -28,7 +28,9 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(settings: LogSettings) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(
-        JsonFormatter() if settings.json_format else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+        JsonFormatter()
+        if settings.json_format
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

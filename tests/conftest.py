@@ -104,7 +104,9 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/moto-api/")
@@ -117,7 +119,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def storage_kind(request: pytest.FixtureRequest) -> str:
-    """``local`` unless a test parametrizes it: ``@pytest.mark.parametrize("storage_kind", ["local", "s3"], indirect=True)``."""
+    """``local`` unless a test parametrizes it with ``indirect=True``."""
     return str(getattr(request, "param", "local"))
 
 

@@ -26,7 +26,9 @@ class Caller:
 
 async def sign_up(client: AsyncTestClient[Litestar], name: str = "Studio") -> Caller:
     email = f"{name.lower().replace(' ', '-')}-{uuid.uuid4().hex[:8]}@example.com"
-    response = await client.post("/v1/auth/signup", json={"email": email, "password": PASSWORD, "tenant_name": name})
+    response = await client.post(
+        "/v1/auth/signup", json={"email": email, "password": PASSWORD, "tenant_name": name}
+    )
     assert response.status_code == 201, response.text
     me = response.json()
     key = await client.post("/v1/api-keys", json={"name": "tests"})
@@ -66,7 +68,9 @@ async def upload_file(
     data = path.read_bytes()
     for number in range(1, upload["part_count"] + 1):
         chunk = data[(number - 1) * upload["part_size"] : number * upload["part_size"]]
-        part = await client.put(f"/v1/uploads/{upload['id']}/parts/{number}", content=chunk, headers=caller.headers)
+        part = await client.put(
+            f"/v1/uploads/{upload['id']}/parts/{number}", content=chunk, headers=caller.headers
+        )
         assert part.status_code == 200, part.text
     done = await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
     assert done.status_code == 201, done.text

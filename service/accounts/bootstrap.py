@@ -24,7 +24,9 @@ async def make_platform_admin(settings: Settings, email: str, password: str, ten
             user = await session.scalar(select(User).where(User.email == email.lower()))
             created = user is None
             if user is None:
-                user = User(email=email.lower(), password_hash=hash_password(password), is_platform_admin=True)
+                user = User(
+                    email=email.lower(), password_hash=hash_password(password), is_platform_admin=True
+                )
                 tenant = Tenant(name=tenant_name)
                 session.add_all([user, tenant])
                 await session.flush()

@@ -14,9 +14,9 @@ from service.accounts.schemas import (
     ApiKeyCreated,
     ApiKeyOut,
     LogIn,
-    MeOut,
     MemberAdd,
     MemberOut,
+    MeOut,
     SignUp,
     TenantOut,
     TenantUpdate,
@@ -63,11 +63,15 @@ class AuthController(Controller):
     ) -> Response[MeOut]:
         body = await service.me(db_session, principal)
         return Response(
-            body, status_code=status, cookies=[_session_cookie(settings, token, settings.auth.session_ttl_seconds)]
+            body,
+            status_code=status,
+            cookies=[_session_cookie(settings, token, settings.auth.session_ttl_seconds)],
         )
 
     @post("/logout", operation_id="logOut", status_code=HTTP_204_NO_CONTENT, opt=access(Access.MEMBER))
-    async def log_out(self, request: Request[Any, Any, Any], db_session: AsyncSession, settings: Settings) -> Response[None]:
+    async def log_out(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, settings: Settings
+    ) -> Response[None]:
         await service.log_out(db_session, request.cookies.get(settings.auth.session_cookie))
         return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[_session_cookie(settings, "", 0)])
 
@@ -85,7 +89,9 @@ class MeController(Controller):
         return TenantOut.model_validate(await service.current_tenant(db_session, principal))
 
     @patch("/tenant", operation_id="updateTenant", opt=access(Access.OWNER))
-    async def update_tenant(self, data: TenantUpdate, db_session: AsyncSession, principal: Principal) -> TenantOut:
+    async def update_tenant(
+        self, data: TenantUpdate, db_session: AsyncSession, principal: Principal
+    ) -> TenantOut:
         return TenantOut.model_validate(await service.rename_tenant(db_session, principal, data.name))
 
     @get("/tenant/members", operation_id="listMembers", opt=access(Access.MEMBER))
@@ -107,7 +113,9 @@ class ApiKeyController(Controller):
     tags = ["api keys"]
 
     @post(operation_id="createApiKey", opt=access(Access.MEMBER))
-    async def create(self, data: ApiKeyCreate, db_session: AsyncSession, principal: Principal) -> ApiKeyCreated:
+    async def create(
+        self, data: ApiKeyCreate, db_session: AsyncSession, principal: Principal
+    ) -> ApiKeyCreated:
         return await service.create_api_key(db_session, principal, data.name)
 
     @get(operation_id="listApiKeys", opt=access(Access.MEMBER))

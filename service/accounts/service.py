@@ -13,10 +13,10 @@ from service.accounts.schemas import (
     ApiKeyCreated,
     ApiKeyOut,
     LogIn,
-    MeOut,
     MemberAdd,
     MemberOut,
     MembershipOut,
+    MeOut,
     SignUp,
     TenantOut,
 )
@@ -117,10 +117,14 @@ async def list_members(session: AsyncSession, page: PageRequest) -> tuple[list[M
     stmt = select(Membership).order_by(Membership.created_at)
     rows, total = await fetch_page(session, stmt, page)
     with unscoped(session):
-        emails = dict(
-            (await session.execute(select(User.id, User.email).where(User.id.in_([m.user_id for m in rows])))).all()
+        found = await session.execute(
+            select(User.id, User.email).where(User.id.in_([m.user_id for m in rows]))
         )
-    return [MemberOut(user_id=m.user_id, email=emails[m.user_id], role=m.role, created_at=m.created_at) for m in rows], total
+        emails: dict[UUID, str] = {user_id: email for user_id, email in found}
+    return [
+        MemberOut(user_id=m.user_id, email=emails[m.user_id], role=m.role, created_at=m.created_at)
+        for m in rows
+    ], total
 
 
 async def add_member(session: AsyncSession, body: MemberAdd) -> MemberOut:
@@ -133,7 +137,9 @@ async def add_member(session: AsyncSession, body: MemberAdd) -> MemberOut:
     membership = Membership(user_id=user.id, role=body.role)
     session.add(membership)
     await session.commit()
-    return MemberOut(user_id=user.id, email=user.email, role=membership.role, created_at=membership.created_at)
+    return MemberOut(
+        user_id=user.id, email=user.email, role=membership.role, created_at=membership.created_at
+    )
 
 
 async def remove_member(session: AsyncSession, user_id: UUID) -> None:

@@ -27,7 +27,9 @@ class AdminController(Controller):
         return await service.get_tenant(db_session, tenant_id)
 
     @patch("/tenants/{tenant_id:uuid}", operation_id="adminUpdateTenant")
-    async def update_tenant(self, tenant_id: UUID, data: TenantStatusUpdate, db_session: AsyncSession) -> TenantSummary:
+    async def update_tenant(
+        self, tenant_id: UUID, data: TenantStatusUpdate, db_session: AsyncSession
+    ) -> TenantSummary:
         return await service.set_tenant_status(db_session, tenant_id, data.status)
 
     @get("/users", operation_id="adminListUsers")

@@ -18,7 +18,9 @@ from service.uploads.models import Asset
 def _summaries() -> Select[tuple[Tenant, int, int, int]]:
     members = select(func.count()).where(Membership.tenant_id == Tenant.id).scalar_subquery()
     assets = select(func.count()).where(Asset.tenant_id == Tenant.id).scalar_subquery()
-    stored = select(func.coalesce(func.sum(Asset.size), 0)).where(Asset.tenant_id == Tenant.id).scalar_subquery()
+    stored = (
+        select(func.coalesce(func.sum(Asset.size), 0)).where(Asset.tenant_id == Tenant.id).scalar_subquery()
+    )
     return select(Tenant, members, assets, stored)
 
 
@@ -38,7 +40,11 @@ def _summary(row: tuple[Tenant, int, int, int]) -> TenantSummary:
 async def list_tenants(session: AsyncSession, page: PageRequest) -> tuple[list[TenantSummary], int]:
     with unscoped(session):
         total = int(await session.scalar(select(func.count(Tenant.id))) or 0)
-        rows = (await session.execute(_summaries().order_by(Tenant.created_at).limit(page.limit).offset(page.offset))).all()
+        rows = (
+            await session.execute(
+                _summaries().order_by(Tenant.created_at).limit(page.limit).offset(page.offset)
+            )
+        ).all()
     return [_summary(row.tuple()) for row in rows], total
 
 

@@ -18,7 +18,9 @@ from service.errors import Forbidden
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-async def principal_for(session: AsyncSession, user_id: UUID, tenant_id: UUID, api_key_id: UUID | None = None) -> Principal | None:
+async def principal_for(
+    session: AsyncSession, user_id: UUID, tenant_id: UUID, api_key_id: UUID | None = None
+) -> Principal | None:
     row = (
         await session.execute(
             select(User, Membership, Tenant)
@@ -47,7 +49,9 @@ async def authenticate_api_key(session: AsyncSession, token: str) -> Principal |
         # member who leaves takes their keys' powers with them.
         principal = await principal_for(session, key.created_by, key.tenant_id, key.id)
         now = datetime.now(UTC)
-        if principal is not None and (key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION):
+        if principal is not None and (
+            key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION
+        ):
             key.last_used_at = now
             await session.commit()
     return principal

@@ -18,12 +18,16 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
     """Authenticates every route not marked public, and binds the request's database
     session to the caller's tenant before any handler or dependency runs."""
 
-    def __init__(self, app: ASGIApp, db_config: SQLAlchemyAsyncConfig, session_cookie: str, **kwargs: Any) -> None:
+    def __init__(
+        self, app: ASGIApp, db_config: SQLAlchemyAsyncConfig, session_cookie: str, **kwargs: Any
+    ) -> None:
         super().__init__(app, exclude_from_auth_key=PUBLIC, **kwargs)
         self.db_config = db_config
         self.session_cookie = session_cookie
 
-    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
         session = self.db_config.provide_session(connection.app.state, connection.scope)
         principal = None
         scheme, _, token = connection.headers.get("authorization", "").partition(" ")

@@ -38,24 +38,40 @@ class DatasetController(Controller):
         await service.delete_dataset(db_session, dataset_id)
 
     @post("/{dataset_id:uuid}/versions", operation_id="createDatasetVersion", opt=access(Access.MEMBER))
-    async def create_version(self, dataset_id: UUID, data: VersionWrite, db_session: AsyncSession) -> VersionOut:
+    async def create_version(
+        self, dataset_id: UUID, data: VersionWrite, db_session: AsyncSession
+    ) -> VersionOut:
         return await service.create_version(db_session, dataset_id, data)
 
     @get("/{dataset_id:uuid}/versions", operation_id="listDatasetVersions", opt=access(Access.MEMBER))
-    async def list_versions(self, dataset_id: UUID, db_session: AsyncSession, page: PageRequest) -> Page[VersionOut]:
+    async def list_versions(
+        self, dataset_id: UUID, db_session: AsyncSession, page: PageRequest
+    ) -> Page[VersionOut]:
         items, total = await service.list_versions(db_session, dataset_id, page)
         return Page[VersionOut].model_validate(page_body(items, total, page))
 
-    @get("/{dataset_id:uuid}/versions/{number:int}", operation_id="getDatasetVersion", opt=access(Access.MEMBER))
+    @get(
+        "/{dataset_id:uuid}/versions/{number:int}",
+        operation_id="getDatasetVersion",
+        opt=access(Access.MEMBER),
+    )
     async def get_version(self, dataset_id: UUID, number: int, db_session: AsyncSession) -> VersionOut:
         return service.version_out(await service.get_version(db_session, dataset_id, number))
 
-    @put("/{dataset_id:uuid}/versions/{number:int}", operation_id="replaceDatasetVersion", opt=access(Access.MEMBER))
+    @put(
+        "/{dataset_id:uuid}/versions/{number:int}",
+        operation_id="replaceDatasetVersion",
+        opt=access(Access.MEMBER),
+    )
     async def replace_version(
         self, dataset_id: UUID, number: int, data: VersionWrite, db_session: AsyncSession
     ) -> VersionOut:
         return await service.replace_version(db_session, dataset_id, number, data)
 
-    @delete("/{dataset_id:uuid}/versions/{number:int}", operation_id="deleteDatasetVersion", opt=access(Access.MEMBER))
+    @delete(
+        "/{dataset_id:uuid}/versions/{number:int}",
+        operation_id="deleteDatasetVersion",
+        opt=access(Access.MEMBER),
+    )
     async def delete_version(self, dataset_id: UUID, number: int, db_session: AsyncSession) -> None:
         await service.delete_version(db_session, dataset_id, number)

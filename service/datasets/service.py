@@ -54,7 +54,9 @@ async def update_dataset(session: AsyncSession, dataset_id: UUID, body: DatasetU
 async def delete_dataset(session: AsyncSession, dataset_id: UUID) -> None:
     dataset = await get_dataset(session, dataset_id)
     if await session.scalar(
-        select(DatasetVersion.id).where(DatasetVersion.dataset_id == dataset_id, DatasetVersion.locked_at.is_not(None))
+        select(DatasetVersion.id).where(
+            DatasetVersion.dataset_id == dataset_id, DatasetVersion.locked_at.is_not(None)
+        )
     ):
         raise Conflict("A version of this dataset has been trained on; it is kept as the models' provenance.")
     await session.delete(dataset)
@@ -64,8 +66,14 @@ async def delete_dataset(session: AsyncSession, dataset_id: UUID) -> None:
 async def create_version(session: AsyncSession, dataset_id: UUID, body: VersionWrite) -> VersionOut:
     await get_dataset(session, dataset_id)
     await _ensure_assets(session, body)
-    number = (await session.scalar(select(func.max(DatasetVersion.number)).where(DatasetVersion.dataset_id == dataset_id))) or 0
-    version = DatasetVersion(dataset_id=dataset_id, number=number + 1, trigger_word=body.trigger_word, items=[])
+    number = (
+        await session.scalar(
+            select(func.max(DatasetVersion.number)).where(DatasetVersion.dataset_id == dataset_id)
+        )
+    ) or 0
+    version = DatasetVersion(
+        dataset_id=dataset_id, number=number + 1, trigger_word=body.trigger_word, items=[]
+    )
     _set_items(version, body)
     session.add(version)
     await session.commit()
@@ -81,14 +89,20 @@ async def get_version(session: AsyncSession, dataset_id: UUID, number: int) -> D
     return version
 
 
-async def list_versions(session: AsyncSession, dataset_id: UUID, page: PageRequest) -> tuple[list[VersionOut], int]:
+async def list_versions(
+    session: AsyncSession, dataset_id: UUID, page: PageRequest
+) -> tuple[list[VersionOut], int]:
     await get_dataset(session, dataset_id)
-    stmt = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id).order_by(DatasetVersion.number)
+    stmt = (
+        select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id).order_by(DatasetVersion.number)
+    )
     rows, total = await fetch_page(session, stmt, page)
     return [version_out(v) for v in rows], total
 
 
-async def replace_version(session: AsyncSession, dataset_id: UUID, number: int, body: VersionWrite) -> VersionOut:
+async def replace_version(
+    session: AsyncSession, dataset_id: UUID, number: int, body: VersionWrite
+) -> VersionOut:
     version = await _editable(session, dataset_id, number)
     await _ensure_assets(session, body)
     version.trigger_word = body.trigger_word
@@ -132,7 +146,8 @@ async def _ensure_assets(session: AsyncSession, body: VersionWrite) -> None:
 
 def _set_items(version: DatasetVersion, body: VersionWrite) -> None:
     version.items.extend(
-        DatasetItem(asset_id=item.asset_id, caption=item.caption, position=index) for index, item in enumerate(body.items)
+        DatasetItem(asset_id=item.asset_id, caption=item.caption, position=index)
+        for index, item in enumerate(body.items)
     )
 
 

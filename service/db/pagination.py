@@ -24,7 +24,9 @@ def provide_page(
     return PageRequest(limit, offset)
 
 
-async def fetch_page(session: AsyncSession, stmt: Select[tuple[T]], page: PageRequest) -> tuple[Sequence[T], int]:
+async def fetch_page(
+    session: AsyncSession, stmt: Select[tuple[T]], page: PageRequest
+) -> tuple[Sequence[T], int]:
     total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     rows = (await session.scalars(stmt.limit(page.limit).offset(page.offset))).all()
     return rows, int(total or 0)

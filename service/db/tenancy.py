@@ -13,14 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from advanced_alchemy.types import GUID
-from sqlalchemy import event, type_coerce
+from sqlalchemy import Select, Table, event, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
-from sqlalchemy import Table
 from sqlalchemy.sql.selectable import Join
 
 from service.db.base import TenantScoped
@@ -80,11 +79,13 @@ def _direct_tables(from_: Any) -> list[Any]:
 
 
 def _unentitied_tenant_tables(state: ORMExecuteState) -> set[Any]:
-    """Tenant tables a SELECT reads without naming their entity (``select(func.count()).where(Model.x == 1)``):
-    loader criteria cannot reach those, so such statements are refused rather than left unfiltered."""
+    """Tenant tables a SELECT reads without naming their entity, as in
+    ``select(func.count()).where(Model.x == 1)``: loader criteria cannot reach those, so such
+    statements are refused rather than left unfiltered."""
     if not state.is_select:
         return set()
-    reached = {table for from_ in state.statement.get_final_froms() for table in _direct_tables(from_)}
+    statement = cast(Select[Any], state.statement)
+    reached = {table for from_ in statement.get_final_froms() for table in _direct_tables(from_)}
     return (reached & _tenant_tables()) - _scoped_mappers(state)
 
 
@@ -102,7 +103,9 @@ def _scope_statement(state: ORMExecuteState) -> None:
             raise TenantScopeError("query on tenant-owned rows from a session with no tenant")
         return
     if unfiltered := _unentitied_tenant_tables(state):
-        raise TenantScopeError(f"query reads {sorted(t.name for t in unfiltered)} without their entity; select_from it")
+        raise TenantScopeError(
+            f"query reads {sorted(t.name for t in unfiltered)} without their entity; select_from it"
+        )
     state.statement = state.statement.options(
         # The tenant is coerced to the column's type explicitly: a lambda's closure
         # values are otherwise bound untyped, and GUIDs would not match on SQLite.

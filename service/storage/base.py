@@ -86,14 +86,14 @@ class ObjectStorage(abc.ABC):
     def stat(self, key: str) -> ObjectInfo | None: ...
 
     @abc.abstractmethod
-    def list(self, prefix: str) -> list[ObjectInfo]: ...
+    def list_objects(self, prefix: str) -> list[ObjectInfo]: ...
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:
         """Delete one object; deleting a missing object is not an error."""
 
     def delete_prefix(self, prefix: str) -> int:
-        objects = self.list(prefix)
+        objects = self.list_objects(prefix)
         for info in objects:
             self.delete(info.key)
         return len(objects)

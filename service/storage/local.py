@@ -49,9 +49,15 @@ class LocalStorage(ObjectStorage):
 
     def _path(self, key: str) -> Path:
         parts = key.split("/")
-        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in (
-            ".",
-            "..",
+        if (
+            not key
+            or key.startswith("/")
+            or any(p in ("", ".", "..") for p in parts[:-1])
+            or parts[-1]
+            in (
+                ".",
+                "..",
+            )
         ):
             raise ValueError(f"invalid object key {key!r}")
         return self.root.joinpath(*parts)
@@ -119,7 +125,7 @@ class LocalStorage(ObjectStorage):
         path = self._path(key)
         return ObjectInfo(key, path.stat().st_size) if path.is_file() else None
 
-    def list(self, prefix: str) -> list[ObjectInfo]:
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
         base = self._path(prefix.rstrip("/")) if prefix.rstrip("/") else self.root
         search_root = base if base.is_dir() else base.parent
         found = []

@@ -76,7 +76,12 @@ class S3Storage(ObjectStorage):
             maxsize=16,
         )
         self.client = Minio(
-            endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region, http_client=http
+            endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            region=region,
+            http_client=http,
         )
         self.bucket = bucket
         if create_bucket and not self.client.bucket_exists(bucket):
@@ -127,7 +132,7 @@ class S3Storage(ObjectStorage):
             raise
         return ObjectInfo(key, int(result.size or 0))
 
-    def list(self, prefix: str) -> list[ObjectInfo]:
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
         return [
             ObjectInfo(str(obj.object_name), int(obj.size or 0))
             for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)
@@ -143,7 +148,7 @@ class S3Storage(ObjectStorage):
         return _S3PartWriter(self, key, upload_id, part_number)
 
     def complete_multipart(self, key: str, upload_id: str, etags: list[tuple[int, str]]) -> None:
-        parts = [Part(number, etag) for number, etag in sorted(etags)]
+        parts = [Part(part_number, etag) for part_number, etag in sorted(etags)]
         try:
             self.client._complete_multipart_upload(self.bucket, key, upload_id, parts)
         except S3Error as exc:

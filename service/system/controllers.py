@@ -30,4 +30,6 @@ async def readyz(db_session: AsyncSession, storage: ObjectStorage) -> Response[d
     except Exception as exc:
         checks["storage"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return Response({"status": "ready" if ready else "unavailable", **checks}, status_code=200 if ready else 503)
+    return Response(
+        {"status": "ready" if ready else "unavailable", **checks}, status_code=200 if ready else 503
+    )

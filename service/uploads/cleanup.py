@@ -33,7 +33,10 @@ class CleanupReport:
 
 
 async def clean_up_uploads(
-    sessions: async_sessionmaker[AsyncSession], storage: ObjectStorage, limits: UploadSettings, now: datetime | None = None
+    sessions: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    limits: UploadSettings,
+    now: datetime | None = None,
 ) -> CleanupReport:
     now = now or datetime.now(UTC)
     async with sessions() as session:

@@ -73,7 +73,9 @@ class UploadController(Controller):
         )
 
     @post("/{upload_id:uuid}/complete", operation_id="completeUpload", opt=access(Access.MEMBER))
-    async def complete(self, upload_id: UUID, uploads: service.Uploads, principal: Principal) -> Response[AssetOut]:
+    async def complete(
+        self, upload_id: UUID, uploads: service.Uploads, principal: Principal
+    ) -> Response[AssetOut]:
         asset, created = await uploads.complete(principal, upload_id)
         return Response(asset, status_code=201 if created else 200)
 
@@ -95,10 +97,17 @@ class AssetController(Controller):
     async def get_asset(self, asset_id: UUID, db_session: AsyncSession) -> AssetOut:
         return AssetOut.model_validate(await service.get_asset(db_session, asset_id))
 
-    @get("/{asset_id:uuid}/poster", operation_id="getAssetPoster", opt=access(Access.MEMBER), media_type="image/jpeg")
+    @get(
+        "/{asset_id:uuid}/poster",
+        operation_id="getAssetPoster",
+        opt=access(Access.MEMBER),
+        media_type="image/jpeg",
+    )
     async def poster(self, asset_id: UUID, db_session: AsyncSession, storage: ObjectStorage) -> Stream:
         asset = await service.get_asset(db_session, asset_id)
-        return Stream(storage.iter_chunks(TenantKeys(asset.tenant_id).poster(asset.id)), media_type="image/jpeg")
+        return Stream(
+            storage.iter_chunks(TenantKeys(asset.tenant_id).poster(asset.id)), media_type="image/jpeg"
+        )
 
     @get("/{asset_id:uuid}/content", operation_id="downloadAsset", opt=access(Access.MEMBER))
     async def content(self, asset_id: UUID, db_session: AsyncSession, storage: ObjectStorage) -> Stream:

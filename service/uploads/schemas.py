@@ -91,5 +91,3 @@ class AssetOut(Output):
     attested_by: UUID
     attested_at: datetime
     created_at: datetime
-
-

@@ -80,9 +80,8 @@ class Uploads:
         if body.part_size is None:
             return max(self.limits.default_part_size, -(-body.size // 10_000))
         if not self.limits.min_part_size <= body.part_size <= self.limits.max_part_size:
-            raise Invalid(
-                f"part_size must be between {self.limits.min_part_size} and {self.limits.max_part_size} bytes."
-            )
+            low, high = self.limits.min_part_size, self.limits.max_part_size
+            raise Invalid(f"part_size must be between {low} and {high} bytes.")
         if -(-body.size // body.part_size) > 10_000:
             raise Invalid("A file may have at most 10,000 parts; choose a larger part_size.")
         return body.part_size
@@ -99,14 +98,21 @@ class Uploads:
         return [self._out(u, await self._parts(u)) for u in rows], total
 
     async def put_part(
-        self, upload_id: UUID, part_number: int, body: AsyncIterator[bytes], content_length: int | None, digest: str | None
+        self,
+        upload_id: UUID,
+        part_number: int,
+        body: AsyncIterator[bytes],
+        content_length: int | None,
+        digest: str | None,
     ) -> PartOut:
         upload = await self._load_open(upload_id)
         if not 1 <= part_number <= upload.part_count:
             raise Invalid(f"part_number must be between 1 and {upload.part_count}.")
         expected = min(upload.part_size, upload.size - (part_number - 1) * upload.part_size)
         if content_length is not None and content_length != expected:
-            raise Invalid(f"Part {part_number} must be exactly {expected} bytes; this one is {content_length}.")
+            raise Invalid(
+                f"Part {part_number} must be exactly {expected} bytes; this one is {content_length}."
+            )
         # End the read transaction before streaming, so a slow client holds no connection.
         await self.session.commit()
         writer = await to_thread.run_sync(
@@ -124,11 +130,19 @@ class Uploads:
     async def _record_part(self, upload: UploadSession, part: PartOut, etag: str) -> None:
         for _ in range(2):
             existing = await self.session.scalar(
-                select(UploadPart).where(UploadPart.session_id == upload.id, UploadPart.part_number == part.part_number)
+                select(UploadPart).where(
+                    UploadPart.session_id == upload.id, UploadPart.part_number == part.part_number
+                )
             )
             if existing is None:
                 self.session.add(
-                    UploadPart(session_id=upload.id, part_number=part.part_number, size=part.size, sha256=part.sha256, etag=etag)
+                    UploadPart(
+                        session_id=upload.id,
+                        part_number=part.part_number,
+                        size=part.size,
+                        sha256=part.sha256,
+                        etag=etag,
+                    )
                 )
             else:
                 existing.sha256, existing.etag, existing.size = part.sha256, etag, part.size

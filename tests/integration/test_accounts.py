@@ -33,20 +33,28 @@ async def test_duplicate_signup_and_weak_password_are_refused(client: Client) ->
     again = await client.post("/v1/auth/signup", json=body)
     assert again.status_code == 409
     assert again.headers["content-type"].startswith("application/problem+json")
-    weak = await client.post("/v1/auth/signup", json={**body, "email": "weak@example.com", "password": "short"})
+    weak = await client.post(
+        "/v1/auth/signup", json={**body, "email": "weak@example.com", "password": "short"}
+    )
     assert weak.status_code == 400
     assert weak.json()["status"] == 400
 
 
 async def test_login_logout(client: Client) -> None:
-    await client.post("/v1/auth/signup", json={"email": "lo@example.com", "password": PASSWORD, "tenant_name": "L"})
+    await client.post(
+        "/v1/auth/signup", json={"email": "lo@example.com", "password": PASSWORD, "tenant_name": "L"}
+    )
     client.cookies.clear()
-    wrong = await client.post("/v1/auth/login", json={"email": "lo@example.com", "password": "wrong password!"})
+    wrong = await client.post(
+        "/v1/auth/login", json={"email": "lo@example.com", "password": "wrong password!"}
+    )
     assert wrong.status_code == 401
     unknown = await client.post("/v1/auth/login", json={"email": "nobody@example.com", "password": PASSWORD})
     assert unknown.status_code == 401
     assert wrong.json()["detail"] == unknown.json()["detail"]
-    assert (await client.post("/v1/auth/login", json={"email": "lo@example.com", "password": PASSWORD})).status_code == 200
+    assert (
+        await client.post("/v1/auth/login", json={"email": "lo@example.com", "password": PASSWORD})
+    ).status_code == 200
     assert (await client.get("/v1/me")).status_code == 200
     assert (await client.post("/v1/auth/logout")).status_code == 204
     assert (await client.get("/v1/me")).status_code == 401
@@ -70,7 +78,11 @@ async def test_api_key_is_shown_once_stored_hashed_and_revocable(client: Client,
     headers = {"Authorization": f"Bearer {secret}"}
     assert (await client.get("/v1/me", headers=headers)).status_code == 200
     key_id = created.json()["id"]
-    used = next(k for k in (await client.get("/v1/api-keys", headers=caller.headers)).json()["items"] if k["id"] == key_id)
+    used = next(
+        k
+        for k in (await client.get("/v1/api-keys", headers=caller.headers)).json()["items"]
+        if k["id"] == key_id
+    )
     assert used["last_used_at"] is not None
     assert (await client.delete(f"/v1/api-keys/{key_id}", headers=caller.headers)).status_code == 204
     assert (await client.get("/v1/me", headers=headers)).status_code == 401
@@ -81,14 +93,18 @@ async def test_api_key_is_shown_once_stored_hashed_and_revocable(client: Client,
 async def test_members_and_roles(client: Client) -> None:
     owner = await sign_up(client, "Owner Co")
     other = await sign_up(client, "Solo")
-    added = await client.post("/v1/tenant/members", json={"email": other.email, "role": "member"}, headers=owner.headers)
+    added = await client.post(
+        "/v1/tenant/members", json={"email": other.email, "role": "member"}, headers=owner.headers
+    )
     assert added.status_code == 201
     members = (await client.get("/v1/tenant/members", headers=owner.headers)).json()
     assert {m["email"]: m["role"] for m in members["items"]} == {owner.email: "owner", other.email: "member"}
     # The last owner cannot be removed.
     removed = await client.delete(f"/v1/tenant/members/{owner.user_id}", headers=owner.headers)
     assert removed.status_code == 409
-    assert (await client.delete(f"/v1/tenant/members/{other.user_id}", headers=owner.headers)).status_code == 204
+    assert (
+        await client.delete(f"/v1/tenant/members/{other.user_id}", headers=owner.headers)
+    ).status_code == 204
 
 
 async def test_suspended_tenant_is_refused(client: Client, settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""Every operation in the OpenAPI document × every kind of caller → the expected outcome.
+"""Every operation in the OpenAPI document, for every kind of caller, → the expected outcome.
 
 Run against the live app with real objects owned by tenant A. A new route without a row
 here fails ``test_every_operation_has_a_row``, so no route ships without a decision.
@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
@@ -68,19 +67,27 @@ class World:
         return str(asset["id"])
 
     async def fresh_upload(self, send_part: bool = True) -> str:
-        created = await self.client.post("/v1/uploads", json=upload_body(self.clip), headers=self.owner.headers)
+        created = await self.client.post(
+            "/v1/uploads", json=upload_body(self.clip), headers=self.owner.headers
+        )
         upload_id = str(created.json()["id"])
         if send_part:
-            await self.client.put(f"/v1/uploads/{upload_id}/parts/1", content=self.clip.read_bytes(), headers=self.owner.headers)
+            await self.client.put(
+                f"/v1/uploads/{upload_id}/parts/1", content=self.clip.read_bytes(), headers=self.owner.headers
+            )
         return upload_id
 
     async def fresh_dataset(self) -> str:
-        created = await self.client.post("/v1/datasets", json={"name": uuid.uuid4().hex}, headers=self.owner.headers)
+        created = await self.client.post(
+            "/v1/datasets", json={"name": uuid.uuid4().hex}, headers=self.owner.headers
+        )
         return str(created.json()["id"])
 
     async def fresh_version(self) -> int:
         body = {"items": [{"asset_id": self.asset_id}]}
-        created = await self.client.post(f"/v1/datasets/{self.dataset_id}/versions", json=body, headers=self.owner.headers)
+        created = await self.client.post(
+            f"/v1/datasets/{self.dataset_id}/versions", json=body, headers=self.owner.headers
+        )
         return int(created.json()["number"])
 
     async def fresh_member(self) -> str:
@@ -104,7 +111,11 @@ def fixed(method: str, path: str, **kwargs: Any) -> Builder:
 
 
 async def _signup(world: World) -> Call:
-    return Call("POST", "/v1/auth/signup", json={"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD, "tenant_name": "N"})
+    return Call(
+        "POST",
+        "/v1/auth/signup",
+        json={"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD, "tenant_name": "N"},
+    )
 
 
 async def _login(world: World) -> Call:
@@ -162,7 +173,10 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "SchemaHandler": (PUBLIC, fixed("GET", "/schema")),
     "SchemaScalarHandler": (PUBLIC, fixed("GET", "/schema/scalar")),
     "SchemaOpenapiJsonHandler": (PUBLIC, fixed("GET", "/schema/openapi.json")),
-    "SchemaPathHandleSchemaPathNotFound": (outcomes(404, 404, 404, 404, 404), fixed("GET", "/schema/nothing-here")),
+    "SchemaPathHandleSchemaPathNotFound": (
+        outcomes(404, 404, 404, 404, 404),
+        fixed("GET", "/schema/nothing-here"),
+    ),
     "signUp": (PUBLIC, _signup),
     "logIn": (PUBLIC, _login),
     "logOut": (MEMBER_COLLECTION, fixed("POST", "/v1/auth/logout")),
@@ -191,7 +205,10 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "createDataset": (MEMBER_COLLECTION, _create_dataset),
     "listDatasets": (MEMBER_COLLECTION, fixed("GET", "/v1/datasets")),
     "getDataset": (MEMBER_OBJECT, fixed("GET", "/v1/datasets/{w.dataset_id}")),
-    "updateDataset": (MEMBER_OBJECT, fixed("PATCH", "/v1/datasets/{w.dataset_id}", json={"description": "d"})),
+    "updateDataset": (
+        MEMBER_OBJECT,
+        fixed("PATCH", "/v1/datasets/{w.dataset_id}", json={"description": "d"}),
+    ),
     "deleteDataset": (MEMBER_OBJECT, _delete_dataset),
     "createDatasetVersion": (
         MEMBER_OBJECT,
@@ -199,11 +216,17 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     ),
     "listDatasetVersions": (MEMBER_OBJECT, fixed("GET", "/v1/datasets/{w.dataset_id}/versions")),
     "getDatasetVersion": (MEMBER_OBJECT, fixed("GET", "/v1/datasets/{w.dataset_id}/versions/1")),
-    "replaceDatasetVersion": (MEMBER_OBJECT, fixed("PUT", "/v1/datasets/{w.dataset_id}/versions/1", json=None)),
+    "replaceDatasetVersion": (
+        MEMBER_OBJECT,
+        fixed("PUT", "/v1/datasets/{w.dataset_id}/versions/1", json=None),
+    ),
     "deleteDatasetVersion": (MEMBER_OBJECT, _delete_version),
     "adminListTenants": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants")),
     "adminGetTenant": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants/{w.owner.tenant_id}")),
-    "adminUpdateTenant": (ADMIN_ONLY, fixed("PATCH", "/v1/admin/tenants/{w.owner.tenant_id}", json={"status": "active"})),
+    "adminUpdateTenant": (
+        ADMIN_ONLY,
+        fixed("PATCH", "/v1/admin/tenants/{w.owner.tenant_id}", json={"status": "active"}),
+    ),
     "adminListUsers": (ADMIN_ONLY, fixed("GET", "/v1/admin/users")),
 }
 # Version bodies name tenant A's asset, known only once the world exists.
@@ -214,10 +237,15 @@ async def build_world(client: Client, settings: Settings, tmp: Path) -> World:
     owner = await sign_up(client, "Tenant A")
     member_home = await sign_up(client, "Member Home")
     await client.post("/v1/tenant/members", json={"email": member_home.email}, headers=owner.headers)
-    await client.post("/v1/auth/login", json={"email": member_home.email, "password": PASSWORD, "tenant_id": owner.tenant_id})
+    await client.post(
+        "/v1/auth/login",
+        json={"email": member_home.email, "password": PASSWORD, "tenant_id": owner.tenant_id},
+    )
     member_key = (await client.post("/v1/api-keys", json={"name": "member"})).json()["key"]
     client.cookies.clear()
-    member = Caller(member_home.email, owner.tenant_id, member_home.user_id, {"Authorization": f"Bearer {member_key}"})
+    member = Caller(
+        member_home.email, owner.tenant_id, member_home.user_id, {"Authorization": f"Bearer {member_key}"}
+    )
     other = await sign_up(client, "Tenant B")
     admin = await sign_up(client, "Platform")
     engine = create_engine(settings.database_url)
@@ -254,11 +282,15 @@ async def test_authorization_matrix(client: Client, settings: Settings, tmp_path
                 call.json = {"items": [{"asset_id": world.asset_id}]}
             headers = world.callers[role].headers if role in world.callers else {}
             client.cookies.clear()
-            response = await client.request(call.method, call.path, json=call.json, content=call.content, headers=headers)
+            response = await client.request(
+                call.method, call.path, json=call.json, content=call.content, headers=headers
+            )
             want = expected[role]
             ok = 200 <= response.status_code < 300
             if (want == OK and not ok) or (want != OK and response.status_code != want):
-                failures.append(f"{operation} as {role}: got {response.status_code}, want {want}: {response.text[:200]}")
+                failures.append(
+                    f"{operation} as {role}: got {response.status_code}, want {want}: {response.text[:200]}"
+                )
             elif role == "other_tenant" and any(a_id in response.text for a_id in world.a_ids):
                 failures.append(f"{operation} as {role}: response names tenant A's objects")
     assert failures == []

@@ -31,7 +31,15 @@ async def two_tenants(session: AsyncSession) -> tuple[UUID, UUID]:
             user = User(email=f"u{n}@example.com", password_hash="x", is_platform_admin=False)
             session.add_all([tenant, user])
             await session.flush()
-            session.add(ApiKey(name=f"k{n}", prefix=f"prefix{n}", secret_hash="h", created_by=user.id, tenant_id=tenant.id))
+            session.add(
+                ApiKey(
+                    name=f"k{n}",
+                    prefix=f"prefix{n}",
+                    secret_hash="h",
+                    created_by=user.id,
+                    tenant_id=tenant.id,
+                )
+            )
         await session.commit()
         ids = list((await session.scalars(select(Tenant.id).order_by(Tenant.name))).all())
     return ids[0], ids[1]
@@ -61,7 +69,9 @@ async def test_new_rows_are_stamped_and_cannot_name_another_tenant(session: Asyn
     session.add(key)
     await session.flush()
     assert key.tenant_id == first
-    session.add(ApiKey(name="smuggled", prefix="prefix8", secret_hash="h", created_by=user_id, tenant_id=second))
+    session.add(
+        ApiKey(name="smuggled", prefix="prefix8", secret_hash="h", created_by=user_id, tenant_id=second)
+    )
     with pytest.raises(TenantScopeError, match="another tenant"):
         await session.flush()
 

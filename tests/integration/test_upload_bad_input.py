@@ -35,12 +35,18 @@ async def rows_for(settings: Settings, tenant_id: str) -> dict[str, int]:
 
 
 def _uuid(value: object) -> UUID:
-    return value if isinstance(value, UUID) else UUID(bytes=value) if isinstance(value, bytes) else UUID(str(value))
+    return (
+        value
+        if isinstance(value, UUID)
+        else UUID(bytes=value)
+        if isinstance(value, bytes)
+        else UUID(str(value))
+    )
 
 
 async def assert_nothing_left(settings: Settings, storage: ObjectStorage, caller: Caller) -> None:
     keys = TenantKeys(UUID(caller.tenant_id))
-    assert storage.list(keys.root) == []
+    assert storage.list_objects(keys.root) == []
     assert storage.list_multipart(keys.root) == []
     assert await rows_for(settings, caller.tenant_id) == dict.fromkeys(TABLES, 0)
 
@@ -60,7 +66,9 @@ def assert_problem(response: object, status: int, words: str) -> None:
 
 
 @pytest.mark.parametrize("storage_kind", ["local", "s3"], indirect=True)
-async def test_wrong_checksum(client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path) -> None:
+async def test_wrong_checksum(
+    client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path
+) -> None:
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
     upload = await start(client, caller, clip, sha256="ab" * 32)
@@ -93,11 +101,15 @@ async def test_media_that_cannot_be_used(
     await assert_nothing_left(settings, storage, caller)
 
 
-async def test_part_of_the_wrong_size(client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path) -> None:
+async def test_part_of_the_wrong_size(
+    client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path
+) -> None:
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
     upload = await start(client, caller, clip, size=clip.stat().st_size + 10)
-    short = await client.put(f"/v1/uploads/{upload['id']}/parts/1", content=clip.read_bytes(), headers=caller.headers)
+    short = await client.put(
+        f"/v1/uploads/{upload['id']}/parts/1", content=clip.read_bytes(), headers=caller.headers
+    )
     assert_problem(short, 422, "must be exactly")
 
     parts = (await client.get(f"/v1/uploads/{upload['id']}/parts", headers=caller.headers)).json()
@@ -106,7 +118,9 @@ async def test_part_of_the_wrong_size(client: Client, settings: Settings, storag
     await assert_nothing_left(settings, storage, caller)
 
 
-async def test_part_that_does_not_match_its_digest(client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path) -> None:
+async def test_part_that_does_not_match_its_digest(
+    client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path
+) -> None:
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
     upload = await start(client, caller, clip)
@@ -119,7 +133,9 @@ async def test_part_that_does_not_match_its_digest(client: Client, settings: Set
     assert (await client.get(f"/v1/uploads/{upload['id']}/parts", headers=caller.headers)).json() == []
 
 
-async def test_missing_parts_leave_no_asset(client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path) -> None:
+async def test_missing_parts_leave_no_asset(
+    client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path
+) -> None:
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
     upload = await start(client, caller, clip)
@@ -128,7 +144,7 @@ async def test_missing_parts_leave_no_asset(client: Client, settings: Settings, 
     assert done.json()["missing_parts"] == [1]
     counts = await rows_for(settings, caller.tenant_id)
     assert counts["asset"] == 0
-    assert storage.list(TenantKeys(UUID(caller.tenant_id)).root) == []
+    assert storage.list_objects(TenantKeys(UUID(caller.tenant_id)).root) == []
     await client.delete(f"/v1/uploads/{upload['id']}", headers=caller.headers)
     await assert_nothing_left(settings, storage, caller)
 
@@ -148,10 +164,27 @@ async def test_missing_parts_leave_no_asset(client: Client, settings: Settings, 
         ({"sha256": "not-a-hash"}, "sha256"),
         ({"part_size": 1024}, "part_size must be between"),
     ],
-    ids=["zero-bytes", "traversal", "folder", "nul", "newline", "unknown-field", "no-licence", "bad-rights", "bad-type", "bad-hash", "tiny-parts"],
+    ids=[
+        "zero-bytes",
+        "traversal",
+        "folder",
+        "nul",
+        "newline",
+        "unknown-field",
+        "no-licence",
+        "bad-rights",
+        "bad-type",
+        "bad-hash",
+        "tiny-parts",
+    ],
 )
 async def test_bad_session_requests(
-    client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path, overrides: dict[str, object], words: str
+    client: Client,
+    settings: Settings,
+    storage: ObjectStorage,
+    tmp_path: Path,
+    overrides: dict[str, object],
+    words: str,
 ) -> None:
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
@@ -161,7 +194,9 @@ async def test_bad_session_requests(
     await assert_nothing_left(settings, storage, caller)
 
 
-async def test_oversized_json_body(client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path) -> None:
+async def test_oversized_json_body(
+    client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path
+) -> None:
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
     body = upload_body(clip, filename="a.mp4" + " " * (2 << 20))
@@ -171,7 +206,9 @@ async def test_oversized_json_body(client: Client, settings: Settings, storage: 
 
 
 @pytest.mark.parametrize("storage_kind", ["local", "s3"], indirect=True)
-async def test_expired_session(client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path) -> None:
+async def test_expired_session(
+    client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path
+) -> None:
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
     upload = await start(client, caller, clip)
@@ -179,7 +216,9 @@ async def test_expired_session(client: Client, settings: Settings, storage: Obje
     async with engine.begin() as conn:
         await conn.execute(update(UploadSession).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     await engine.dispose()
-    late = await client.put(f"/v1/uploads/{upload['id']}/parts/1", content=clip.read_bytes(), headers=caller.headers)
+    late = await client.put(
+        f"/v1/uploads/{upload['id']}/parts/1", content=clip.read_bytes(), headers=caller.headers
+    )
     assert_problem(late, 410, "expired")
     await assert_nothing_left(settings, storage, caller)
     assert (await client.get(f"/v1/uploads/{upload['id']}", headers=caller.headers)).status_code == 404

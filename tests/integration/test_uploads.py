@@ -31,9 +31,13 @@ def big_still(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("storage_kind", ["local", "s3"], indirect=True)
-async def test_parts_in_any_order_resume_and_complete(client: Client, storage: ObjectStorage, big_still: Path) -> None:
+async def test_parts_in_any_order_resume_and_complete(
+    client: Client, storage: ObjectStorage, big_still: Path
+) -> None:
     caller = await sign_up(client)
-    created = await client.post("/v1/uploads", json=upload_body(big_still, "image/png"), headers=caller.headers)
+    created = await client.post(
+        "/v1/uploads", json=upload_body(big_still, "image/png"), headers=caller.headers
+    )
     assert created.status_code == 201, created.text
     upload = created.json()
     assert upload["part_count"] == 3 and upload["part_size"] == 5 * MiB
@@ -46,9 +50,17 @@ async def test_parts_in_any_order_resume_and_complete(client: Client, storage: O
     # Part 3 first, then part 1, then part 1 again (a retry): all accepted.
     for number in (3, 1, 1):
         digest = base64.b64encode(hashlib.sha256(part(number)).digest()).decode()
-        sent = await client.put(f"{url}/{number}", content=part(number), headers=caller.headers | {"Content-Digest": f"sha-256=:{digest}:"})
+        sent = await client.put(
+            f"{url}/{number}",
+            content=part(number),
+            headers=caller.headers | {"Content-Digest": f"sha-256=:{digest}:"},
+        )
         assert sent.status_code == 200, sent.text
-        assert sent.json() == {"part_number": number, "size": len(part(number)), "sha256": hashlib.sha256(part(number)).hexdigest()}
+        assert sent.json() == {
+            "part_number": number,
+            "size": len(part(number)),
+            "sha256": hashlib.sha256(part(number)).hexdigest(),
+        }
     # A client that lost track asks what arrived, then sends only the rest.
     received = (await client.get(url, headers=caller.headers)).json()
     assert [p["part_number"] for p in received] == [1, 3]
@@ -77,7 +89,7 @@ async def test_parts_in_any_order_resume_and_complete(client: Client, storage: O
     assert poster.status_code == 200 and poster.content[:3] == b"\xff\xd8\xff"
 
     assert (await client.delete(f"/v1/assets/{asset['id']}", headers=caller.headers)).status_code == 204
-    assert storage.list(keys.root) == []
+    assert storage.list_objects(keys.root) == []
     assert (await client.get(f"/v1/assets/{asset['id']}", headers=caller.headers)).status_code == 404
 
 
@@ -110,7 +122,9 @@ async def test_licensed_footage_keeps_its_licence(client: Client, tmp_path: Path
     still = make_still(tmp_path / "frame.jpg")
     body = upload_body(still, "image/jpeg", rights={"kind": "licensed", "licence_ref": "Artlist #A-1234"})
     created = (await client.post("/v1/uploads", json=body, headers=caller.headers)).json()
-    await client.put(f"/v1/uploads/{created['id']}/parts/1", content=still.read_bytes(), headers=caller.headers)
+    await client.put(
+        f"/v1/uploads/{created['id']}/parts/1", content=still.read_bytes(), headers=caller.headers
+    )
     asset = (await client.post(f"/v1/uploads/{created['id']}/complete", headers=caller.headers)).json()
     assert (asset["rights"], asset["licence_ref"]) == ("licensed", "Artlist #A-1234")
     assert asset["attested_by"] == caller.user_id
@@ -120,7 +134,9 @@ async def test_open_uploads_can_be_found_by_checksum(client: Client, tmp_path: P
     caller: Caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
     created = (await client.post("/v1/uploads", json=upload_body(clip), headers=caller.headers)).json()
-    found = (await client.get("/v1/uploads", params={"sha256": file_sha256(clip)}, headers=caller.headers)).json()
+    found = (
+        await client.get("/v1/uploads", params={"sha256": file_sha256(clip)}, headers=caller.headers)
+    ).json()
     assert [u["id"] for u in found["items"]] == [created["id"]]
     other = (await client.get("/v1/uploads", params={"sha256": "0" * 64}, headers=caller.headers)).json()
     assert other["items"] == []

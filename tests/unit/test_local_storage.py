@@ -19,6 +19,13 @@ def test_local_backend_refuses_escaping_keys(tmp_path: Path) -> None:
 def test_keys_are_under_the_tenant() -> None:
     keys = TenantKeys(uuid4())
     asset, version, job = uuid4(), uuid4(), uuid4()
-    built = [keys.footage(asset), keys.poster(asset), keys.cache(version), keys.checkpoints(job), keys.adapter(job), keys.outputs(job)]
+    built = [
+        keys.footage(asset),
+        keys.poster(asset),
+        keys.cache(version),
+        keys.checkpoints(job),
+        keys.adapter(job),
+        keys.outputs(job),
+    ]
     assert all(key.startswith(f"tenants/{keys.tenant_id}/") for key in built)
     assert set(keys.asset_objects(asset)) == {keys.footage(asset), keys.poster(asset)}

@@ -27,7 +27,10 @@ def test_put_get_list_delete(storage: ObjectStorage, keys: TenantKeys, tmp_path:
     source.write_bytes(b"x" * 3000)
     storage.put_file(keys.root + "a/two", source)
     assert storage.get_bytes(keys.root + "a/one") == b"hello"
-    assert [(o.key, o.size) for o in storage.list(keys.root)] == [(keys.root + "a/one", 5), (keys.root + "a/two", 3000)]
+    assert [(o.key, o.size) for o in storage.list_objects(keys.root)] == [
+        (keys.root + "a/one", 5),
+        (keys.root + "a/two", 3000),
+    ]
     assert storage.stat(keys.root + "a/two").size == 3000  # type: ignore[union-attr]
     dest = tmp_path / "dest"
     storage.get_file(keys.root + "a/two", dest)
@@ -35,7 +38,7 @@ def test_put_get_list_delete(storage: ObjectStorage, keys: TenantKeys, tmp_path:
     with storage.local_path(keys.root + "a/one") as path:
         assert path.read_bytes() == b"hello"
     assert storage.delete_prefix(keys.root + "a/") == 2
-    assert storage.list(keys.root) == []
+    assert storage.list_objects(keys.root) == []
     assert storage.stat(keys.root + "a/one") is None
     storage.delete(keys.root + "a/one")  # deleting a missing object is not an error
     with pytest.raises(ObjectNotFoundError):
@@ -76,4 +79,4 @@ def test_abort_removes_pending_upload(storage: ObjectStorage, keys: TenantKeys) 
     storage.abort_multipart(key, upload_id)
     storage.abort_multipart(key, upload_id)  # a second abort is harmless
     assert storage.list_multipart(keys.root) == []
-    assert storage.list(keys.root) == []
+    assert storage.list_objects(keys.root) == []
