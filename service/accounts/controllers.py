@@ -5,6 +5,8 @@ from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +31,7 @@ from service.schemas import Page
 from service.settings import Settings
 
 
-def _session_cookie(settings: Settings, token: str, max_age: int) -> Cookie:
+def _session_cookie(settings: NamedDependency[Settings], token: str, max_age: int) -> Cookie:
     return Cookie(
         key=settings.auth.session_cookie,
         value=token,
@@ -46,20 +48,34 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/signup", operation_id="signUp", opt=access(Access.PUBLIC))
-    async def sign_up(self, data: SignUp, db_session: AsyncSession, settings: Settings) -> Response[MeOut]:
+    async def sign_up(
+        self,
+        data: JSONBody[SignUp],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+    ) -> Response[MeOut]:
         if not settings.auth.allow_signup:
             raise Forbidden("Sign-up is closed on this server; ask an admin for an invitation.")
         token, principal = await service.sign_up(db_session, data, settings.auth.session_ttl_seconds)
         return await self._signed_in(db_session, settings, token, principal, status=201)
 
     @post("/login", operation_id="logIn", opt=access(Access.PUBLIC))
-    async def log_in(self, data: LogIn, db_session: AsyncSession, settings: Settings) -> Response[MeOut]:
+    async def log_in(
+        self,
+        data: JSONBody[LogIn],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+    ) -> Response[MeOut]:
         token, principal = await service.log_in(db_session, data, settings.auth.session_ttl_seconds)
         return await self._signed_in(db_session, settings, token, principal, status=200)
 
     @staticmethod
     async def _signed_in(
-        db_session: AsyncSession, settings: Settings, token: str, principal: Principal, status: int
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
+        token: str,
+        principal: NamedDependency[Principal],
+        status: int,
     ) -> Response[MeOut]:
         body = await service.me(db_session, principal)
         return Response(
@@ -70,7 +86,10 @@ class AuthController(Controller):
 
     @post("/logout", operation_id="logOut", status_code=HTTP_204_NO_CONTENT, opt=access(Access.MEMBER))
     async def log_out(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, settings: Settings
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        settings: NamedDependency[Settings],
     ) -> Response[None]:
         await service.log_out(db_session, request.cookies.get(settings.auth.session_cookie))
         return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[_session_cookie(settings, "", 0)])
@@ -81,30 +100,41 @@ class MeController(Controller):
     tags = ["account"]
 
     @get("/me", operation_id="getMe", opt=access(Access.MEMBER))
-    async def get_me(self, db_session: AsyncSession, principal: Principal) -> MeOut:
+    async def get_me(
+        self, db_session: NamedDependency[AsyncSession], principal: NamedDependency[Principal]
+    ) -> MeOut:
         return await service.me(db_session, principal)
 
     @get("/tenant", operation_id="getTenant", opt=access(Access.MEMBER))
-    async def get_tenant(self, db_session: AsyncSession, principal: Principal) -> TenantOut:
+    async def get_tenant(
+        self, db_session: NamedDependency[AsyncSession], principal: NamedDependency[Principal]
+    ) -> TenantOut:
         return TenantOut.model_validate(await service.current_tenant(db_session, principal))
 
     @patch("/tenant", operation_id="updateTenant", opt=access(Access.OWNER))
     async def update_tenant(
-        self, data: TenantUpdate, db_session: AsyncSession, principal: Principal
+        self,
+        data: JSONBody[TenantUpdate],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
     ) -> TenantOut:
         return TenantOut.model_validate(await service.rename_tenant(db_session, principal, data.name))
 
     @get("/tenant/members", operation_id="listMembers", opt=access(Access.MEMBER))
-    async def list_members(self, db_session: AsyncSession, page: PageRequest) -> Page[MemberOut]:
+    async def list_members(
+        self, db_session: NamedDependency[AsyncSession], page: NamedDependency[PageRequest]
+    ) -> Page[MemberOut]:
         items, total = await service.list_members(db_session, page)
         return Page[MemberOut].model_validate(page_body(items, total, page))
 
     @post("/tenant/members", operation_id="addMember", opt=access(Access.OWNER))
-    async def add_member(self, data: MemberAdd, db_session: AsyncSession) -> MemberOut:
+    async def add_member(
+        self, data: JSONBody[MemberAdd], db_session: NamedDependency[AsyncSession]
+    ) -> MemberOut:
         return await service.add_member(db_session, data)
 
     @delete("/tenant/members/{user_id:uuid}", operation_id="removeMember", opt=access(Access.OWNER))
-    async def remove_member(self, user_id: UUID, db_session: AsyncSession) -> None:
+    async def remove_member(self, user_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]) -> None:
         await service.remove_member(db_session, user_id)
 
 
@@ -114,15 +144,25 @@ class ApiKeyController(Controller):
 
     @post(operation_id="createApiKey", opt=access(Access.MEMBER))
     async def create(
-        self, data: ApiKeyCreate, db_session: AsyncSession, principal: Principal
+        self,
+        data: JSONBody[ApiKeyCreate],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
     ) -> ApiKeyCreated:
         return await service.create_api_key(db_session, principal, data.name)
 
     @get(operation_id="listApiKeys", opt=access(Access.MEMBER))
-    async def list_keys(self, db_session: AsyncSession, page: PageRequest) -> Page[ApiKeyOut]:
+    async def list_keys(
+        self, db_session: NamedDependency[AsyncSession], page: NamedDependency[PageRequest]
+    ) -> Page[ApiKeyOut]:
         items, total = await service.list_api_keys(db_session, page)
         return Page[ApiKeyOut].model_validate(page_body(items, total, page))
 
     @delete("/{key_id:uuid}", operation_id="revokeApiKey", opt=access(Access.MEMBER))
-    async def revoke(self, key_id: UUID, db_session: AsyncSession, principal: Principal) -> None:
+    async def revoke(
+        self,
+        key_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> None:
         await service.revoke_api_key(db_session, principal, key_id)

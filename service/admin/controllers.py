@@ -3,6 +3,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from litestar import Controller, get, patch
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.admin import service
@@ -18,21 +20,30 @@ class AdminController(Controller):
     opt = access(Access.ADMIN)
 
     @get("/tenants", operation_id="adminListTenants")
-    async def list_tenants(self, db_session: AsyncSession, page: PageRequest) -> Page[TenantSummary]:
+    async def list_tenants(
+        self, db_session: NamedDependency[AsyncSession], page: NamedDependency[PageRequest]
+    ) -> Page[TenantSummary]:
         items, total = await service.list_tenants(db_session, page)
         return Page[TenantSummary].model_validate(page_body(items, total, page))
 
     @get("/tenants/{tenant_id:uuid}", operation_id="adminGetTenant")
-    async def get_tenant(self, tenant_id: UUID, db_session: AsyncSession) -> TenantSummary:
+    async def get_tenant(
+        self, tenant_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+    ) -> TenantSummary:
         return await service.get_tenant(db_session, tenant_id)
 
     @patch("/tenants/{tenant_id:uuid}", operation_id="adminUpdateTenant")
     async def update_tenant(
-        self, tenant_id: UUID, data: TenantStatusUpdate, db_session: AsyncSession
+        self,
+        tenant_id: FromPath[UUID],
+        data: JSONBody[TenantStatusUpdate],
+        db_session: NamedDependency[AsyncSession],
     ) -> TenantSummary:
         return await service.set_tenant_status(db_session, tenant_id, data.status)
 
     @get("/users", operation_id="adminListUsers")
-    async def list_users(self, db_session: AsyncSession, page: PageRequest) -> Page[UserOut]:
+    async def list_users(
+        self, db_session: NamedDependency[AsyncSession], page: NamedDependency[PageRequest]
+    ) -> Page[UserOut]:
         items, total = await service.list_users(db_session, page)
         return Page[UserOut].model_validate(page_body(items, total, page))

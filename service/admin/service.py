@@ -45,7 +45,7 @@ async def list_tenants(session: AsyncSession, page: PageRequest) -> tuple[list[T
                 _summaries().order_by(Tenant.created_at).limit(page.limit).offset(page.offset)
             )
         ).all()
-    return [_summary(row.tuple()) for row in rows], total
+    return [_summary(row._tuple()) for row in rows], total
 
 
 async def get_tenant(session: AsyncSession, tenant_id: UUID) -> TenantSummary:
@@ -53,7 +53,7 @@ async def get_tenant(session: AsyncSession, tenant_id: UUID) -> TenantSummary:
         row = (await session.execute(_summaries().where(Tenant.id == tenant_id))).one_or_none()
     if row is None:
         raise NotFound("No such tenant.")
-    return _summary(row.tuple())
+    return _summary(row._tuple())
 
 
 async def set_tenant_status(session: AsyncSession, tenant_id: UUID, status: TenantStatus) -> TenantSummary:

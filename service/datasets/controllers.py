@@ -3,6 +3,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from litestar import Controller, delete, get, patch, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.policy import Access, access
@@ -17,35 +19,54 @@ class DatasetController(Controller):
     tags = ["datasets"]
 
     @post(operation_id="createDataset", opt=access(Access.MEMBER))
-    async def create(self, data: DatasetCreate, db_session: AsyncSession) -> DatasetOut:
+    async def create(
+        self, data: JSONBody[DatasetCreate], db_session: NamedDependency[AsyncSession]
+    ) -> DatasetOut:
         return DatasetOut.model_validate(await service.create_dataset(db_session, data))
 
     @get(operation_id="listDatasets", opt=access(Access.MEMBER))
-    async def list_datasets(self, db_session: AsyncSession, page: PageRequest) -> Page[DatasetOut]:
+    async def list_datasets(
+        self, db_session: NamedDependency[AsyncSession], page: NamedDependency[PageRequest]
+    ) -> Page[DatasetOut]:
         items, total = await service.list_datasets(db_session, page)
         return Page[DatasetOut].model_validate(page_body(items, total, page))
 
     @get("/{dataset_id:uuid}", operation_id="getDataset", opt=access(Access.MEMBER))
-    async def get_dataset(self, dataset_id: UUID, db_session: AsyncSession) -> DatasetOut:
+    async def get_dataset(
+        self, dataset_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+    ) -> DatasetOut:
         return DatasetOut.model_validate(await service.get_dataset(db_session, dataset_id))
 
     @patch("/{dataset_id:uuid}", operation_id="updateDataset", opt=access(Access.MEMBER))
-    async def update(self, dataset_id: UUID, data: DatasetUpdate, db_session: AsyncSession) -> DatasetOut:
+    async def update(
+        self,
+        dataset_id: FromPath[UUID],
+        data: JSONBody[DatasetUpdate],
+        db_session: NamedDependency[AsyncSession],
+    ) -> DatasetOut:
         return DatasetOut.model_validate(await service.update_dataset(db_session, dataset_id, data))
 
     @delete("/{dataset_id:uuid}", operation_id="deleteDataset", opt=access(Access.MEMBER))
-    async def delete_dataset(self, dataset_id: UUID, db_session: AsyncSession) -> None:
+    async def delete_dataset(
+        self, dataset_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+    ) -> None:
         await service.delete_dataset(db_session, dataset_id)
 
     @post("/{dataset_id:uuid}/versions", operation_id="createDatasetVersion", opt=access(Access.MEMBER))
     async def create_version(
-        self, dataset_id: UUID, data: VersionWrite, db_session: AsyncSession
+        self,
+        dataset_id: FromPath[UUID],
+        data: JSONBody[VersionWrite],
+        db_session: NamedDependency[AsyncSession],
     ) -> VersionOut:
         return await service.create_version(db_session, dataset_id, data)
 
     @get("/{dataset_id:uuid}/versions", operation_id="listDatasetVersions", opt=access(Access.MEMBER))
     async def list_versions(
-        self, dataset_id: UUID, db_session: AsyncSession, page: PageRequest
+        self,
+        dataset_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        page: NamedDependency[PageRequest],
     ) -> Page[VersionOut]:
         items, total = await service.list_versions(db_session, dataset_id, page)
         return Page[VersionOut].model_validate(page_body(items, total, page))
@@ -55,7 +76,9 @@ class DatasetController(Controller):
         operation_id="getDatasetVersion",
         opt=access(Access.MEMBER),
     )
-    async def get_version(self, dataset_id: UUID, number: int, db_session: AsyncSession) -> VersionOut:
+    async def get_version(
+        self, dataset_id: FromPath[UUID], number: FromPath[int], db_session: NamedDependency[AsyncSession]
+    ) -> VersionOut:
         return service.version_out(await service.get_version(db_session, dataset_id, number))
 
     @put(
@@ -64,7 +87,11 @@ class DatasetController(Controller):
         opt=access(Access.MEMBER),
     )
     async def replace_version(
-        self, dataset_id: UUID, number: int, data: VersionWrite, db_session: AsyncSession
+        self,
+        dataset_id: FromPath[UUID],
+        number: FromPath[int],
+        data: JSONBody[VersionWrite],
+        db_session: NamedDependency[AsyncSession],
     ) -> VersionOut:
         return await service.replace_version(db_session, dataset_id, number, data)
 
@@ -73,5 +100,7 @@ class DatasetController(Controller):
         operation_id="deleteDatasetVersion",
         opt=access(Access.MEMBER),
     )
-    async def delete_version(self, dataset_id: UUID, number: int, db_session: AsyncSession) -> None:
+    async def delete_version(
+        self, dataset_id: FromPath[UUID], number: FromPath[int], db_session: NamedDependency[AsyncSession]
+    ) -> None:
         await service.delete_version(db_session, dataset_id, number)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from anyio import to_thread
 from litestar import Response, get
+from litestar.di import NamedDependency
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +17,9 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", operation_id="ready", opt=access(Access.PUBLIC), tags=["system"])
-async def readyz(db_session: AsyncSession, storage: ObjectStorage) -> Response[dict[str, str]]:
+async def readyz(
+    db_session: NamedDependency[AsyncSession], storage: NamedDependency[ObjectStorage]
+) -> Response[dict[str, str]]:
     """The database and storage both answer."""
     checks: dict[str, str] = {}
     try:

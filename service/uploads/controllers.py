@@ -5,8 +5,8 @@ from urllib.parse import quote
 from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +20,11 @@ from service.uploads import service
 from service.uploads.schemas import AssetOut, PartOut, UploadCreate, UploadOut
 
 
-def provide_uploads(db_session: AsyncSession, storage: ObjectStorage, settings: Settings) -> service.Uploads:
+def provide_uploads(
+    db_session: NamedDependency[AsyncSession],
+    storage: NamedDependency[ObjectStorage],
+    settings: NamedDependency[Settings],
+) -> service.Uploads:
     return service.Uploads(db_session, storage, settings.uploads)
 
 
@@ -30,25 +34,34 @@ class UploadController(Controller):
     dependencies = {"uploads": Provide(provide_uploads, sync_to_thread=False)}
 
     @post(operation_id="createUpload", opt=access(Access.MEMBER))
-    async def create(self, data: UploadCreate, uploads: service.Uploads, principal: Principal) -> UploadOut:
+    async def create(
+        self,
+        data: JSONBody[UploadCreate],
+        uploads: NamedDependency[service.Uploads],
+        principal: NamedDependency[Principal],
+    ) -> UploadOut:
         return await uploads.create(principal, data)
 
     @get(operation_id="listUploads", opt=access(Access.MEMBER))
     async def list_open(
         self,
-        uploads: service.Uploads,
-        page: PageRequest,
+        uploads: NamedDependency[service.Uploads],
+        page: NamedDependency[PageRequest],
         sha256: Annotated[str | None, Parameter(description="Only sessions for this file.")] = None,
     ) -> Page[UploadOut]:
         items, total = await uploads.list_open(page, sha256)
         return Page[UploadOut].model_validate(page_body(items, total, page))
 
     @get("/{upload_id:uuid}", operation_id="getUpload", opt=access(Access.MEMBER))
-    async def get_upload(self, upload_id: UUID, uploads: service.Uploads) -> UploadOut:
+    async def get_upload(
+        self, upload_id: FromPath[UUID], uploads: NamedDependency[service.Uploads]
+    ) -> UploadOut:
         return await uploads.get(upload_id)
 
     @get("/{upload_id:uuid}/parts", operation_id="listUploadParts", opt=access(Access.MEMBER))
-    async def list_parts(self, upload_id: UUID, uploads: service.Uploads) -> list[PartOut]:
+    async def list_parts(
+        self, upload_id: FromPath[UUID], uploads: NamedDependency[service.Uploads]
+    ) -> list[PartOut]:
         return (await uploads.get(upload_id)).parts
 
     @put(
@@ -61,7 +74,11 @@ class UploadController(Controller):
         "An optional RFC 9530 `Content-Digest: sha-256=:<base64>:` header is checked.",
     )
     async def upload_part(
-        self, upload_id: UUID, part_number: int, request: Request[Any, Any, Any], uploads: service.Uploads
+        self,
+        upload_id: FromPath[UUID],
+        part_number: FromPath[int],
+        request: Request[Any, Any, Any],
+        uploads: NamedDependency[service.Uploads],
     ) -> PartOut:
         length = request.headers.get("content-length")
         return await uploads.put_part(
@@ -74,13 +91,16 @@ class UploadController(Controller):
 
     @post("/{upload_id:uuid}/complete", operation_id="completeUpload", opt=access(Access.MEMBER))
     async def complete(
-        self, upload_id: UUID, uploads: service.Uploads, principal: Principal
+        self,
+        upload_id: FromPath[UUID],
+        uploads: NamedDependency[service.Uploads],
+        principal: NamedDependency[Principal],
     ) -> Response[AssetOut]:
         asset, created = await uploads.complete(principal, upload_id)
         return Response(asset, status_code=201 if created else 200)
 
     @delete("/{upload_id:uuid}", operation_id="abortUpload", opt=access(Access.MEMBER))
-    async def abort(self, upload_id: UUID, uploads: service.Uploads) -> None:
+    async def abort(self, upload_id: FromPath[UUID], uploads: NamedDependency[service.Uploads]) -> None:
         await uploads.abort(upload_id)
 
 
@@ -89,12 +109,16 @@ class AssetController(Controller):
     tags = ["assets"]
 
     @get(operation_id="listAssets", opt=access(Access.MEMBER))
-    async def list_assets(self, db_session: AsyncSession, page: PageRequest) -> Page[AssetOut]:
+    async def list_assets(
+        self, db_session: NamedDependency[AsyncSession], page: NamedDependency[PageRequest]
+    ) -> Page[AssetOut]:
         items, total = await service.list_assets(db_session, page)
         return Page[AssetOut].model_validate(page_body(items, total, page))
 
     @get("/{asset_id:uuid}", operation_id="getAsset", opt=access(Access.MEMBER))
-    async def get_asset(self, asset_id: UUID, db_session: AsyncSession) -> AssetOut:
+    async def get_asset(
+        self, asset_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+    ) -> AssetOut:
         return AssetOut.model_validate(await service.get_asset(db_session, asset_id))
 
     @get(
@@ -103,14 +127,24 @@ class AssetController(Controller):
         opt=access(Access.MEMBER),
         media_type="image/jpeg",
     )
-    async def poster(self, asset_id: UUID, db_session: AsyncSession, storage: ObjectStorage) -> Stream:
+    async def poster(
+        self,
+        asset_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        storage: NamedDependency[ObjectStorage],
+    ) -> Stream:
         asset = await service.get_asset(db_session, asset_id)
         return Stream(
             storage.iter_chunks(TenantKeys(asset.tenant_id).poster(asset.id)), media_type="image/jpeg"
         )
 
     @get("/{asset_id:uuid}/content", operation_id="downloadAsset", opt=access(Access.MEMBER))
-    async def content(self, asset_id: UUID, db_session: AsyncSession, storage: ObjectStorage) -> Stream:
+    async def content(
+        self,
+        asset_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        storage: NamedDependency[ObjectStorage],
+    ) -> Stream:
         asset = await service.get_asset(db_session, asset_id)
         return Stream(
             storage.iter_chunks(TenantKeys(asset.tenant_id).footage(asset.id)),
@@ -122,5 +156,10 @@ class AssetController(Controller):
         )
 
     @delete("/{asset_id:uuid}", operation_id="deleteAsset", opt=access(Access.MEMBER))
-    async def delete_asset(self, asset_id: UUID, db_session: AsyncSession, storage: ObjectStorage) -> None:
+    async def delete_asset(
+        self,
+        asset_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        storage: NamedDependency[ObjectStorage],
+    ) -> None:
         await service.delete_asset(db_session, storage, asset_id)
