@@ -13,6 +13,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException
 
 from service.request_context import REQUEST_ID_HEADER, current_request_id
+from service.storage.base import ObjectNotFoundError
 
 logger = logging.getLogger("rushes.errors")
 
@@ -111,6 +112,12 @@ def _from_repository_missing(exc: RepositoryNotFoundError) -> ProblemDetailsExce
     return _problem(404, "not-found", "No such resource.")
 
 
+def _from_storage_missing(exc: ObjectNotFoundError) -> ProblemDetailsException:
+    # Storage lost an object the database still names: a race with a delete or cleanup.
+    logger.warning("storage object missing: %s", exc)
+    return _problem(409, "conflict", "The resource changed while this request ran; fetch it again.")
+
+
 def _from_integrity(exc: IntegrityError) -> ProblemDetailsException:
     logger.info("integrity error: %s", exc)
     return _problem(409, "conflict", "The request conflicts with the current state of the resource.")
@@ -131,6 +138,7 @@ def problem_details_config() -> ProblemDetailsConfig:
             RepositoryNotFoundError: _from_repository_missing,
             IntegrityError: _from_integrity,
             DuplicateKeyError: _from_integrity,
+            ObjectNotFoundError: _from_storage_missing,
         }
     )
 

@@ -42,7 +42,13 @@ class _S3PartWriter(PartWriter):
     def finish(self) -> str:
         try:
             etag: str = self._storage.client._upload_part(
-                self._storage.bucket, self._key, bytes(self._buffer), None, self._upload_id, self._part_number
+                self._storage.bucket,
+                self._key,
+                # The buffer itself, not a copy (a part may be 64 MiB); urllib3 sends any bytes-like body.
+                self._buffer,  # type: ignore[arg-type]
+                None,
+                self._upload_id,
+                self._part_number,
             )
         except S3Error as exc:
             raise _translate(exc, self._key) from exc

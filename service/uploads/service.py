@@ -22,7 +22,7 @@ from service.db.tenancy import session_tenant
 from service.errors import Conflict, Gone, Invalid, NotFound, PayloadTooLarge
 from service.media import MediaError, MediaInfo, poster, probe
 from service.settings import UploadSettings
-from service.storage import ObjectStorage, PartWriter, TenantKeys, sha256_of
+from service.storage import ObjectNotFoundError, ObjectStorage, PartWriter, TenantKeys, sha256_of
 from service.uploads.models import Asset, AssetKind, UploadPart, UploadSession, UploadStatus
 from service.uploads.schemas import AssetOut, PartOut, UploadCreate, UploadOut
 
@@ -212,7 +212,12 @@ class Uploads:
     def _assemble_and_check(self, upload: UploadSession, etags: list[tuple[int, str]]) -> MediaInfo:
         keys = self.keys
         key = keys.footage(upload.asset_id)
-        self.storage.complete_multipart(key, upload.storage_upload_id, etags)
+        try:
+            self.storage.complete_multipart(key, upload.storage_upload_id, etags)
+        except ObjectNotFoundError:
+            # A retry after a failure past this point: the object is already whole.
+            if self.storage.stat(key) is None:
+                raise
         digest, size = sha256_of(self.storage, key)
         if size != upload.size:
             raise Invalid(f"The file is {size} bytes, not the {upload.size} announced.")
