@@ -5,12 +5,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup serve test lint
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sdk/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: any other torch requirement pulls several GB of CUDA wheels.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
+	# compat mode: a path-based editable install that mypy can follow.
+	$(PY) -m pip install -q -e ./sdk --config-settings editable_mode=compat
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -24,4 +26,4 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy service trainer
+	$(VENV)/bin/mypy service trainer sdk/rushes

@@ -70,6 +70,8 @@ class UploadOut(Output):
     size: int
     sha256: str
     content_type: str
+    rights: Rights
+    licence_ref: str | None
     part_size: int
     part_count: int
     status: UploadStatus

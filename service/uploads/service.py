@@ -287,6 +287,8 @@ class Uploads:
             size=upload.size,
             sha256=upload.sha256,
             content_type=upload.content_type,
+            rights=upload.rights,
+            licence_ref=upload.licence_ref,
             part_size=upload.part_size,
             part_count=upload.part_count,
             status=upload.status,

@@ -1,0 +1,55 @@
+"""The Rushes Python SDK.
+
+import rushes
+
+client = rushes.Client()  # RUSHES_API_KEY, RUSHES_BASE_URL
+asset = client.assets.upload("clip.mp4", rights="owned")
+"""
+
+from rushes import types
+from rushes._base import NOT_GIVEN
+from rushes._client import AsyncClient, Client
+from rushes._errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+    RushesError,
+    UnprocessableEntityError,
+)
+from rushes._pagination import AsyncPager, SyncPager
+from rushes._retry import RetryPolicy
+from rushes._version import __version__
+
+__all__ = [
+    "NOT_GIVEN",
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncClient",
+    "AsyncPager",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConflictError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RetryPolicy",
+    "RushesError",
+    "SyncPager",
+    "UnprocessableEntityError",
+    "__version__",
+    "types",
+]

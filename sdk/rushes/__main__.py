@@ -1,0 +1,3 @@
+from rushes.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,198 @@
+"""One error hierarchy, built from the server's RFC 9457 problem details.
+
+RushesError
+├── APIError                      (anything that happened talking to the API)
+│   ├── APIConnectionError        (no answer: DNS, refused, reset, ...)
+│   │   └── APITimeoutError
+│   └── APIStatusError            (an answer with a 4xx/5xx status)
+│       ├── BadRequestError            400
+│       ├── AuthenticationError        401
+│       ├── QuotaExceededError         402, or a problem type ending in ``quota-exceeded``
+│       ├── PermissionDeniedError      403
+│       ├── NotFoundError              404
+│       ├── ConflictError              409
+│       ├── UnprocessableEntityError   422
+│       ├── RateLimitError             429
+│       └── InternalServerError        5xx
+└── (configuration errors, e.g. no API key, are plain RushesError)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from rushes._retry import parse_retry_after
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RushesError",
+    "UnprocessableEntityError",
+]
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+class RushesError(Exception):
+    """Base class of every error the SDK raises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class APIError(RushesError):
+    """An error while calling the API; ``request`` is the request that failed."""
+
+    def __init__(self, message: str, *, request: httpx.Request) -> None:
+        super().__init__(message)
+        self.request = request
+
+
+class APIConnectionError(APIError):
+    """The API could not be reached, or the connection broke before an answer came."""
+
+    def __init__(
+        self, message: str = "Could not connect to the Rushes API.", *, request: httpx.Request
+    ) -> None:
+        super().__init__(message, request=request)
+
+
+class APITimeoutError(APIConnectionError):
+    def __init__(self, *, request: httpx.Request) -> None:
+        super().__init__("The request to the Rushes API timed out.", request=request)
+
+
+class APIStatusError(APIError):
+    """The API answered with an error status. ``body`` is the parsed problem-details document."""
+
+    status_code: int
+
+    def __init__(self, message: str, *, response: httpx.Response, body: Any) -> None:
+        super().__init__(message, request=response.request)
+        self.response = response
+        self.status_code = response.status_code
+        self.body = body
+        problem = body if isinstance(body, dict) else {}
+        self.request_id: str | None = response.headers.get(REQUEST_ID_HEADER) or problem.get("request_id")
+        self.type: str | None = problem.get("type")
+        self.title: str | None = problem.get("title")
+        self.detail: str | None = problem.get("detail")
+
+    def __str__(self) -> str:
+        suffix = f" (request id {self.request_id})" if self.request_id else ""
+        return f"{self.status_code} {self.message}{suffix}"
+
+
+class BadRequestError(APIStatusError):
+    status_code = 400
+
+
+class AuthenticationError(APIStatusError):
+    status_code = 401
+
+
+class QuotaExceededError(APIStatusError):
+    status_code = 402
+
+
+class PermissionDeniedError(APIStatusError):
+    status_code = 403
+
+
+class NotFoundError(APIStatusError):
+    status_code = 404
+
+
+class ConflictError(APIStatusError):
+    """409. For an upload completed too early, ``missing_parts`` lists the part numbers still missing."""
+
+    status_code = 409
+
+    @property
+    def missing_parts(self) -> list[int]:
+        parts = self.body.get("missing_parts") if isinstance(self.body, dict) else None
+        return [int(p) for p in parts] if isinstance(parts, list) else []
+
+
+class UnprocessableEntityError(APIStatusError):
+    status_code = 422
+
+
+class RateLimitError(APIStatusError):
+    """429. ``retry_after`` is the server's hint, in seconds, when it sent one."""
+
+    status_code = 429
+
+    @property
+    def retry_after(self) -> float | None:
+        return parse_retry_after(self.response.headers)
+
+
+class InternalServerError(APIStatusError):
+    pass
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: QuotaExceededError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def _problem_body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text or None
+
+
+def is_quota_problem(body: Any) -> bool:
+    return isinstance(body, dict) and str(body.get("type") or "").endswith("quota-exceeded")
+
+
+def _field_errors(errors: Any) -> str:
+    """Validation errors as ``key: message; ...`` (the first few), when the problem lists them."""
+    if not isinstance(errors, list):
+        return ""
+    shown = [
+        f"{e.get('key')}: {e.get('message')}" if e.get("key") else str(e.get("message"))
+        for e in errors[:3]
+        if isinstance(e, dict) and e.get("message")
+    ]
+    return "; ".join(shown)
+
+
+def status_error(response: httpx.Response) -> APIStatusError:
+    """The one mapping from an error response to an exception."""
+    body = _problem_body(response)
+    if is_quota_problem(body):
+        cls: type[APIStatusError] = QuotaExceededError
+    elif response.status_code >= 500:
+        cls = InternalServerError
+    else:
+        cls = _BY_STATUS.get(response.status_code, APIStatusError)
+    if isinstance(body, dict):
+        message = str(body.get("detail") or body.get("title") or response.reason_phrase)
+        if field_errors := _field_errors(body.get("errors")):
+            message = f"{message}: {field_errors}"
+    else:
+        message = response.reason_phrase or "Error"
+    return cls(message, response=response, body=body)

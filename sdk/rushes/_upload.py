@@ -1,0 +1,286 @@
+"""``assets.upload``: hash, find or create a session, send the missing parts in parallel, complete.
+
+The plan (which session, which parts, what each part holds) is shared; only the part
+senders differ: a thread pool for :class:`~rushes.Client`, asyncio tasks for
+:class:`~rushes.AsyncClient`. Each part is read from disk at its offset when it is sent,
+so at most ``concurrency`` parts are in memory at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import mimetypes
+import os
+import threading
+import typing
+from collections.abc import Iterable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm import tqdm
+
+from rushes import types
+from rushes._errors import APIStatusError, ConflictError, RushesError
+
+if TYPE_CHECKING:
+    from rushes._client import AsyncRequester, SyncRequester
+    from rushes.resources.uploads import Uploads
+
+DEFAULT_CONCURRENCY = 4
+_HASH_CHUNK = 1 << 20
+#: Answers that mean a resumed session is gone (expired, aborted, cleaned up): start afresh.
+_SESSION_GONE = (404, 410)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    path: Path
+    filename: str
+    size: int
+    sha256: str
+    content_type: str
+
+
+def check_rights(rights: types.Rights) -> None:
+    """Fail before hashing a large file when the attestation cannot be accepted anyway."""
+    kind = rights if isinstance(rights, str) else rights.get("kind")
+    ref = None if isinstance(rights, str) else rights.get("licence_ref")
+    if kind not in ("owned", "licensed"):
+        raise RushesError(f"rights must be 'owned' or licensed, not {kind!r}.")
+    if kind == "licensed" and not ref:
+        raise RushesError(
+            "Licensed footage needs a reference: rights={'kind': 'licensed', 'licence_ref': '...'}."
+        )
+
+
+def describe(path: str | os.PathLike[str], content_type: str | None, progress: bool) -> LocalFile:
+    """Stat and hash the file (streamed, never read whole)."""
+    file = Path(path)
+    if not file.is_file():
+        raise RushesError(f"{file} is not a file.")
+    size = file.stat().st_size
+    kind = content_type or mimetypes.guess_type(file.name)[0]
+    if not kind or not kind.startswith(("video/", "image/")):
+        raise RushesError(f"Cannot tell the media type of {file.name}; pass content_type='video/...'.")
+    digest = hashlib.sha256()
+    with (
+        file.open("rb") as handle,
+        tqdm(total=size, unit="B", unit_scale=True, desc=f"hashing {file.name}", disable=not progress) as bar,
+    ):
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+            bar.update(len(chunk))
+    return LocalFile(file, file.name, size, digest.hexdigest(), kind)
+
+
+def resumable(
+    sessions: Iterable[types.Upload], local: LocalFile, part_size: int | None
+) -> types.Upload | None:
+    """The open session for this very file, if an earlier run left one."""
+    for upload in sessions:
+        if (
+            upload.status == "open"
+            and upload.filename == local.filename
+            and upload.size == local.size
+            and upload.sha256 == local.sha256
+            and (part_size is None or upload.part_size == part_size)
+        ):
+            return upload
+    return None
+
+
+def missing_parts(upload: types.Upload) -> list[int]:
+    done = {p.part_number for p in upload.parts}
+    return [n for n in range(1, upload.part_count + 1) if n not in done]
+
+
+def read_part(path: Path, upload: types.Upload, number: int) -> bytes:
+    offset = (number - 1) * upload.part_size
+    length = min(upload.part_size, upload.size - offset)
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        data = handle.read(length)
+    if len(data) != length:
+        raise RushesError(f"{path} changed while uploading (part {number} is short); upload it again.")
+    return data
+
+
+def part_length(upload: types.Upload, number: int) -> int:
+    return min(upload.part_size, upload.size - (number - 1) * upload.part_size)
+
+
+def progress_bar(local: LocalFile, upload: types.Upload, enabled: bool) -> tqdm[Any]:
+    done = sum(p.size for p in upload.parts)
+    return tqdm(
+        total=local.size, initial=done, unit="B", unit_scale=True, desc=local.filename, disable=not enabled
+    )
+
+
+def _is_gone(exc: APIStatusError) -> bool:
+    return exc.status_code in _SESSION_GONE
+
+
+# --- sync: threads ---------------------------------------------------------------------------
+
+
+def _send_parts_sync(
+    uploads: Uploads[SyncRequester],
+    local: LocalFile,
+    upload: types.Upload,
+    numbers: list[int],
+    concurrency: int,
+    bar: tqdm[Any],
+) -> None:
+    if not numbers:
+        return
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def send(number: int) -> None:
+        if stop.is_set():
+            return
+        uploads.put_part(upload.id, number, read_part(local.path, upload, number))
+        with lock:
+            bar.update(part_length(upload, number))
+
+    pool = ThreadPoolExecutor(
+        max_workers=max(1, min(concurrency, len(numbers))), thread_name_prefix="rushes-upload"
+    )
+    futures = [pool.submit(send, n) for n in numbers]
+    try:
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in done if f.exception() is not None), None)
+        if failed is not None:
+            raise typing.cast(BaseException, failed.exception())
+    finally:
+        # On an error or Ctrl-C, parts not yet started are dropped; parts in flight finish.
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def upload_sync(
+    uploads: Uploads[SyncRequester],
+    path: str | os.PathLike[str],
+    rights: types.Rights,
+    content_type: str | None,
+    progress: bool,
+    part_size: int | None,
+    concurrency: int,
+) -> types.Asset:
+    check_rights(rights)
+    local = describe(path, content_type, progress)
+    found = resumable(uploads.list(sha256=local.sha256, limit=200).first_page().items, local, part_size)
+    for attempt in range(2):
+        upload = found or _create_sync(uploads, local, rights, part_size)
+        try:
+            with progress_bar(local, upload, progress) as bar:
+                _send_parts_sync(uploads, local, upload, missing_parts(upload), concurrency, bar)
+                try:
+                    asset = uploads.complete(upload.id)
+                except ConflictError as exc:
+                    if not exc.missing_parts:
+                        raise
+                    # Parts the server lost track of (or never got): send them and complete again.
+                    _send_parts_sync(uploads, local, upload, exc.missing_parts, concurrency, bar)
+                    asset = uploads.complete(upload.id)
+            return asset
+        except APIStatusError as exc:
+            if found is None or attempt or not _is_gone(exc):
+                raise
+            found = None  # the session we resumed has expired; start a new one
+    raise AssertionError("unreachable")
+
+
+def _create_sync(
+    uploads: Uploads[SyncRequester], local: LocalFile, rights: types.Rights, part_size: int | None
+) -> types.Upload:
+    return uploads.create(
+        filename=local.filename,
+        size=local.size,
+        sha256=local.sha256,
+        content_type=local.content_type,
+        rights=rights,
+        part_size=part_size,
+    )
+
+
+# --- async: asyncio tasks ---------------------------------------------------------------------
+
+
+async def _send_parts_async(
+    uploads: Uploads[AsyncRequester],
+    local: LocalFile,
+    upload: types.Upload,
+    numbers: list[int],
+    concurrency: int,
+    bar: tqdm[Any],
+) -> None:
+    queue = iter(numbers)
+
+    async def worker() -> None:
+        for number in queue:
+            data = await asyncio.to_thread(read_part, local.path, upload, number)
+            await uploads.put_part(upload.id, number, data)
+            bar.update(len(data))
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max(1, min(concurrency, len(numbers)))):
+                group.create_task(worker())
+    except BaseExceptionGroup as group_error:
+        raise _first_error(group_error) from None
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first: BaseException = group.exceptions[0]
+    return _first_error(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+async def upload_async(
+    uploads: Uploads[AsyncRequester],
+    path: str | os.PathLike[str],
+    rights: types.Rights,
+    content_type: str | None,
+    progress: bool,
+    part_size: int | None,
+    concurrency: int,
+) -> types.Asset:
+    check_rights(rights)
+    local = await asyncio.to_thread(describe, path, content_type, progress)
+    found = resumable(
+        (await uploads.list(sha256=local.sha256, limit=200).first_page()).items, local, part_size
+    )
+    for attempt in range(2):
+        upload = found or await _create_async(uploads, local, rights, part_size)
+        try:
+            with progress_bar(local, upload, progress) as bar:
+                await _send_parts_async(uploads, local, upload, missing_parts(upload), concurrency, bar)
+                try:
+                    asset = await uploads.complete(upload.id)
+                except ConflictError as exc:
+                    if not exc.missing_parts:
+                        raise
+                    await _send_parts_async(uploads, local, upload, exc.missing_parts, concurrency, bar)
+                    asset = await uploads.complete(upload.id)
+            return asset
+        except APIStatusError as exc:
+            if found is None or attempt or not _is_gone(exc):
+                raise
+            found = None
+    raise AssertionError("unreachable")
+
+
+async def _create_async(
+    uploads: Uploads[AsyncRequester], local: LocalFile, rights: types.Rights, part_size: int | None
+) -> types.Upload:
+    return await uploads.create(
+        filename=local.filename,
+        size=local.size,
+        sha256=local.sha256,
+        content_type=local.content_type,
+        rights=rights,
+        part_size=part_size,
+    )

@@ -1,0 +1,306 @@
+"""rushes: the command line for the Rushes API.
+
+Credentials: --api-key, else RUSHES_API_KEY, else the key `rushes login` stored.
+Server: --base-url, else RUSHES_BASE_URL, else the stored one, else http://127.0.0.1:8000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from itertools import islice
+from typing import Any
+
+from rushes import types
+from rushes._client import Client
+from rushes._config import config_path, forget_config, load_config, save_config
+from rushes._errors import APIStatusError, AuthenticationError, RushesError
+from rushes._models import Model
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _client(args: argparse.Namespace, api_key: str | None = None) -> Client:
+    stored = load_config()
+    key = api_key or args.api_key or os.environ.get("RUSHES_API_KEY") or stored.get("api_key")
+    if not key:
+        raise RushesError("not logged in: run `rushes login`, or set RUSHES_API_KEY")
+    base_url = args.base_url or os.environ.get("RUSHES_BASE_URL") or stored.get("base_url")
+    return Client(api_key=key, base_url=base_url)
+
+
+def _emit(args: argparse.Namespace, rows: Iterable[Model], columns: Sequence[str]) -> None:
+    """One row per item: tab-separated columns, or JSON lines with ``--json``."""
+    for row in rows:
+        data = row.to_dict()
+        if args.json:
+            print(json.dumps(data))
+        else:
+            print("\t".join("" if data.get(c) is None else str(data.get(c)) for c in columns))
+
+
+def _emit_one(args: argparse.Namespace, item: Model, columns: Sequence[str]) -> None:
+    if args.json:
+        print(json.dumps(item.to_dict(), indent=2))
+        return
+    data = item.to_dict()
+    for column in columns:
+        print(f"{column}: {'' if data.get(column) is None else data.get(column)}")
+
+
+def _listed(args: argparse.Namespace, pager: Iterable[Any]) -> Iterable[Any]:
+    return islice(pager, args.limit) if args.limit else pager
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def _login(args: argparse.Namespace) -> int:
+    key = args.api_key or os.environ.get("RUSHES_API_KEY")
+    if not key:
+        key = (
+            getpass.getpass("API key (rsh_...): ").strip()
+            if sys.stdin.isatty()
+            else sys.stdin.readline().strip()
+        )
+    if not key:
+        raise RushesError("no API key given")
+    with _client(args, api_key=key) as client:
+        try:
+            me = client.me.get()
+        except AuthenticationError as exc:
+            raise RushesError(f"that API key was refused: {exc.message}") from exc
+        stored: dict[str, Any] = {"api_key": key}
+        if args.base_url or os.environ.get("RUSHES_BASE_URL"):
+            stored["base_url"] = client.base_url
+    path = save_config(stored)
+    print(f"Logged in as {me.email} (tenant {me.tenant.name}). Key stored in {path}")
+    return 0
+
+
+def _logout(args: argparse.Namespace) -> int:
+    print(f"Removed {config_path()}" if forget_config() else "Not logged in.")
+    return 0
+
+
+def _me(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        me = client.me.get()
+    if args.json:
+        print(json.dumps(me.to_dict(), indent=2))
+    else:
+        admin = " (platform admin)" if me.is_platform_admin else ""
+        print(f"{me.email}{admin}\ntenant: {me.tenant.name} ({me.tenant.id})\nrole: {me.role}")
+    return 0
+
+
+def _upload(args: argparse.Namespace) -> int:
+    if args.rights == "licensed" and not args.licence_ref:
+        raise RushesError("--rights licensed needs --licence-ref")
+    if args.rights == "owned" and args.licence_ref:
+        raise RushesError("--licence-ref applies only to --rights licensed")
+    rights: types.Rights = (
+        {"kind": "licensed", "licence_ref": args.licence_ref} if args.rights == "licensed" else "owned"
+    )
+    with _client(args) as client:
+        asset = client.assets.upload(
+            args.path,
+            rights=rights,
+            content_type=args.content_type,
+            progress=not args.no_progress and sys.stderr.isatty(),
+            concurrency=args.concurrency,
+        )
+    if args.json:
+        print(json.dumps(asset.to_dict(), indent=2))
+    else:
+        print(asset.id)
+    return 0
+
+
+ASSET_COLUMNS = ("id", "filename", "kind", "size", "rights", "created_at")
+
+
+def _assets_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _emit(args, _listed(args, client.assets.list()), ASSET_COLUMNS)
+    return 0
+
+
+def _assets_get(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _emit_one(
+            args, client.assets.get(args.asset_id), (*ASSET_COLUMNS, "sha256", "content_type", "licence_ref")
+        )
+    return 0
+
+
+def _assets_delete(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        for asset_id in args.asset_ids:
+            client.assets.delete(asset_id)
+            print(f"deleted {asset_id}")
+    return 0
+
+
+DATASET_COLUMNS = ("id", "name", "description", "created_at")
+VERSION_COLUMNS = ("number", "id", "trigger_word", "locked", "created_at")
+
+
+def _datasets_create(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        dataset = client.datasets.create(name=args.name, description=args.description)
+    print(json.dumps(dataset.to_dict(), indent=2) if args.json else dataset.id)
+    return 0
+
+
+def _datasets_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _emit(args, _listed(args, client.datasets.list()), DATASET_COLUMNS)
+    return 0
+
+
+def _datasets_versions(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _emit(args, _listed(args, client.datasets.versions.list(args.dataset_id)), VERSION_COLUMNS)
+    return 0
+
+
+def _item(spec: str) -> dict[str, str]:
+    asset_id, sep, caption = spec.partition("=")
+    return {"asset_id": asset_id, "caption": caption} if sep else {"asset_id": asset_id}
+
+
+def _datasets_add_version(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        version = client.datasets.versions.create(
+            args.dataset_id, items=[_item(s) for s in args.items], trigger_word=args.trigger_word
+        )
+    print(
+        json.dumps(version.to_dict(), indent=2) if args.json else f"version {version.number} ({version.id})"
+    )
+    return 0
+
+
+def _admin_tenants(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        columns = ("id", "name", "status", "members", "assets", "storage_bytes")
+        _emit(args, _listed(args, client.admin.tenants.list()), columns)
+    return 0
+
+
+def _admin_users(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _emit(
+            args, _listed(args, client.admin.users.list()), ("id", "email", "is_platform_admin", "created_at")
+        )
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--api-key", default=argparse.SUPPRESS, help="API key (default: RUSHES_API_KEY or login)"
+    )
+    common.add_argument("--base-url", default=argparse.SUPPRESS, help="API server (default: RUSHES_BASE_URL)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+
+    parser = argparse.ArgumentParser(
+        prog="rushes",
+        description=__doc__,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(parent: Any, name: str, run: Handler | None, help: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help, parents=[common])
+        if run is not None:
+            sub.set_defaults(run=run)
+        return sub
+
+    def with_limit(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--limit", type=int, default=None, help="show at most this many")
+        return sub
+
+    command(commands, "login", _login, "verify an API key and store it for later commands")
+    command(commands, "logout", _logout, "forget the stored API key")
+    command(commands, "me", _me, "show who the API key belongs to")
+
+    upload = command(
+        commands, "upload", _upload, "upload footage (resumes an interrupted upload of the same file)"
+    )
+    upload.add_argument("path")
+    upload.add_argument(
+        "--rights", choices=["owned", "licensed"], required=True, help="your right to train on it"
+    )
+    upload.add_argument("--licence-ref", default=None, help="licence reference, for --rights licensed")
+    upload.add_argument("--content-type", default=None, help="e.g. video/mp4 (default: from the file name)")
+    upload.add_argument("--concurrency", type=int, default=4, help="parts in flight at once")
+    upload.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    assets = command(commands, "assets", None, "list and delete footage").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    with_limit(command(assets, "list", _assets_list, "list assets, newest first"))
+    command(assets, "get", _assets_get, "show one asset").add_argument("asset_id")
+    command(assets, "delete", _assets_delete, "delete assets").add_argument("asset_ids", nargs="+")
+
+    datasets = command(commands, "datasets", None, "datasets and their versions").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    create = command(datasets, "create", _datasets_create, "create a dataset")
+    create.add_argument("name")
+    create.add_argument("--description", default="")
+    with_limit(command(datasets, "list", _datasets_list, "list datasets"))
+    with_limit(command(datasets, "versions", _datasets_versions, "list a dataset's versions")).add_argument(
+        "dataset_id"
+    )
+    add = command(datasets, "add-version", _datasets_add_version, "add a version made of assets")
+    add.add_argument("dataset_id")
+    add.add_argument(
+        "items",
+        nargs="+",
+        metavar="ASSET_ID[=CAPTION]",
+        help="assets in the version, each with an optional caption",
+    )
+    add.add_argument("--trigger-word", default=None)
+
+    admin = command(commands, "admin", None, "platform administration (admins only)").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    with_limit(command(admin, "tenants", _admin_tenants, "list every tenant"))
+    with_limit(command(admin, "users", _admin_users, "list every user"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for name, default in (("api_key", None), ("base_url", None), ("json", False)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        print("rushes: interrupted", file=sys.stderr)
+        return 130
+    except APIStatusError as exc:
+        print(f"rushes: error: {exc}", file=sys.stderr)
+        return 1
+    except RushesError as exc:
+        print(f"rushes: error: {exc.message}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"rushes: error: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

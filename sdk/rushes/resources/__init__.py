@@ -1,0 +1,22 @@
+"""One module per API resource. Adding one: write the module, attach it in ``rushes/_client.py``."""
+
+from rushes.resources.account import MeResource, Tenant, TenantMembers
+from rushes.resources.admin import Admin, AdminTenants, AdminUsers
+from rushes.resources.api_keys import ApiKeys
+from rushes.resources.assets import Assets
+from rushes.resources.datasets import Datasets, DatasetVersions
+from rushes.resources.uploads import Uploads
+
+__all__ = [
+    "Admin",
+    "AdminTenants",
+    "AdminUsers",
+    "ApiKeys",
+    "Assets",
+    "DatasetVersions",
+    "Datasets",
+    "MeResource",
+    "Tenant",
+    "TenantMembers",
+    "Uploads",
+]

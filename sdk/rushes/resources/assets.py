@@ -1,0 +1,67 @@
+"""Footage the tenant owns: upload, list, inspect, delete."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from rushes import types
+from rushes._base import Op, nothing
+from rushes._resource import R, Resource, dual, endpoint, list_op, paginated, path_segment
+from rushes._upload import DEFAULT_CONCURRENCY, upload_async, upload_sync
+from rushes.resources.uploads import Uploads
+
+if TYPE_CHECKING:
+    from rushes._client import AsyncRequester, SyncRequester
+
+
+def _upload(
+    self: Assets[SyncRequester],
+    path: str | os.PathLike[str],
+    *,
+    rights: types.Rights,
+    content_type: str | None = None,
+    progress: bool = True,
+    part_size: int | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> types.Asset:
+    """Upload a file and return its asset, resuming an interrupted upload of the same file.
+
+    ``rights`` is your attestation that you may train on it: ``"owned"``, or
+    ``{"kind": "licensed", "licence_ref": "..."}``. Parts already on the server are not sent
+    again; missing ones go ``concurrency`` at a time, each with its Content-Digest.
+    """
+    return upload_sync(Uploads(self._requester), path, rights, content_type, progress, part_size, concurrency)
+
+
+async def _upload_async(
+    self: Assets[AsyncRequester],
+    path: str | os.PathLike[str],
+    *,
+    rights: types.Rights,
+    content_type: str | None = None,
+    progress: bool = True,
+    part_size: int | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> types.Asset:
+    return await upload_async(
+        Uploads(self._requester), path, rights, content_type, progress, part_size, concurrency
+    )
+
+
+class Assets(Resource[R]):
+    upload = dual(_upload, _upload_async)
+
+    @paginated
+    def list(self, *, limit: int | None = None) -> Op[types.Page[types.Asset]]:
+        """Every asset, newest first."""
+        return list_op("/v1/assets", types.Asset.from_json, limit)
+
+    @endpoint
+    def get(self, asset_id: str) -> Op[types.Asset]:
+        return Op("GET", f"/v1/assets/{path_segment(asset_id)}", types.Asset.from_json)
+
+    @endpoint
+    def delete(self, asset_id: str) -> Op[None]:
+        """Delete an asset and its files (refused while a dataset version uses it)."""
+        return Op("DELETE", f"/v1/assets/{path_segment(asset_id)}", nothing)

@@ -1,0 +1,85 @@
+"""The low-level resumable upload API. Most callers want :meth:`rushes.resources.Assets.upload`."""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import hashlib
+from typing import Any
+
+from rushes import types
+from rushes._base import Op, nothing
+from rushes._resource import R, Resource, endpoint, list_op, paginated, path_segment
+
+
+def rights_body(rights: types.Rights) -> dict[str, str]:
+    """``"owned"`` / ``"licensed"`` + ref / a ready mapping, as the API's ``rights`` object."""
+    if isinstance(rights, str):
+        return {"kind": rights}
+    return {k: v for k, v in rights.items() if v is not None}
+
+
+def content_digest(data: bytes) -> str:
+    """An RFC 9530 ``Content-Digest`` value for ``data``."""
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"
+
+
+class Uploads(Resource[R]):
+    @endpoint
+    def create(
+        self,
+        *,
+        filename: str,
+        size: int,
+        sha256: str,
+        content_type: str,
+        rights: types.Rights,
+        part_size: int | None = None,
+    ) -> Op[types.Upload]:
+        body: dict[str, Any] = {
+            "filename": filename,
+            "size": size,
+            "sha256": sha256,
+            "content_type": content_type,
+            "rights": rights_body(rights),
+        }
+        if part_size is not None:
+            body["part_size"] = part_size
+        return Op("POST", "/v1/uploads", types.Upload.from_json, json=body)
+
+    @paginated
+    def list(self, *, sha256: str | None = None, limit: int | None = None) -> Op[types.Page[types.Upload]]:
+        """Open upload sessions, newest first; ``sha256`` finds the ones for a given file."""
+        return list_op("/v1/uploads", types.Upload.from_json, limit, sha256=sha256)
+
+    @endpoint
+    def get(self, upload_id: str) -> Op[types.Upload]:
+        return Op("GET", f"/v1/uploads/{path_segment(upload_id)}", types.Upload.from_json)
+
+    @endpoint
+    def parts(self, upload_id: str) -> Op[builtins.list[types.UploadPart]]:
+        return Op(
+            "GET",
+            f"/v1/uploads/{path_segment(upload_id)}/parts",
+            lambda data: [types.UploadPart.from_json(p) for p in data],
+        )
+
+    @endpoint
+    def put_part(self, upload_id: str, part_number: int, data: bytes) -> Op[types.UploadPart]:
+        """Send one part (idempotent: sending it again replaces it), with its Content-Digest."""
+        return Op(
+            "PUT",
+            f"/v1/uploads/{path_segment(upload_id)}/parts/{int(part_number)}",
+            types.UploadPart.from_json,
+            content=data,
+            headers={"Content-Type": "application/octet-stream", "Content-Digest": content_digest(data)},
+        )
+
+    @endpoint
+    def complete(self, upload_id: str) -> Op[types.Asset]:
+        """Assemble and verify the parts into an asset; calling it again returns the same asset."""
+        return Op("POST", f"/v1/uploads/{path_segment(upload_id)}/complete", types.Asset.from_json)
+
+    @endpoint
+    def abort(self, upload_id: str) -> Op[None]:
+        return Op("DELETE", f"/v1/uploads/{path_segment(upload_id)}", nothing)

@@ -1,0 +1,81 @@
+"""Transports that wrap the real one, to record what was sent and to inject failures."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+Match = Callable[[httpx.Request], bool]
+
+
+def is_part(request: httpx.Request) -> bool:
+    return request.method == "PUT" and "/parts/" in request.url.path
+
+
+def part_number(request: httpx.Request) -> int:
+    return int(request.url.path.rsplit("/", 1)[1])
+
+
+@dataclass
+class Faults:
+    """Shared by the sync and async transports: which requests fail, and how."""
+
+    match: Match = lambda request: True
+    #: Answer this status (as a problem document) for the first ``fail_times`` matching requests.
+    status: int | None = None
+    fail_times: int = 0
+    #: After this many matching requests went through, every further one fails to connect.
+    break_after: int | None = None
+    headers: dict[str, str] = field(default_factory=lambda: {"Retry-After": "0"})
+    sent: list[httpx.Request] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _matched: int = 0
+
+    def before(self, request: httpx.Request) -> httpx.Response | None:
+        with self._lock:
+            self.sent.append(request)
+            if not self.match(request):
+                return None
+            self._matched += 1
+            matched = self._matched
+        if self.break_after is not None and matched > self.break_after:
+            raise httpx.ConnectError("injected: connection lost", request=request)
+        if self.status is not None and matched <= self.fail_times:
+            body = {
+                "status": self.status,
+                "title": "Injected",
+                "detail": "injected failure",
+                "type": "about:blank",
+            }
+            return httpx.Response(self.status, json=body, headers=self.headers, request=request)
+        return None
+
+    def matching(self) -> list[httpx.Request]:
+        return [r for r in self.sent if self.match(r)]
+
+
+class FaultTransport(httpx.BaseTransport):
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self.faults.before(request) or self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncFaultTransport(httpx.AsyncBaseTransport):
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return self.faults.before(request) or await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -1,0 +1,168 @@
+"""The SDK's resources against the real service: happy paths, pagination, options, errors."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+import rushes
+from rushes import types
+
+from tests.sdk.conftest import LiveServer
+
+
+def test_me_api_keys_and_tenant(client: rushes.Client) -> None:
+    me = client.me.get()
+    assert isinstance(me, types.Me)
+    assert me.email.endswith("@example.com") and me.role == "owner" and not me.is_platform_admin
+    assert client.tenant.get().id == me.tenant.id
+    assert client.tenant.update(name="Renamed").name == "Renamed"
+    assert [m.email for m in client.tenant.members.list()] == [me.email]
+
+    created = client.api_keys.create(name="ci")
+    assert created.key.startswith("rsh_") and created.name == "ci"
+    assert created.id in {k.id for k in client.api_keys.list()}
+    second = client.with_options(api_key=created.key)
+    assert second.me.get().user_id == me.user_id
+    client.api_keys.revoke(created.id)
+    with pytest.raises(rushes.AuthenticationError):
+        second.me.get()
+
+
+def test_datasets_versions_and_pagination(client: rushes.Client, noise_png) -> None:
+    asset = client.assets.upload(noise_png, rights="owned", progress=False)
+    made = [client.datasets.create(name=f"set {i}", description="d") for i in range(5)]
+    pager = client.datasets.list(limit=2)
+    assert isinstance(pager, rushes.SyncPager)
+    assert {d.id for d in pager} == {d.id for d in made}
+    assert [len(p.items) for p in pager.pages()] == [2, 2, 1]
+    first = pager.first_page()
+    assert (first.total, first.limit, first.offset) == (5, 2, 0)
+
+    dataset = client.datasets.update(made[0].id, name="Brand look")
+    assert client.datasets.get(dataset.id).name == "Brand look"
+    version = client.datasets.versions.create(
+        dataset.id, items=[{"asset_id": asset.id, "caption": "a plate"}], trigger_word="brandlook"
+    )
+    assert (version.number, version.trigger_word, version.items[0].caption) == (1, "brandlook", "a plate")
+    assert [v.number for v in client.datasets.versions.list(dataset.id)] == [1]
+    replaced = client.datasets.versions.replace(dataset.id, 1, items=[asset.id])
+    assert replaced.items == [types.DatasetItem(asset_id=asset.id, caption=None)]
+    assert client.datasets.versions.get(dataset.id, 1).id == version.id
+
+    # The asset is in a version, so deleting it conflicts; once the version goes, it may go.
+    with pytest.raises(rushes.ConflictError) as conflict:
+        client.assets.delete(asset.id)
+    assert conflict.value.status_code == 409 and conflict.value.request_id
+    client.datasets.versions.delete(dataset.id, 1)
+    client.assets.delete(asset.id)
+    client.datasets.delete(dataset.id)
+    with pytest.raises(rushes.NotFoundError):
+        client.datasets.get(dataset.id)
+
+
+async def test_async_client(live_server: LiveServer, api_key: str) -> None:
+    async with rushes.AsyncClient(api_key=api_key, base_url=live_server.url) as client:
+        me = await client.me.get()
+        assert me.email.endswith("@example.com")
+        for i in range(3):
+            await client.datasets.create(name=f"async {i}")
+        pager = client.datasets.list(limit=2)
+        assert isinstance(pager, rushes.AsyncPager)
+        assert sorted([d.name async for d in pager]) == ["async 0", "async 1", "async 2"]
+        assert (await pager.first_page()).total == 3
+        with pytest.raises(rushes.NotFoundError) as missing:
+            await client.datasets.get(str(uuid.uuid4()))
+        assert missing.value.request_id
+
+
+def test_configuration_from_environment(live_server: LiveServer, api_key: str, monkeypatch) -> None:
+    monkeypatch.setenv("RUSHES_API_KEY", api_key)
+    monkeypatch.setenv("RUSHES_BASE_URL", live_server.url + "/")
+    with rushes.Client() as client:
+        assert client.base_url == live_server.url
+        assert client.me.get().email
+        copy = client.with_options(
+            max_retries=0, timeout=3.0, default_headers={"X-Request-ID": "sdk-test-123456"}
+        )
+        assert (copy.max_retries, copy.timeout.read, client.max_retries) == (0, 3.0, 2)
+        with pytest.raises(rushes.NotFoundError) as missing:
+            copy.datasets.get(str(uuid.uuid4()))
+        assert missing.value.request_id == "sdk-test-123456"
+    monkeypatch.delenv("RUSHES_API_KEY")
+    with pytest.raises(rushes.RushesError, match="No API key"):
+        rushes.Client()
+
+
+def test_errors_from_the_live_server(live_server: LiveServer, client: rushes.Client) -> None:
+    with pytest.raises(rushes.AuthenticationError) as unauthenticated:
+        client.with_options(api_key="rsh_not_a_real_key").me.get()
+    assert unauthenticated.value.status_code == 401
+    with pytest.raises(rushes.PermissionDeniedError) as forbidden:
+        client.admin.users.list().first_page()
+    assert forbidden.value.body["detail"] == "Only platform admins may do this."
+    with pytest.raises(rushes.BadRequestError):
+        client.datasets.list(limit=0).first_page()
+    with pytest.raises(rushes.UnprocessableEntityError) as invalid:
+        client.uploads.create(
+            filename="a.mp4", size=10, sha256="0" * 64, content_type="video/mp4", rights="owned", part_size=1
+        )
+    error = invalid.value
+    assert isinstance(error, rushes.APIStatusError) and isinstance(error, rushes.RushesError)
+    assert error.type and error.type.endswith("/invalid")
+    assert error.request_id == error.body["request_id"] == error.response.headers["x-request-id"]
+    assert "part_size" in str(error) and error.request_id in str(error)
+
+
+def test_admin(live_server: LiveServer, api_key: str) -> None:
+    with rushes.Client(api_key=live_server.admin_api_key(), base_url=live_server.url) as admin:
+        tenants = list(admin.admin.tenants.list(limit=1))
+        assert len(tenants) >= 2 and all(isinstance(t, types.TenantSummary) for t in tenants)
+        assert any(u.is_platform_admin for u in admin.admin.users.list())
+        tenant_id = rushes.Client(api_key=api_key, base_url=live_server.url).me.get().tenant.id
+        assert admin.admin.tenants.update(tenant_id, status="suspended").status == "suspended"
+        assert admin.admin.tenants.get(tenant_id).status == "suspended"
+    with pytest.raises(rushes.PermissionDeniedError, match="suspended"):
+        rushes.Client(api_key=api_key, base_url=live_server.url).me.get()
+
+
+@pytest.mark.parametrize(
+    ("status", "problem_type", "expected"),
+    [
+        (400, "about:blank", rushes.BadRequestError),
+        (401, "about:blank", rushes.AuthenticationError),
+        (402, "about:blank", rushes.QuotaExceededError),
+        (403, "about:blank", rushes.PermissionDeniedError),
+        (404, "about:blank", rushes.NotFoundError),
+        (409, "about:blank", rushes.ConflictError),
+        (410, "about:blank", rushes.APIStatusError),
+        (422, "about:blank", rushes.UnprocessableEntityError),
+        (429, "about:blank", rushes.RateLimitError),
+        (429, "https://docs.rushes.dev/problems/quota-exceeded", rushes.QuotaExceededError),
+        (500, "about:blank", rushes.InternalServerError),
+        (503, "about:blank", rushes.InternalServerError),
+    ],
+)
+def test_each_status_maps_to_its_error(status: int, problem_type: str, expected: type[Exception]) -> None:
+    # Statuses the service cannot be made to answer on demand: a canned problem document.
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = {
+            "status": status,
+            "title": "T",
+            "detail": "what went wrong",
+            "type": problem_type,
+            "request_id": "r1",
+        }
+        return httpx.Response(
+            status, json=body, headers={"content-type": "application/problem+json", "retry-after": "7"}
+        )
+
+    client = rushes.Client(api_key="rsh_x", transport=httpx.MockTransport(answer), max_retries=0)
+    with pytest.raises(rushes.APIStatusError) as raised:
+        client.me.get()
+    error = raised.value
+    assert (error.status_code, error.request_id, error.message) == (status, "r1", "what went wrong")
+    assert type(error) is expected
+    if isinstance(error, rushes.RateLimitError):
+        assert error.retry_after == 7.0
