@@ -95,6 +95,8 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             render_plugins=[ScalarRenderPlugin()],
             openapi_router=Router(path="/schema", route_handlers=[], opt=access(Access.PUBLIC)),
         ),
+        # Logging is configured once, as JSON, by configure_logging; Litestar's own would replace it.
+        logging_config=None,
         request_max_body_size=settings.server.max_json_body,
         lifespan=[background_tasks],
         debug=settings.server.debug,

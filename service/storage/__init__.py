@@ -7,7 +7,6 @@ from service.storage.base import (
     ObjectStorage,
     PartWriter,
     PendingMultipart,
-    sha256_of,
 )
 from service.storage.keys import TenantKeys
 
@@ -37,6 +36,5 @@ __all__ = [
     "PartWriter",
     "PendingMultipart",
     "TenantKeys",
-    "sha256_of",
     "storage_from_settings",
 ]

@@ -114,13 +114,3 @@ class ObjectStorage(abc.ABC):
 
     @abc.abstractmethod
     def list_multipart(self, prefix: str) -> list[PendingMultipart]: ...
-
-
-def sha256_of(storage: ObjectStorage, key: str) -> tuple[str, int]:
-    """The object's sha256 hex digest and size, read as a stream."""
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in storage.iter_chunks(key, chunk_size=4 << 20):
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID, uuid4
 
 from anyio import to_thread
@@ -22,7 +25,7 @@ from service.db.tenancy import session_tenant
 from service.errors import Conflict, Gone, Invalid, NotFound, PayloadTooLarge
 from service.media import MediaError, MediaInfo, poster, probe
 from service.settings import UploadSettings
-from service.storage import ObjectNotFoundError, ObjectStorage, PartWriter, TenantKeys, sha256_of
+from service.storage import ObjectNotFoundError, ObjectStorage, PartWriter, TenantKeys
 from service.uploads.models import Asset, AssetKind, UploadPart, UploadSession, UploadStatus
 from service.uploads.schemas import AssetOut, PartOut, UploadCreate, UploadOut
 
@@ -218,14 +221,22 @@ class Uploads:
             # A retry after a failure past this point: the object is already whole.
             if self.storage.stat(key) is None:
                 raise
-        digest, size = sha256_of(self.storage, key)
+        with self.storage.local_path(key) as path, ThreadPoolExecutor(max_workers=1) as pool:
+            # Hashing and probing both read the whole file: overlap them.
+            hashing = pool.submit(_sha256_file, path)
+            try:
+                media: MediaInfo | MediaError = probe(path)
+                jpeg = poster(path)
+            except MediaError as exc:
+                media = exc
+            digest, size = hashing.result()
+        # A damaged transfer is the likelier story than damaged footage, so it is told first.
         if size != upload.size:
             raise Invalid(f"The file is {size} bytes, not the {upload.size} announced.")
         if digest != upload.sha256:
             raise Invalid("The file's sha256 does not match the one announced; the upload was corrupted.")
-        with self.storage.local_path(key) as path:
-            media = probe(path)
-            jpeg = poster(path)
+        if isinstance(media, MediaError):
+            raise media
         self.storage.put_bytes(keys.poster(upload.asset_id), jpeg, "image/jpeg")
         return media
 
@@ -296,6 +307,16 @@ class Uploads:
             asset_id=upload.asset_id if upload.status is UploadStatus.COMPLETED else None,
             parts=[PartOut.model_validate(p) for p in parts],
         )
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(4 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _expected_digest(header: str | None) -> bytes | None:

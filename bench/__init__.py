@@ -1,0 +1,1 @@
+"""Benchmarks that drive the real server; run them as ``python -m bench.<name>``."""

@@ -1,0 +1,1 @@
+"""Training jobs: the queue, fair-share scheduling and the workers that run them."""
