@@ -41,6 +41,16 @@ class Opened:
     is_still: bool
 
 
+# FFmpeg otherwise starts a decoder thread per core, each holding frames of its own: on a
+# large machine a 4K probe would cost gigabytes. Two keep probing quick and its memory flat.
+DECODER_THREADS = 2
+
+
+def prepare_decoder(stream: VideoStream) -> None:
+    stream.thread_type = "AUTO"
+    stream.codec_context.thread_count = DECODER_THREADS
+
+
 def open_media(path: Path) -> Opened:
     """Open ``path`` and pick its main video stream; raise a ``MediaError`` if we can't.
 

@@ -12,7 +12,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from PIL import Image
 
-from service.media.container import open_media
+from service.media.container import open_media, prepare_decoder
 from service.media.errors import CorruptMediaError
 
 POSTER_POSITION = 0.10
@@ -32,7 +32,7 @@ def poster(path: Path, max_width: int = 640) -> bytes:
     opened = open_media(path)
     with opened.container as container:
         stream = opened.stream
-        stream.thread_type = "AUTO"
+        prepare_decoder(stream)
         frame = None if opened.is_still else _frame_at(container, stream, POSTER_POSITION)
         if frame is None:
             frame = _first_frame(container, stream, rewind=not opened.is_still)

@@ -13,7 +13,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from service.media import colour, verify
-from service.media.container import open_media
+from service.media.container import open_media, prepare_decoder
 from service.media.errors import CorruptMediaError, UnsupportedMediaError
 from service.media.formats import ACCEPTED_STILLS, ACCEPTED_VIDEO_CODECS, accepted_summary
 from service.media.info import MediaInfo
@@ -50,7 +50,7 @@ def probe(path: Path, *, decode_budget_pixels: int = verify.DEFAULT_DECODE_BUDGE
         for other in container.streams:
             if other.index != stream.index:
                 other.discard = Discard.all
-        stream.thread_type = "AUTO"
+        prepare_decoder(stream)
         scan = verify.scan(container, stream, decode_budget_pixels)
         assert scan.first_frame is not None  # scan raises otherwise
         if opened.is_still:
