@@ -1,0 +1,37 @@
+"""LoRA fine-tuning of open video models on tenant footage.
+
+The service calls ``train`` (or builds a ``Trainer``) with a ``TrainConfig``, a
+``TrainingDataset`` and a ``RunStorage``; ``python -m trainer`` does the same from folders.
+"""
+
+from trainer.config import LoraSettings, TrainConfig
+from trainer.data import TrainingAsset, TrainingDataset
+from trainer.errors import TrainerInputError
+from trainer.export import ExportedAdapter
+from trainer.memory import MemoryEstimate, estimate_peak_memory
+from trainer.progress import Control, ProgressCallback, StepReport, StopTraining
+from trainer.quantize import Quantization
+from trainer.storage import AssetSource, FolderSource, RunStorage
+from trainer.train import Trainer, TrainingResult, train
+
+__all__ = [
+    "AssetSource",
+    "Control",
+    "ExportedAdapter",
+    "FolderSource",
+    "LoraSettings",
+    "MemoryEstimate",
+    "ProgressCallback",
+    "Quantization",
+    "RunStorage",
+    "StepReport",
+    "StopTraining",
+    "TrainConfig",
+    "Trainer",
+    "TrainerInputError",
+    "TrainingAsset",
+    "TrainingDataset",
+    "TrainingResult",
+    "estimate_peak_memory",
+    "train",
+]

@@ -1,0 +1,302 @@
+"""Wan 2.1 text-to-video (1.3B and 14B) in the diffusers layout, loaded from a local folder.
+
+Expected folder: ``model_index.json`` plus ``transformer/``, ``vae/``, ``text_encoder/``,
+``tokenizer/`` and ``scheduler/``, as in Wan-AI/Wan2.1-T2V-1.3B-Diffusers. Nothing is
+downloaded: the service provisions base folders ahead of time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import diffusers
+import torch
+import torch.nn.functional as F
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils.torch_utils import randn_tensor
+from diffusers.video_processor import VideoProcessor
+from safetensors import safe_open
+from torch import nn
+from transformers import AutoTokenizer
+
+from trainer.errors import TrainerInputError
+from trainer.models import flow_matching
+from trainer.models._untyped import AutoencoderKLWan, UMT5EncoderModel, WanTransformer3DModel, prompt_clean
+from trainer.models.registry import ModelSpecification, NoisedBatch, TextEncoder, TransformerDims, register
+from trainer.quantize import Quantization, load_streaming, parameters_on_meta, replace_linears
+
+_COMPONENTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
+# transformer/config.json of the published Wan2.1 T2V checkpoints (Wan-AI/*-Diffusers), for
+# memory planning and benchmarks without the weights.
+WAN21_T2V_1_3B: dict[str, Any] = {
+    "patch_size": [1, 2, 2],
+    "num_attention_heads": 12,
+    "attention_head_dim": 128,
+    "in_channels": 16,
+    "out_channels": 16,
+    "text_dim": 4096,
+    "freq_dim": 256,
+    "ffn_dim": 8960,
+    "num_layers": 30,
+    "cross_attn_norm": True,
+    "qk_norm": "rms_norm_across_heads",
+    "eps": 1e-06,
+    "image_dim": None,
+    "added_kv_proj_dim": None,
+    "rope_max_seq_len": 1024,
+}
+WAN21_T2V_14B: dict[str, Any] = {
+    **WAN21_T2V_1_3B,
+    "num_attention_heads": 40,
+    "ffn_dim": 13824,
+    "num_layers": 40,
+}
+_WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+def transformer_dims(config: dict[str, Any], *, text_tokens: int) -> TransformerDims:
+    """Sizes of a Wan transformer config, counted on the meta device (no memory, no weights)."""
+    with torch.device("meta"):
+        model = WanTransformer3DModel.from_config(config)
+    block_linear = other = 0
+    for name, module in model.named_modules():
+        for param_name, param in module.named_parameters(recurse=False):
+            if name.startswith("blocks.") and type(module) is nn.Linear and param_name == "weight":
+                block_linear += param.numel()
+            else:
+                other += param.numel()
+    heads, head_dim = config["num_attention_heads"], config["attention_head_dim"]
+    patch = config["patch_size"]
+    return TransformerDims(
+        num_layers=config["num_layers"],
+        dim=heads * head_dim,
+        ffn_dim=config["ffn_dim"],
+        num_heads=heads,
+        text_dim=config["text_dim"],
+        in_channels=config["in_channels"],
+        patch_size=(patch[0], patch[1], patch[2]),
+        block_linear_params=block_linear,
+        other_params=other,
+        text_tokens=text_tokens,
+    )
+
+
+@register(pipeline_class="WanPipeline")
+class WanSpecification(ModelSpecification):
+    name = "wan2.1"
+    family = "wan2.1"
+    # Attention projections of self- and cross-attention, and both FFN projections.
+    default_lora_targets = ("to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2")
+    temporal_factor = 4
+    spatial_multiple = 16  # VAE 8x, then 2x2 patches
+    max_sequence_length = 512
+
+    def __init__(self, base: str, *, device: torch.device, dtype: torch.dtype) -> None:
+        super().__init__(base, device=device, dtype=dtype)
+        self._scheduler_config: dict[str, Any] | None = None
+        self._check_folder()
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.base)
+
+    def _check_folder(self) -> None:
+        missing = [name for name in _COMPONENTS if not (self.folder / name).is_dir()]
+        if missing:
+            raise TrainerInputError(f"base folder {self.folder} lacks {', '.join(missing)}")
+
+    # Component sources: the built-in tiny base overrides these five.
+    def _transformer_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = WanTransformer3DModel.load_config(self.folder / "transformer")
+        return config
+
+    def _transformer_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        folder = self.folder / "transformer"
+        index = folder / f"{_WEIGHTS}.index.json"
+        if index.is_file():
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        elif (folder / _WEIGHTS).is_file():
+            shards = [_WEIGHTS]
+        else:
+            raise TrainerInputError(f"{folder} holds no safetensors weights")
+        for shard in shards:
+            with safe_open(str(folder / shard), framework="pt", device="cpu") as handle:
+                for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
+                    yield key, handle.get_tensor(key)
+
+    def _new_scheduler(self) -> SchedulerMixin:
+        if self._scheduler_config is None:
+            self._scheduler_config = json.loads(
+                (self.folder / "scheduler" / "scheduler_config.json").read_text()
+            )
+        cls = getattr(diffusers, self._scheduler_config["_class_name"])
+        scheduler: SchedulerMixin = cls.from_config(self._scheduler_config)
+        return scheduler
+
+    def load_text_encoder(self) -> TextEncoder:
+        tokenizer = AutoTokenizer.from_pretrained(self.folder / "tokenizer")
+        model = UMT5EncoderModel.from_pretrained(self.folder / "text_encoder", torch_dtype=self.dtype)
+        return TextEncoder(tokenizer=tokenizer, model=model.to(self.device).eval())
+
+    def load_vae(self) -> nn.Module:
+        vae: nn.Module = AutoencoderKLWan.from_pretrained(self.folder / "vae", torch_dtype=torch.float32)
+        return vae.to(self.device).eval()
+
+    # Condition models
+    @torch.no_grad()
+    def encode_prompts(self, encoder: TextEncoder, prompts: Sequence[str]) -> list[torch.Tensor]:
+        # Same cleaning, padding and truncation as WanPipeline, so cached embeddings equal
+        # what the stock pipeline computes at inference.
+        inputs = encoder.tokenizer(
+            [prompt_clean(p) for p in prompts],
+            padding="max_length",
+            max_length=self.max_sequence_length,
+            truncation=True,
+            add_special_tokens=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        mask = inputs.attention_mask
+        hidden = encoder.model(inputs.input_ids.to(self.device), mask.to(self.device)).last_hidden_state
+        lengths = mask.gt(0).sum(dim=1).tolist()
+        return [h[:n].float().cpu().contiguous() for h, n in zip(hidden, lengths, strict=True)]
+
+    def batch_prompt_embeds(self, embeds: Sequence[torch.Tensor]) -> torch.Tensor:
+        padded = [F.pad(e, (0, 0, 0, self.max_sequence_length - e.shape[0])) for e in embeds]
+        return torch.stack(padded).to(device=self.device, dtype=self.dtype)
+
+    # Latent model
+    def _latent_stats(self, vae: nn.Module, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        config: Any = vae.config
+        mean = torch.tensor(config.latents_mean).view(1, config.z_dim, 1, 1, 1).to(like.device, like.dtype)
+        inv_std = 1.0 / torch.tensor(config.latents_std).view(1, config.z_dim, 1, 1, 1).to(
+            like.device, like.dtype
+        )
+        return mean, inv_std
+
+    @torch.no_grad()
+    def encode_video(self, vae: nn.Module, video: torch.Tensor) -> torch.Tensor:
+        pixels = video.unsqueeze(0).to(device=self.device, dtype=torch.float32)
+        # The posterior mean, not a sample: Wan's posterior variance is tiny, and a cached
+        # mean keeps the cache deterministic and reusable across runs.
+        latents: torch.Tensor = vae.encode(pixels).latent_dist.mode()  # type: ignore[operator]
+        mean, inv_std = self._latent_stats(vae, latents)
+        return ((latents - mean) * inv_std)[0].float().cpu().contiguous()
+
+    @torch.no_grad()
+    def decode_latents(self, vae: nn.Module, latents: torch.Tensor) -> torch.Tensor:
+        latents = latents.to(self.device, torch.float32)
+        mean, inv_std = self._latent_stats(vae, latents)
+        # Written exactly as WanPipeline writes it, so both give bit-identical frames.
+        latents = latents / inv_std + mean
+        # The VAE decodes in fp32 as in the pipeline, even inside the trainer's bf16 autocast.
+        with torch.autocast(self.device.type, enabled=False):
+            video = vae.decode(latents, return_dict=False)[0]  # type: ignore[operator]
+        frames = VideoProcessor(vae_scale_factor=8).postprocess_video(video, output_type="pt")
+        assert isinstance(frames, torch.Tensor)
+        return frames.permute(0, 1, 3, 4, 2).float().cpu()
+
+    # Denoiser
+    def transformer_dims(self) -> TransformerDims:
+        return transformer_dims(self._transformer_config(), text_tokens=self.max_sequence_length)
+
+    def load_transformer(self, quantization: Quantization) -> nn.Module:
+        with parameters_on_meta():
+            model = WanTransformer3DModel.from_config(self._transformer_config())
+        # Only the blocks' linears (about 99% of the weights) are quantised; the embedders,
+        # norms and output head are small and sensitive, and stay in the compute dtype.
+        replace_linears(
+            model,
+            quantization,
+            compute_dtype=self.dtype,
+            should_quantize=lambda name: name.startswith("blocks."),
+        )
+        load_streaming(
+            model,
+            self._transformer_tensors(),
+            device=self.device,
+            dtype=self.dtype,
+            keep_in_fp32=model._keep_in_fp32_modules or (),
+            ignore_unexpected=lambda name: "norm_added_q" in name,
+        )
+        model.requires_grad_(False)
+        loaded: nn.Module = model
+        return loaded
+
+    def prepare_latents(
+        self, latents: torch.Tensor, generator: torch.Generator, *, flow_shift: float, timestep_sampling: str
+    ) -> NoisedBatch:
+        # Noise and sigmas come from a CPU generator so a run is the same on CPU and CUDA.
+        noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32)
+        sigmas = flow_matching.sample_sigmas(
+            latents.shape[0], generator, shift=flow_shift, scheme=timestep_sampling
+        )
+        latents = latents.float()
+        noisy = flow_matching.add_noise(latents, noise, sigmas)
+        return NoisedBatch(
+            noisy_latents=noisy.to(self.device),
+            timesteps=(sigmas * flow_matching.NUM_TRAIN_TIMESTEPS).to(self.device),
+            target=(noise - latents).to(self.device),
+            sigmas=sigmas,
+        )
+
+    def forward(
+        self,
+        transformer: nn.Module,
+        noisy_latents: torch.Tensor,
+        timesteps: torch.Tensor,
+        prompt_embeds: torch.Tensor,
+    ) -> torch.Tensor:
+        output: torch.Tensor = transformer(
+            hidden_states=noisy_latents.to(self.dtype),
+            timestep=timesteps,
+            encoder_hidden_states=prompt_embeds.to(self.dtype),
+            return_dict=False,
+        )[0]
+        return output
+
+    def loss(self, prediction: torch.Tensor, batch: NoisedBatch) -> torch.Tensor:
+        return F.mse_loss(prediction.float(), batch.target.float())
+
+    @torch.no_grad()
+    def sample(
+        self,
+        transformer: nn.Module,
+        vae: nn.Module,
+        prompt_embeds: torch.Tensor,
+        negative_embeds: torch.Tensor | None,
+        *,
+        frames: int,
+        height: int,
+        width: int,
+        steps: int,
+        guidance: float,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        # The same loop as WanPipeline.__call__ (T2V, Wan 2.1), kept step for step so that
+        # validation clips match what tenants get from the stock pipeline with the export.
+        scheduler = self._new_scheduler()
+        scheduler.set_timesteps(steps, device=self.device)  # type: ignore[attr-defined]
+        scheduler.set_begin_index(0)  # type: ignore[attr-defined]
+        shape = (prompt_embeds.shape[0], *self.latent_shape(frames, height, width))
+        latents = randn_tensor(shape, generator=generator, device=self.device, dtype=torch.float32)
+        cfg = guidance > 1.0 and negative_embeds is not None
+        for t in scheduler.timesteps:  # type: ignore[attr-defined]
+            timestep = t.expand(latents.shape[0])
+            prediction = self.forward(transformer, latents, timestep, prompt_embeds)
+            if cfg:
+                assert negative_embeds is not None
+                unconditional = self.forward(transformer, latents, timestep, negative_embeds)
+                prediction = unconditional + guidance * (prediction - unconditional)
+            latents = scheduler.step(prediction, t, latents, return_dict=False)[0]  # type: ignore[attr-defined]
+        return self.decode_latents(vae, latents)
+
+    def export_lora_state_dict(self, peft_state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # WanLoraLoaderMixin expects peft keys under the pipeline component's name.
+        return {
+            f"transformer.{key}": tensor.detach().cpu().contiguous()
+            for key, tensor in peft_state_dict.items()
+        }
