@@ -83,9 +83,9 @@ def _cleanup(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(settings: Settings, args: argparse.Namespace) -> int:
+def _train(trainer_args: Sequence[str]) -> int:
     # The trainer runs in its own process: the API side never imports torch.
-    return subprocess.call([sys.executable, "-m", "trainer", *args.trainer_args])  # noqa: S603
+    return subprocess.call([sys.executable, "-m", "trainer", *trainer_args])  # noqa: S603
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        return _train(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = get_settings()

@@ -99,3 +99,13 @@ def test_bad_configuration_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "RUSHES_STORAGE__S3_ENDPOINT is required" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_train_passes_through_to_the_trainer(tmp_path: Path) -> None:
+    helped = subprocess.run([*SERVER, "train", "--help"], capture_output=True, text=True, check=False)
+    assert helped.returncode == 0 and "--quantization" in helped.stdout
+    missing = subprocess.run(
+        [*SERVER, "train", str(tmp_path / "nowhere"), str(tmp_path / "out")], capture_output=True, text=True, check=False
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [f"error: clips folder {tmp_path / 'nowhere'} does not exist"]
