@@ -74,6 +74,15 @@ class AuthSettings(BaseModel):
     secure_cookies: bool = False
 
 
+class JobSettings(BaseModel):
+    # A worker that misses its lease this long loses the job to another worker.
+    lease_seconds: float = 60.0
+    # Leases a job may lose before it fails; set on each job when it is created.
+    max_attempts: int = 3
+    # Recent GPU time halves every this many seconds when choosing whose job runs next.
+    fair_share_half_life_seconds: float = 3600.0
+
+
 class LogSettings(BaseModel):
     level: str = "INFO"
     json_format: bool = True
@@ -88,6 +97,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     uploads: UploadSettings = UploadSettings()
     auth: AuthSettings = AuthSettings()
+    jobs: JobSettings = JobSettings()
     log: LogSettings = LogSettings()
 
     @property

@@ -3,6 +3,7 @@
 from service.accounts.models import ApiKey, BrowserSession, Membership, Tenant, User
 from service.datasets.models import Dataset, DatasetItem, DatasetVersion
 from service.db.base import Base
+from service.jobs.models import FineTuneJob, JobEvent, TenantCompute
 from service.uploads.models import Asset, UploadPart, UploadSession
 
 metadata = Base.metadata
@@ -14,8 +15,11 @@ __all__ = [
     "Dataset",
     "DatasetItem",
     "DatasetVersion",
+    "FineTuneJob",
+    "JobEvent",
     "Membership",
     "Tenant",
+    "TenantCompute",
     "UploadPart",
     "UploadSession",
     "User",

@@ -105,7 +105,12 @@ def test_train_passes_through_to_the_trainer(tmp_path: Path) -> None:
     helped = subprocess.run([*SERVER, "train", "--help"], capture_output=True, text=True, check=False)
     assert helped.returncode == 0 and "--quantization" in helped.stdout
     missing = subprocess.run(
-        [*SERVER, "train", str(tmp_path / "nowhere"), str(tmp_path / "out")], capture_output=True, text=True, check=False
+        [*SERVER, "train", str(tmp_path / "nowhere"), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert missing.returncode == 1
-    assert missing.stderr.strip().splitlines() == [f"error: clips folder {tmp_path / 'nowhere'} does not exist"]
+    assert missing.stderr.strip().splitlines() == [
+        f"error: clips folder {tmp_path / 'nowhere'} does not exist"
+    ]

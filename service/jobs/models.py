@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from advanced_alchemy.types import DateTimeUTC, JsonB
+from sqlalchemy import BigInteger, Enum, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.base import Base, TenantScoped
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class FineTuneJob(TenantScoped, Base):
+    __tablename__ = "fine_tune_job"
+    __table_args__ = (UniqueConstraint("tenant_id", "idempotency_key"),)
+
+    dataset_version_id: Mapped[UUID] = mapped_column(
+        ForeignKey("dataset_version.id", ondelete="RESTRICT"), index=True
+    )
+    base_id: Mapped[str] = mapped_column(String(64))
+    # The trainer's configuration, resolved from a preset and overrides when the job was made.
+    config: Mapped[dict[str, Any]] = mapped_column(JsonB)
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, native_enum=False, length=16), default=JobStatus.QUEUED, index=True
+    )
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    estimated_bytes: Mapped[int] = mapped_column(BigInteger)
+    total_steps: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    # Attempts started so far; a lease lost this many times ends the job.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTimeUTC(timezone=True), default=None, index=True
+    )
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    queued_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    created_by: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobEvent(TenantScoped, Base):
+    """One thing that happened to a job; ``seq`` orders a job's events and is the SSE event id."""
+
+    __tablename__ = "job_event"
+    __table_args__ = (UniqueConstraint("job_id", "seq"),)
+
+    job_id: Mapped[UUID] = mapped_column(ForeignKey("fine_tune_job.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JsonB)
+
+
+class TenantCompute(Base):
+    """A tenant's scheduling state: decayed recent GPU time (value at a time) and plan limits."""
+
+    __tablename__ = "tenant_compute"
+
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), unique=True)
+    recent_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    recent_at: Mapped[float] = mapped_column(Float, default=0.0)
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    concurrency_cap: Mapped[int | None] = mapped_column(Integer, default=None)
