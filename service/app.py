@@ -26,6 +26,7 @@ from service.datasets.controllers import DatasetController
 from service.db.engine import create_engine, session_factory
 from service.db.pagination import provide_page
 from service.errors import exception_handlers, problem_details_config
+from service.idempotency.middleware import IdempotencyMiddleware
 from service.logging_setup import configure_logging
 from service.request_context import request_id_middleware
 from service.settings import Settings, get_settings
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             DefineMiddleware(
                 AuthenticationMiddleware, db_config=db_config, session_cookie=settings.auth.session_cookie
             ),
+            IdempotencyMiddleware(db_config, settings.server.max_json_body),
         ],
         guards=[enforce_access],
         dependencies={

@@ -76,7 +76,8 @@ def _cleanup(settings: Settings, args: argparse.Namespace) -> int:
         await engine.dispose()
         print(
             f"expired upload sessions removed: {report.expired_sessions}; "
-            f"orphaned multipart uploads aborted: {report.orphaned_multiparts}"
+            f"orphaned multipart uploads aborted: {report.orphaned_multiparts}; "
+            f"expired idempotency keys removed: {report.expired_idempotency_keys}"
         )
 
     asyncio.run(run())

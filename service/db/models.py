@@ -3,6 +3,7 @@
 from service.accounts.models import ApiKey, BrowserSession, Membership, Tenant, User
 from service.datasets.models import Dataset, DatasetItem, DatasetVersion
 from service.db.base import Base
+from service.idempotency.models import IdempotencyRecord
 from service.jobs.models import FineTuneJob, JobEvent, TenantCompute
 from service.uploads.models import Asset, UploadPart, UploadSession
 
@@ -16,6 +17,7 @@ __all__ = [
     "DatasetItem",
     "DatasetVersion",
     "FineTuneJob",
+    "IdempotencyRecord",
     "JobEvent",
     "Membership",
     "Tenant",

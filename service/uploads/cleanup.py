@@ -1,4 +1,4 @@
-"""Removes what abandoned uploads left behind.
+"""Removes what abandoned uploads (and old idempotency keys) left behind.
 
 MinIO ignores S3's lifecycle rule for incomplete multipart uploads, so expiry is ours:
 expired sessions are discarded with their parts, and multipart uploads that no session
@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import anyio
 from anyio import to_thread
-from sqlalchemy import select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.db.tenancy import mark_unscoped
+from service.idempotency.models import IdempotencyRecord
 from service.settings import UploadSettings
 from service.storage import ObjectStorage
 from service.storage.keys import TENANTS_ROOT
@@ -30,6 +32,7 @@ logger = logging.getLogger("rushes.cleanup")
 class CleanupReport:
     expired_sessions: int
     orphaned_multiparts: int
+    expired_idempotency_keys: int
 
 
 async def clean_up_uploads(
@@ -52,13 +55,20 @@ async def clean_up_uploads(
         for upload in expired:
             await uploads.discard(upload)
         known = set((await session.scalars(select(UploadSession.storage_upload_id))).all())
+        # Idempotency keys share the upload sessions' lifetime: a client retries within it.
+        forgotten = await session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.created_at <= now - timedelta(seconds=limits.session_ttl_seconds)
+            )
+        )
+        await session.commit()
     cutoff = now - timedelta(seconds=limits.session_ttl_seconds)
     pending = await to_thread.run_sync(storage.list_multipart, TENANTS_ROOT)
     orphans = [p for p in pending if p.upload_id not in known and p.initiated <= cutoff]
     for orphan in orphans:
         await to_thread.run_sync(storage.abort_multipart, orphan.key, orphan.upload_id)
-    report = CleanupReport(len(expired), len(orphans))
-    if expired or orphans:
+    report = CleanupReport(len(expired), len(orphans), cast(CursorResult[Any], forgotten).rowcount)
+    if expired or orphans or report.expired_idempotency_keys:
         logger.info("upload cleanup: %s", report)
     return report
 

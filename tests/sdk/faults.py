@@ -29,10 +29,14 @@ class Faults:
     fail_times: int = 0
     #: After this many matching requests went through, every further one fails to connect.
     break_after: int | None = None
+    #: Forward the first ``lose_answers`` matching requests to the server, then drop the answer
+    #: (a read timeout): the server acted, the client cannot know it.
+    lose_answers: int = 0
     headers: dict[str, str] = field(default_factory=lambda: {"Retry-After": "0"})
     sent: list[httpx.Request] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _matched: int = 0
+    _lost: int = 0
 
     def before(self, request: httpx.Request) -> httpx.Response | None:
         with self._lock:
@@ -53,6 +57,13 @@ class Faults:
             return httpx.Response(self.status, json=body, headers=self.headers, request=request)
         return None
 
+    def answer_lost(self, request: httpx.Request) -> bool:
+        with self._lock:
+            if self.match(request) and self._lost < self.lose_answers:
+                self._lost += 1
+                return True
+        return False
+
     def matching(self) -> list[httpx.Request]:
         return [r for r in self.sent if self.match(r)]
 
@@ -63,7 +74,11 @@ class FaultTransport(httpx.BaseTransport):
         self.inner = httpx.HTTPTransport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        return self.faults.before(request) or self.inner.handle_request(request)
+        response = self.faults.before(request) or self.inner.handle_request(request)
+        if self.faults.answer_lost(request):
+            response.read()
+            raise httpx.ReadTimeout("injected: answer lost", request=request)
+        return response
 
     def close(self) -> None:
         self.inner.close()
@@ -75,7 +90,11 @@ class AsyncFaultTransport(httpx.AsyncBaseTransport):
         self.inner = httpx.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return self.faults.before(request) or await self.inner.handle_async_request(request)
+        response = self.faults.before(request) or await self.inner.handle_async_request(request)
+        if self.faults.answer_lost(request):
+            await response.aread()
+            raise httpx.ReadTimeout("injected: answer lost", request=request)
+        return response
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -42,6 +42,16 @@ def test_503_twice_then_success_creates_one_object_with_one_idempotency_key(
         assert "idempotency-key" not in faults.sent[-1].headers
 
 
+def test_a_create_whose_answer_was_lost_is_not_made_twice(live_server: LiveServer, api_key: str) -> None:
+    # The server handles the first try; only its answer is lost. The retry carries the same
+    # key, so the server replays the first answer instead of creating a second object.
+    faults = Faults(match=_is_dataset_create, lose_answers=1)
+    with rushes.Client(api_key=api_key, base_url=live_server.url, transport=FaultTransport(faults)) as client:
+        dataset = client.datasets.create(name="once")
+        assert len(faults.matching()) == 2
+        assert [d.id for d in client.datasets.list()] == [dataset.id]
+
+
 async def test_async_client_retries_the_same_way(live_server: LiveServer, api_key: str) -> None:
     faults = Faults(match=_is_dataset_create, status=502, fail_times=2)
     async with rushes.AsyncClient(

@@ -1,0 +1,161 @@
+"""Replays the stored answer to a POST that repeats an ``Idempotency-Key``.
+
+Runs inside authentication, so keys live in the caller's tenant. The first request with a
+key claims it (a unique row); a repeat with the same method, path and body gets the first
+answer back, byte for byte; a repeat while the first is still running gets 409; reusing a
+key for a different request gets 422. Answers of 5xx are not kept, so a retry after a
+server error runs again. Records expire with the upload cleanup after a day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth.principal import Principal
+from service.db.tenancy import set_tenant
+from service.errors import Conflict, Invalid, PayloadTooLarge
+from service.idempotency.models import IdempotencyRecord
+
+HEADER = b"idempotency-key"
+REPLAYED_HEADER = b"idempotent-replayed"
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, db_config: SQLAlchemyAsyncConfig, max_body: int) -> None:
+        self.db_config = db_config
+        self.max_body = max_body
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        key = _header(scope, HEADER)
+        principal = scope.get("user")
+        method = scope.get("method")
+        if method != "POST" or key is None or not isinstance(principal, Principal):
+            await next_app(scope, receive, send)
+            return
+        if not 1 <= len(key) <= MAX_KEY_LENGTH:
+            raise Invalid(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.")
+        body = await self._read_body(receive)
+        request_hash = hashlib.sha256(
+            b"\n".join([b"POST", scope["raw_path"], scope.get("query_string", b""), body])
+        ).hexdigest()
+        # The claim uses the request's own session, already bound to the tenant: a second
+        # connection would wait on SQLite for the lock the request's transaction holds.
+        request_session = self.db_config.provide_session(scope["app"].state, scope)
+        stored = await self._claim(request_session, key, request_hash)
+        if stored is not None:
+            await _replay(stored, send)
+            return
+        answer = _Recorder(send)
+        try:
+            await next_app(scope, _replaying(body), answer.send)
+        finally:
+            # By now the request's session is closed, so a fresh one can settle the key.
+            async with self.db_config.create_session_maker()() as session:
+                set_tenant(session, principal.tenant_id)
+                await self._settle(session, key, answer)
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = bytes(message.get("body", b""))  # type: ignore[call-overload]
+            size += len(chunk)
+            if size > self.max_body:
+                raise PayloadTooLarge(f"Request bodies may be at most {self.max_body} bytes.")
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        return b"".join(chunks)
+
+    async def _claim(self, session: AsyncSession, key: str, request_hash: str) -> IdempotencyRecord | None:
+        """The stored answer to replay, or None once this request holds the key."""
+        record = await session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
+        if record is None:
+            session.add(IdempotencyRecord(key=key, request_hash=request_hash))
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                raise Conflict("A request with this Idempotency-Key is in progress; retry shortly.") from None
+            return None
+        if record.request_hash != request_hash:
+            raise Invalid("This Idempotency-Key was used for a different request; use a new key.")
+        if record.status_code is None:
+            raise Conflict("A request with this Idempotency-Key is in progress; retry shortly.")
+        return record
+
+    async def _settle(self, session: AsyncSession, key: str, answer: _Recorder) -> None:
+        record = await session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
+        if record is None:
+            return
+        if answer.status is None or answer.status >= 500:
+            await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id))
+        else:
+            record.status_code = answer.status
+            record.content_type = answer.content_type
+            record.body = b"".join(answer.body)
+        await session.commit()
+
+
+class _Recorder:
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status: int | None = None
+        self.content_type: str | None = None
+        self.body: list[bytes] = []
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+            self.content_type = next(
+                (v.decode("latin-1") for k, v in message.get("headers", []) if k.lower() == b"content-type"),
+                None,
+            )
+        elif message["type"] == "http.response.body":
+            self.body.append(bytes(message.get("body", b"")))
+        await self._send(message)
+
+
+def _replaying(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Any:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+async def _replay(record: IdempotencyRecord, send: Send) -> None:
+    headers = [(REPLAYED_HEADER, b"true")]
+    if record.content_type:
+        headers.append((b"content-type", record.content_type.encode("latin-1")))
+    body = record.body or b""
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": record.status_code or 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
