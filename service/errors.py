@@ -6,11 +6,11 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from advanced_alchemy.exceptions import DuplicateKeyError, IntegrityError
 from advanced_alchemy.exceptions import NotFoundError as RepositoryNotFoundError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException
+from sqlalchemy.exc import IntegrityError
 
 from service.request_context import REQUEST_ID_HEADER, current_request_id
 from service.storage.base import ObjectNotFoundError
@@ -119,7 +119,8 @@ def _from_storage_missing(exc: ObjectNotFoundError) -> ProblemDetailsException:
 
 
 def _from_integrity(exc: IntegrityError) -> ProblemDetailsException:
-    logger.info("integrity error: %s", exc)
+    # A race two requests lost to a constraint; the engine hides statement parameters.
+    logger.info("integrity error: %s", exc.orig)
     return _problem(409, "conflict", "The request conflicts with the current state of the resource.")
 
 
@@ -137,7 +138,6 @@ def problem_details_config() -> ProblemDetailsConfig:
             HTTPException: _from_http,
             RepositoryNotFoundError: _from_repository_missing,
             IntegrityError: _from_integrity,
-            DuplicateKeyError: _from_integrity,
             ObjectNotFoundError: _from_storage_missing,
         }
     )

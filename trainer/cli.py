@@ -6,7 +6,7 @@ OUTPUT receives ``cache/``, ``checkpoints/``, ``validation/`` and ``adapter/`` (
 ``adapter.safetensors``, ``adapter_config.json`` and ``training_record.json``). The server
 exposes this as ``rushes-server train`` by running it in a subprocess.
 
-Exit status: 0 done, 1 bad input (one line on stderr), 2 bad arguments, 130 interrupted
+Exit status: 0 done, 1 bad input (one line on stderr), 2 bad arguments, 3 internal failure, 130 interrupted
 (after a checkpoint; rerun with ``--resume``).
 """
 
@@ -35,6 +35,7 @@ from trainer.train import Trainer
 
 FOOTAGE_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".png", ".jpg", ".jpeg"}
 EXIT_INPUT = 1
+EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 _RIGHTS = {"attestation": "asserted by the operator of the local trainer CLI"}
 
@@ -232,3 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainerInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except Exception:
+        # Our fault, not the footage's: a distinct status, and the traceback for the report.
+        logging.getLogger("trainer").exception("training failed")
+        print("error: training failed unexpectedly (see the traceback above)", file=sys.stderr)
+        return EXIT_INTERNAL

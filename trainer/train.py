@@ -310,18 +310,24 @@ class Trainer:
         return frames[0]
 
     def _validate(self) -> tuple[str, ...]:
-        keys = []
+        keys: list[str] = []
         vae = self.spec.load_vae()
-        try:
-            for index in range(len(self.validation_prompts)):
-                key = f"{self.storage.validation_prefix}step-{self.step:08d}/{index:02d}.mp4"
-                self.storage.storage.put_bytes(key, encode_mp4(self._render(vae, index)), "video/mp4")
-                keys.append(key)
-        finally:
-            del vae
-            free_memory(self.device)
+        # Rendering draws noise; it must not move the training RNG, or a run resumed from
+        # this step's checkpoint would train on different noise than one that never stopped.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            try:
+                self._render_all(vae, keys)
+            finally:
+                del vae
+                free_memory(self.device)
         self.validation_keys.extend(keys)
         return tuple(keys)
+
+    def _render_all(self, vae: nn.Module, keys: list[str]) -> None:
+        for index in range(len(self.validation_prompts)):
+            key = f"{self.storage.validation_prefix}step-{self.step:08d}/{index:02d}.mp4"
+            self.storage.storage.put_bytes(key, encode_mp4(self._render(vae, index)), "video/mp4")
+            keys.append(key)
 
     def _export(self) -> ExportedAdapter:
         peak, kind = peak_memory(self.device)

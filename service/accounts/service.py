@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from anyio import to_thread
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +33,8 @@ async def sign_up(session: AsyncSession, body: SignUp, session_ttl: int) -> tupl
     with unscoped(session):
         if await session.scalar(select(User.id).where(User.email == body.email)):
             raise Conflict("An account with this email already exists; sign in instead.")
-    user = User(email=body.email, password_hash=hash_password(body.password), is_platform_admin=False)
+    password_hash = await to_thread.run_sync(hash_password, body.password)
+    user = User(email=body.email, password_hash=password_hash, is_platform_admin=False)
     tenant = Tenant(name=body.tenant_name)
     session.add_all([user, tenant])
     await session.flush()
@@ -46,7 +48,11 @@ async def sign_up(session: AsyncSession, body: SignUp, session_ttl: int) -> tupl
 async def log_in(session: AsyncSession, body: LogIn, session_ttl: int) -> tuple[str, Principal]:
     with unscoped(session):
         user = await session.scalar(select(User).where(User.email == body.email))
-        if not verify_password(user.password_hash if user else None, body.password) or user is None:
+        # argon2 takes a few hundred milliseconds by design: off the event loop.
+        verified = await to_thread.run_sync(
+            verify_password, user.password_hash if user else None, body.password
+        )
+        if not verified or user is None:
             raise Unauthorized("Wrong email or password.")
         memberships = select(Membership.tenant_id).where(Membership.user_id == user.id)
         if body.tenant_id is not None:

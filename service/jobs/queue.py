@@ -17,6 +17,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.db.tenancy import mark_unscoped
@@ -69,17 +70,26 @@ class JobQueue:
     async def lease(self, worker_id: str, slot: WorkerSlot, now: datetime | None = None) -> Lease | None:
         now = now or _now()
         async with self._session() as session:
-            await self._expire(session, now)
-            await session.commit()
-            passed_over: set[UUID] = set()
-            for _ in range(_CLAIM_TRIES):
-                choice = await self._choose(session, slot, now, passed_over)
-                if choice is None:
-                    return None
-                lease = await self._claim(session, choice, worker_id, now)
-                if lease is not None:
-                    return lease
-                passed_over.add(choice.id)
+            try:
+                await self._expire(session, now)
+                await session.commit()
+                passed_over: set[UUID] = set()
+                for _ in range(_CLAIM_TRIES):
+                    choice = await self._choose(session, slot, now, passed_over)
+                    # The claim starts a transaction of its own with its write.
+                    await session.rollback()
+                    if choice is None:
+                        return None
+                    lease = await self._claim(session, choice, worker_id, now)
+                    if lease is not None:
+                        return lease
+                    passed_over.add(choice.id)
+            except OperationalError as exc:
+                # SQLite refuses a write from a transaction whose snapshot another writer
+                # has moved past; that is a lost race like any other: ask again next poll.
+                if "locked" not in str(exc.orig):
+                    raise
+                await session.rollback()
         return None
 
     async def _choose(
@@ -150,11 +160,13 @@ class JobQueue:
     ) -> Lease | None:
         # SKIP LOCKED passes over a row another worker is claiming (PostgreSQL); the
         # conditional update is what guarantees one winner on every database.
-        locked = await session.scalar(
-            select(FineTuneJob.id)
-            .where(FineTuneJob.id == choice.id, FineTuneJob.status == JobStatus.QUEUED)
-            .with_for_update(skip_locked=True)
-        )
+        locked: UUID | None = choice.id
+        if session.get_bind().dialect.name != "sqlite":  # SQLite has no row locks; its writers queue
+            locked = await session.scalar(
+                select(FineTuneJob.id)
+                .where(FineTuneJob.id == choice.id, FineTuneJob.status == JobStatus.QUEUED)
+                .with_for_update(skip_locked=True)
+            )
         claimed = False
         if locked is not None:
             result = await session.execute(
