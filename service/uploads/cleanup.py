@@ -46,15 +46,36 @@ async def clean_up_uploads(
         mark_unscoped(session)
         expired = (
             await session.scalars(
-                select(UploadSession).where(
+                select(UploadSession.id).where(
                     UploadSession.status != UploadStatus.COMPLETED, UploadSession.expires_at <= now
                 )
             )
         ).all()
         uploads = Uploads(session, storage, limits)
-        for upload in expired:
-            await uploads.discard(upload)
-        known = set((await session.scalars(select(UploadSession.storage_upload_id))).all())
+        discarded = 0
+        for upload_id in expired:
+            # One upload that cannot be removed (storage down for its key) must not keep the
+            # rest: log it and try it again next round. Loaded one at a time, because a
+            # rollback expires every object the session holds.
+            upload = await session.get(UploadSession, upload_id)
+            if upload is None:
+                continue
+            try:
+                await uploads.discard(upload)
+                discarded += 1
+            except Exception:
+                logger.exception("could not remove expired upload %s", upload_id)
+                await session.rollback()
+        # Completed sessions no longer own a multipart upload; only unfinished ones do.
+        known = set(
+            (
+                await session.scalars(
+                    select(UploadSession.storage_upload_id).where(
+                        UploadSession.status != UploadStatus.COMPLETED
+                    )
+                )
+            ).all()
+        )
         # Idempotency keys share the upload sessions' lifetime: a client retries within it.
         forgotten = await session.execute(
             delete(IdempotencyRecord).where(
@@ -67,8 +88,8 @@ async def clean_up_uploads(
     orphans = [p for p in pending if p.upload_id not in known and p.initiated <= cutoff]
     for orphan in orphans:
         await to_thread.run_sync(storage.abort_multipart, orphan.key, orphan.upload_id)
-    report = CleanupReport(len(expired), len(orphans), cast(CursorResult[Any], forgotten).rowcount)
-    if expired or orphans or report.expired_idempotency_keys:
+    report = CleanupReport(discarded, len(orphans), cast(CursorResult[Any], forgotten).rowcount)
+    if discarded or orphans or report.expired_idempotency_keys:
         logger.info("upload cleanup: %s", report)
     return report
 
