@@ -92,6 +92,8 @@ class AsyncRequester(BaseRequester):
 class _ClientBase(Generic[R]):
     """Attaches every resource to a requester. New resource: one module and one line here."""
 
+    _owns_http: bool
+
     def __init__(self, requester: R) -> None:
         self._requester = requester
         self.me = MeResource(requester)
@@ -117,6 +119,30 @@ class _ClientBase(Generic[R]):
     @property
     def max_retries(self) -> int:
         return self._requester.options.max_retries
+
+    def with_options(
+        self,
+        *,
+        api_key: str | None = NOT_GIVEN,
+        base_url: str | None = NOT_GIVEN,
+        timeout: float | httpx.Timeout | None = NOT_GIVEN,
+        max_retries: int = NOT_GIVEN,
+        default_headers: Mapping[str, str] | None = NOT_GIVEN,
+    ) -> Self:
+        """A copy with some options changed, sharing this client's connection pool."""
+        options = self._requester.options.with_changes(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            default_headers=default_headers,
+        )
+        # Both requesters take (options, http): the copy keeps this one's kind and pool.
+        requester: Any = self._requester
+        copy = type(self).__new__(type(self))
+        copy._owns_http = False
+        _ClientBase.__init__(copy, type(requester)(options, requester.http))
+        return copy
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -150,28 +176,6 @@ class Client(_ClientBase[SyncRequester]):
         )
         self._owns_http = http_client is None
         super().__init__(SyncRequester(options, http_client or httpx.Client(transport=transport)))
-
-    def with_options(
-        self,
-        *,
-        api_key: str | None = NOT_GIVEN,
-        base_url: str | None = NOT_GIVEN,
-        timeout: float | httpx.Timeout | None = NOT_GIVEN,
-        max_retries: int = NOT_GIVEN,
-        default_headers: Mapping[str, str] | None = NOT_GIVEN,
-    ) -> Client:
-        """A copy with some options changed, sharing this client's connection pool."""
-        options = self._requester.options.with_changes(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            default_headers=default_headers,
-        )
-        copy = Client.__new__(Client)
-        copy._owns_http = False
-        _ClientBase.__init__(copy, SyncRequester(options, self._requester.http))
-        return copy
 
     def close(self) -> None:
         if self._owns_http:
@@ -211,28 +215,6 @@ class AsyncClient(_ClientBase[AsyncRequester]):
         )
         self._owns_http = http_client is None
         super().__init__(AsyncRequester(options, http_client or httpx.AsyncClient(transport=transport)))
-
-    def with_options(
-        self,
-        *,
-        api_key: str | None = NOT_GIVEN,
-        base_url: str | None = NOT_GIVEN,
-        timeout: float | httpx.Timeout | None = NOT_GIVEN,
-        max_retries: int = NOT_GIVEN,
-        default_headers: Mapping[str, str] | None = NOT_GIVEN,
-    ) -> AsyncClient:
-        """A copy with some options changed, sharing this client's connection pool."""
-        options = self._requester.options.with_changes(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            default_headers=default_headers,
-        )
-        copy = AsyncClient.__new__(AsyncClient)
-        copy._owns_http = False
-        _ClientBase.__init__(copy, AsyncRequester(options, self._requester.http))
-        return copy
 
     async def close(self) -> None:
         if self._owns_http:
