@@ -45,8 +45,9 @@ def _measure(
     import torch
     from peft import LoraConfig
 
+    from service.bases.architecture import WAN21_T2V_1_3B, wan_transformer_dims
     from trainer.devices import compute_dtype
-    from trainer.models.wan import WAN21_T2V_1_3B, WanSpecification, transformer_dims
+    from trainer.models.wan import WanSpecification
     from trainer.quantize import Quantization, bnb
 
     class RandomWan(WanSpecification):
@@ -86,7 +87,7 @@ def _measure(
     # "trainer" instead uses the trainer's CPU policy: fp32 compute around quantised weights.
     dtype = torch.bfloat16 if compute == "bf16" else compute_dtype(device, quantization)
     spec = RandomWan("random", device=device, dtype=dtype)
-    dims = transformer_dims(WAN21_T2V_1_3B, text_tokens=text_tokens)
+    dims = wan_transformer_dims(WAN21_T2V_1_3B, text_tokens=text_tokens)
     bf16_model_bytes = (dims.block_linear_params + dims.other_params) * 2
 
     torch.manual_seed(0)

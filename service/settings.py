@@ -83,6 +83,29 @@ class JobSettings(BaseModel):
     fair_share_half_life_seconds: float = 3600.0
 
 
+class BasesSettings(BaseModel):
+    """The bases offered for fine-tuning: ``RUSHES_BASES__FOLDERS='{"wan2.1-t2v-1.3b": "/models/..."}'``."""
+
+    # Base id -> a local diffusers folder (Wan 2.1 text-to-video layout).
+    folders: dict[str, Path] = {}
+    # The built-in tiny base: the embedded default and the tests train on it.
+    tiny: bool = True
+
+
+class WorkerSettings(BaseModel):
+    """The embedded worker that ``serve`` starts, and the defaults of ``rushes-server worker``."""
+
+    embedded: bool = True
+    # None: CUDA when present, else CPU.
+    device: str | None = None
+    # Accelerator memory the worker offers to jobs; 0 means what the device reports.
+    memory_bytes: int = 0
+    max_jobs: int = 1
+    poll_seconds: float = 2.0
+    # Heartbeats come from the training loop, at most this often.
+    heartbeat_seconds: float = 5.0
+
+
 class LogSettings(BaseModel):
     level: str = "INFO"
     json_format: bool = True
@@ -98,6 +121,8 @@ class Settings(BaseSettings):
     uploads: UploadSettings = UploadSettings()
     auth: AuthSettings = AuthSettings()
     jobs: JobSettings = JobSettings()
+    bases: BasesSettings = BasesSettings()
+    worker: WorkerSettings = WorkerSettings()
     log: LogSettings = LogSettings()
 
     @property

@@ -4,13 +4,12 @@ The service calls ``train`` (or builds a ``Trainer``) with a ``TrainConfig``, a
 ``TrainingDataset`` and a ``RunStorage``; ``python -m trainer`` does the same from folders.
 """
 
+from service.bases.quantization import Quantization
 from trainer.config import LoraSettings, TrainConfig
 from trainer.data import TrainingAsset, TrainingDataset
 from trainer.errors import TrainerInputError
 from trainer.export import ExportedAdapter
-from trainer.memory import MemoryEstimate, estimate_peak_memory
 from trainer.progress import Control, ProgressCallback, StepReport, StopTraining
-from trainer.quantize import Quantization
 from trainer.storage import AssetSource, FolderSource, RunStorage
 from trainer.train import Trainer, TrainingResult, train
 
@@ -20,7 +19,6 @@ __all__ = [
     "ExportedAdapter",
     "FolderSource",
     "LoraSettings",
-    "MemoryEstimate",
     "ProgressCallback",
     "Quantization",
     "RunStorage",
@@ -32,6 +30,5 @@ __all__ = [
     "TrainingAsset",
     "TrainingDataset",
     "TrainingResult",
-    "estimate_peak_memory",
     "train",
 ]

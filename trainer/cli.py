@@ -24,12 +24,12 @@ from types import FrameType
 
 from tqdm import tqdm
 
+from service.bases.quantization import Quantization
 from trainer import checkpoint
 from trainer.config import LoraSettings, TrainConfig
 from trainer.data import TrainingAsset, TrainingDataset
 from trainer.errors import TrainerInputError
 from trainer.progress import Control, StepReport
-from trainer.quantize import Quantization
 from trainer.storage import FolderSource, RunStorage
 from trainer.train import Trainer
 

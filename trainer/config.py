@@ -6,8 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.bases.architecture import geometry_problem
+from service.bases.quantization import Quantization
 from trainer.errors import TrainerInputError
-from trainer.quantize import Quantization
 
 TIMESTEP_SAMPLING = ("uniform", "logit_normal")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
@@ -96,14 +97,15 @@ class TrainConfig:
 
     def check_geometry(self, *, temporal_factor: int, spatial_multiple: int) -> None:
         """The base's constraints on frame count and size, checked once the base is known."""
-        if (self.frames - 1) % temporal_factor:
-            raise TrainerInputError(
-                f"frames must be 1 + a multiple of {temporal_factor} (e.g. 1, 5, ..., 81); got {self.frames}"
-            )
-        if self.height % spatial_multiple or self.width % spatial_multiple:
-            raise TrainerInputError(
-                f"height and width must be multiples of {spatial_multiple}; got {self.height}x{self.width}"
-            )
+        problem = geometry_problem(
+            frames=self.frames,
+            height=self.height,
+            width=self.width,
+            temporal_factor=temporal_factor,
+            spatial_multiple=spatial_multiple,
+        )
+        if problem:
+            raise TrainerInputError(problem)
 
     def to_record(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)

@@ -8,8 +8,8 @@ import sys
 
 import torch
 
+from service.bases.quantization import Quantization
 from trainer.errors import TrainerInputError
-from trainer.quantize import Quantization
 
 
 def resolve_device(name: str | None) -> torch.device:

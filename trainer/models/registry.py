@@ -18,8 +18,9 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
+from service.bases.architecture import TransformerDims
+from service.bases.quantization import Quantization
 from trainer.errors import TrainerInputError
-from trainer.quantize import Quantization
 
 
 @dataclass
@@ -36,22 +37,6 @@ class NoisedBatch:
     timesteps: torch.Tensor
     target: torch.Tensor
     sigmas: torch.Tensor
-
-
-@dataclass(frozen=True)
-class TransformerDims:
-    """The sizes the memory estimate needs, independent of any loaded weights."""
-
-    num_layers: int
-    dim: int
-    ffn_dim: int
-    num_heads: int
-    text_dim: int
-    in_channels: int
-    patch_size: tuple[int, int, int]
-    block_linear_params: int  # weights of every quantisable linear in the blocks
-    other_params: int  # everything else: embedders, norms, biases, output head
-    text_tokens: int
 
 
 class ModelSpecification(abc.ABC):

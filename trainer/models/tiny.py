@@ -17,6 +17,13 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import nn
 from transformers import ByT5Tokenizer, UMT5Config
 
+from service.bases.tiny import (
+    SCHEDULER_CONFIG,
+    TEXT_ENCODER_CONFIG,
+    TINY_TEXT_TOKENS,
+    TRANSFORMER_CONFIG,
+    VAE_CONFIG,
+)
 from trainer.models._untyped import (
     AutoencoderKLWan,
     UMT5EncoderModel,
@@ -27,45 +34,6 @@ from trainer.models._untyped import (
 from trainer.models.registry import TextEncoder, register
 from trainer.models.wan import WanSpecification
 
-TRANSFORMER_CONFIG: dict[str, Any] = {
-    "patch_size": (1, 2, 2),
-    "num_attention_heads": 2,
-    "attention_head_dim": 16,
-    "in_channels": 16,
-    "out_channels": 16,
-    "text_dim": 32,
-    "freq_dim": 32,
-    "ffn_dim": 64,
-    "num_layers": 2,
-    "cross_attn_norm": True,
-    "qk_norm": "rms_norm_across_heads",
-    "eps": 1e-6,
-    "rope_max_seq_len": 32,
-}
-VAE_CONFIG: dict[str, Any] = {
-    "base_dim": 4,
-    "z_dim": 16,
-    "dim_mult": [1, 1, 1, 1],
-    "num_res_blocks": 1,
-    "temperal_downsample": [False, True, True],
-}
-TEXT_ENCODER_CONFIG: dict[str, Any] = {
-    "vocab_size": 384,  # ByT5: 256 bytes, 3 specials, 125 sentinels
-    "d_model": 32,
-    "d_kv": 8,
-    "d_ff": 64,
-    "num_layers": 2,
-    "num_heads": 4,
-    "relative_attention_num_buckets": 8,
-    "relative_attention_max_distance": 16,
-    "dropout_rate": 0.0,
-}
-SCHEDULER_CONFIG: dict[str, Any] = {
-    "prediction_type": "flow_prediction",
-    "use_flow_sigmas": True,
-    "num_train_timesteps": 1000,
-    "flow_shift": 3.0,
-}
 # One seed per component, so building one never shifts another's weights.
 _SEEDS = {"transformer": 1, "vae": 2, "text_encoder": 3}
 
@@ -86,7 +54,7 @@ def _build(component: str) -> nn.Module:
 @register()
 class TinyWanSpecification(WanSpecification):
     name = "tiny"
-    max_sequence_length = 32
+    max_sequence_length = TINY_TEXT_TOKENS
 
     def _check_folder(self) -> None:
         """Built from configs: there is no folder to check."""

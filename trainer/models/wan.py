@@ -22,66 +22,22 @@ from safetensors import safe_open
 from torch import nn
 from transformers import AutoTokenizer
 
+from service.bases.architecture import (
+    SPATIAL_MULTIPLE,
+    TEMPORAL_FACTOR,
+    WAN_TEXT_TOKENS,
+    TransformerDims,
+    wan_transformer_dims,
+)
+from service.bases.quantization import Quantization
 from trainer.errors import TrainerInputError
 from trainer.models import flow_matching
 from trainer.models._untyped import AutoencoderKLWan, UMT5EncoderModel, WanTransformer3DModel, prompt_clean
-from trainer.models.registry import ModelSpecification, NoisedBatch, TextEncoder, TransformerDims, register
-from trainer.quantize import Quantization, load_streaming, parameters_on_meta, replace_linears
+from trainer.models.registry import ModelSpecification, NoisedBatch, TextEncoder, register
+from trainer.quantize import load_streaming, parameters_on_meta, replace_linears
 
 _COMPONENTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
-# transformer/config.json of the published Wan2.1 T2V checkpoints (Wan-AI/*-Diffusers), for
-# memory planning and benchmarks without the weights.
-WAN21_T2V_1_3B: dict[str, Any] = {
-    "patch_size": [1, 2, 2],
-    "num_attention_heads": 12,
-    "attention_head_dim": 128,
-    "in_channels": 16,
-    "out_channels": 16,
-    "text_dim": 4096,
-    "freq_dim": 256,
-    "ffn_dim": 8960,
-    "num_layers": 30,
-    "cross_attn_norm": True,
-    "qk_norm": "rms_norm_across_heads",
-    "eps": 1e-06,
-    "image_dim": None,
-    "added_kv_proj_dim": None,
-    "rope_max_seq_len": 1024,
-}
-WAN21_T2V_14B: dict[str, Any] = {
-    **WAN21_T2V_1_3B,
-    "num_attention_heads": 40,
-    "ffn_dim": 13824,
-    "num_layers": 40,
-}
 _WEIGHTS = "diffusion_pytorch_model.safetensors"
-
-
-def transformer_dims(config: dict[str, Any], *, text_tokens: int) -> TransformerDims:
-    """Sizes of a Wan transformer config, counted on the meta device (no memory, no weights)."""
-    with torch.device("meta"):
-        model = WanTransformer3DModel.from_config(config)
-    block_linear = other = 0
-    for name, module in model.named_modules():
-        for param_name, param in module.named_parameters(recurse=False):
-            if name.startswith("blocks.") and type(module) is nn.Linear and param_name == "weight":
-                block_linear += param.numel()
-            else:
-                other += param.numel()
-    heads, head_dim = config["num_attention_heads"], config["attention_head_dim"]
-    patch = config["patch_size"]
-    return TransformerDims(
-        num_layers=config["num_layers"],
-        dim=heads * head_dim,
-        ffn_dim=config["ffn_dim"],
-        num_heads=heads,
-        text_dim=config["text_dim"],
-        in_channels=config["in_channels"],
-        patch_size=(patch[0], patch[1], patch[2]),
-        block_linear_params=block_linear,
-        other_params=other,
-        text_tokens=text_tokens,
-    )
 
 
 @register(pipeline_class="WanPipeline")
@@ -90,9 +46,9 @@ class WanSpecification(ModelSpecification):
     family = "wan2.1"
     # Attention projections of self- and cross-attention, and both FFN projections.
     default_lora_targets = ("to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2")
-    temporal_factor = 4
-    spatial_multiple = 16  # VAE 8x, then 2x2 patches
-    max_sequence_length = 512
+    temporal_factor = TEMPORAL_FACTOR
+    spatial_multiple = SPATIAL_MULTIPLE
+    max_sequence_length = WAN_TEXT_TOKENS
 
     def __init__(self, base: str, *, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__(base, device=device, dtype=dtype)
@@ -201,7 +157,7 @@ class WanSpecification(ModelSpecification):
 
     # Denoiser
     def transformer_dims(self) -> TransformerDims:
-        return transformer_dims(self._transformer_config(), text_tokens=self.max_sequence_length)
+        return wan_transformer_dims(self._transformer_config(), text_tokens=self.max_sequence_length)
 
     def load_transformer(self, quantization: Quantization) -> nn.Module:
         with parameters_on_meta():

@@ -1,7 +1,10 @@
 """Planning estimate of a run's peak accelerator memory, for the job scheduler.
 
-Sums the frozen base (at its quantised size), the LoRA with its gradients and AdamW states,
-the activations a step keeps, and a fixed CUDA context plus allocator slack. It assumes bf16
+A run has two stages that never overlap. Caching loads the text encoder (bf16), encodes
+every prompt and frees it, then loads the VAE (fp32) and encodes the footage. Training
+holds the frozen base at its quantised size, the LoRA with its gradients and AdamW states,
+the activations a step keeps and, when validation clips are rendered, the VAE again. The
+peak is the larger stage plus a fixed CUDA context and allocator slack. It assumes bf16
 compute with SDPA attention (no sequence-squared buffer) and errs high: the scheduler would
 rather wait for a larger card than start a run that dies with out-of-memory.
 """
@@ -10,17 +13,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainer.models.registry import TransformerDims
-from trainer.quantize import Quantization, bytes_per_weight
+from service.bases.architecture import TEMPORAL_FACTOR, TransformerDims
+from service.bases.quantization import Quantization, bytes_per_weight
 
 GiB = 1 << 30
 _CUDA_CONTEXT = int(0.75 * GiB)  # context, cuBLAS workspaces; outside max_memory_allocated
 _SLACK = 1.15  # caching-allocator fragmentation
 _BF16 = 2
+_FP32 = 4
 # Activation tensors of width ``dim`` one Wan block holds for backward (norm outputs, q/k/v
 # of two attentions, their outputs, residuals, fp32 modulation copies), rounded up.
 _BLOCK_DIM_TENSORS = 24
 _BLOCK_FFN_TENSORS = 3
+# The VAE encodes a causal chunk of 4 frames plus 2 cached ones at full resolution; about
+# four feature maps of the first stage's width are alive at its peak.
+_VAE_CHUNK_FRAMES = 6
+_VAE_LIVE_MAPS = 4
+
+
+@dataclass(frozen=True)
+class BaseDims:
+    """What the estimate needs of a base: its transformer, text encoder and VAE sizes."""
+
+    transformer: TransformerDims
+    text_encoder_params: int
+    vae_params: int
+    vae_base_dim: int  # channels of the VAE's full-resolution stage
 
 
 @dataclass(frozen=True)
@@ -29,10 +47,15 @@ class MemoryEstimate:
     trainable: int
     activations: int
     overhead: int
+    caching: int  # peak of the caching stage, context and slack included
+
+    @property
+    def training(self) -> int:
+        return self.weights + self.trainable + self.activations + self.overhead
 
     @property
     def total(self) -> int:
-        return self.weights + self.trainable + self.activations + self.overhead
+        return max(self.training, self.caching)
 
 
 def lora_parameters(dims: TransformerDims, rank: int) -> int:
@@ -41,8 +64,12 @@ def lora_parameters(dims: TransformerDims, rank: int) -> int:
     return per_block * dims.num_layers
 
 
+def _with_overhead(subtotal: int) -> int:
+    return subtotal + _CUDA_CONTEXT + int(subtotal * (_SLACK - 1))
+
+
 def estimate_peak_memory(
-    dims: TransformerDims,
+    base: BaseDims,
     *,
     height: int,
     width: int,
@@ -51,19 +78,20 @@ def estimate_peak_memory(
     quantization: Quantization,
     batch_size: int = 1,
     gradient_checkpointing: bool = True,
-    temporal_factor: int = 4,
     spatial_factor: int = 16,
     eight_bit_optimizer: bool = True,
+    validation: bool = False,
 ) -> MemoryEstimate:
     """Estimated peak bytes of one training run on a CUDA device."""
-    other_bytes = _BF16 if quantization.is_quantized or quantization is Quantization.BF16 else 4
+    dims = base.transformer
+    other_bytes = _BF16 if quantization.is_quantized or quantization is Quantization.BF16 else _FP32
     weights = int(dims.block_linear_params * bytes_per_weight(quantization)) + dims.other_params * other_bytes
 
     lora = lora_parameters(dims, rank)
     # fp32 weights and gradients, plus AdamW's two moments (1 byte each when 8-bit).
     trainable = lora * (4 + 4 + (2 if eight_bit_optimizer else 8))
 
-    latent_frames = (frames - 1) // temporal_factor + 1
+    latent_frames = (frames - 1) // TEMPORAL_FACTOR + 1
     tokens = batch_size * latent_frames * (height // spatial_factor) * (width // spatial_factor)
     one_block = tokens * (_BLOCK_DIM_TENSORS * dims.dim + _BLOCK_FFN_TENSORS * dims.ffn_dim) * _BF16
     if gradient_checkpointing:
@@ -74,7 +102,16 @@ def estimate_peak_memory(
     # A quantised layer is dequantised to bf16 for its matmul; the largest is the FFN's.
     activations += dims.dim * dims.ffn_dim * _BF16 * (2 if quantization.is_quantized else 0)
     activations += batch_size * dims.text_tokens * (dims.text_dim + dims.dim) * _BF16 * 2
+    vae_weights = base.vae_params * _FP32
+    if validation:
+        weights += vae_weights
 
     subtotal = weights + trainable + activations
     overhead = _CUDA_CONTEXT + int(subtotal * (_SLACK - 1))
-    return MemoryEstimate(weights=weights, trainable=trainable, activations=activations, overhead=overhead)
+
+    text_stage = base.text_encoder_params * _BF16
+    vae_maps = _VAE_LIVE_MAPS * base.vae_base_dim * _VAE_CHUNK_FRAMES * height * width * _FP32
+    caching = _with_overhead(max(text_stage, vae_weights + vae_maps))
+    return MemoryEstimate(
+        weights=weights, trainable=trainable, activations=activations, overhead=overhead, caching=caching
+    )
