@@ -22,12 +22,15 @@ from service.admin.controllers import AdminController
 from service.auth.deps import provide_principal
 from service.auth.middleware import AuthenticationMiddleware
 from service.auth.policy import Access, access, enforce_access, undeclared_routes
+from service.bases.catalogue import load_catalogue
 from service.datasets.controllers import DatasetController
 from service.db.engine import create_engine, session_factory
 from service.db.pagination import provide_page
 from service.errors import exception_handlers, problem_details_config
 from service.idempotency.middleware import IdempotencyMiddleware
+from service.jobs.controllers import FineTuneController, list_bases
 from service.logging_setup import configure_logging
+from service.models.controllers import ModelController
 from service.request_context import request_id_middleware
 from service.settings import Settings, get_settings
 from service.storage import ObjectStorage, storage_from_settings
@@ -51,11 +54,13 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
         before_send_handler="autocommit",
     )
     object_storage = storage or storage_from_settings(settings)
+    sessions = session_factory(engine)
+    catalogue = load_catalogue(settings.bases)
 
     @asynccontextmanager
     async def background_tasks(_: Litestar) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(run_cleanup_forever, session_factory(engine), object_storage, settings.uploads)
+            tasks.start_soon(run_cleanup_forever, sessions, object_storage, settings.uploads)
             yield
             tasks.cancel_scope.cancel()
 
@@ -69,6 +74,9 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             UploadController,
             AssetController,
             DatasetController,
+            list_bases,
+            FineTuneController,
+            ModelController,
             AdminController,
             create_static_files_router(
                 path="/", directories=[WEB_ROOT], html_mode=True, opt=access(Access.PUBLIC)
@@ -87,6 +95,8 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "storage": Provide(lambda: object_storage, sync_to_thread=False),
+            "sessions": Provide(lambda: sessions, sync_to_thread=False),
+            "catalogue": Provide(lambda: catalogue, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
             "page": Provide(provide_page, sync_to_thread=False),
         },

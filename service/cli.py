@@ -30,17 +30,73 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     _limit_malloc_arenas()
     from service.db.migrate import migrate
+    from service.worker.supervisor import die_with_parent
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.database_url)
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=args.host or settings.server.host,
-        port=args.port or settings.server.port,
-        log_config=None,
-        proxy_headers=True,
+    # The embedded default is a whole system: one worker beside the API, ending with it.
+    worker = (
+        subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], preexec_fn=die_with_parent)
+        if settings.worker.embedded
+        else None
     )
+    try:
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=args.host or settings.server.host,
+            port=args.port or settings.server.port,
+            log_config=None,
+            proxy_headers=True,
+        )
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait()
+    return 0
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kib": 1 << 10,
+    "mib": 1 << 20,
+    "gib": 1 << 30,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+}
+
+
+def memory_size(text: str) -> int:
+    """``24GiB``, ``80GB``, ``512MiB`` or a byte count."""
+    number = text.strip().rstrip("BbIiKkMmGg")
+    unit = text.strip()[len(number) :].lower()
+    try:
+        value = float(number) * _UNITS[unit]
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (try 24GiB)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("memory must be positive")
+    return int(value)
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from service.logging_setup import configure_logging
+    from service.worker.supervisor import Supervisor, WorkerOptions, device_memory
+
+    configure_logging(settings.log)
+    device = args.device or settings.worker.device
+    memory = args.memory or settings.worker.memory_bytes or device_memory(device)
+    options = WorkerOptions(
+        device=device,
+        memory_bytes=memory,
+        max_jobs=args.max_jobs or settings.worker.max_jobs,
+        poll_seconds=settings.worker.poll_seconds,
+    )
+    import anyio
+
+    anyio.run(Supervisor(settings, options).run)
     return 0
 
 
@@ -108,6 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("email")
     admin.add_argument("--tenant-name", default="Platform")
     admin.set_defaults(run=_create_admin)
+
+    worker = commands.add_parser("worker", help="run fine-tune jobs from the queue on this machine")
+    worker.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present)")
+    worker.add_argument(
+        "--memory", type=memory_size, default=None, help="accelerator memory to offer jobs, e.g. 80GiB"
+    )
+    worker.add_argument("--max-jobs", type=int, default=None, help="jobs run at once when they fit")
+    worker.add_argument(
+        "--roles", default="train", choices=["train"], help="work to take (generation arrives with its API)"
+    )
+    worker.set_defaults(run=_worker)
 
     cleanup = commands.add_parser(
         "cleanup", help="remove expired uploads and orphaned multipart uploads once"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,9 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from pydantic import BaseModel, SecretStr
+
+from service.settings import Settings
 
 PASSWORD = "correct horse battery staple"
 
@@ -75,3 +79,64 @@ async def upload_file(
     done = await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
     assert done.status_code == 201, done.text
     return dict(done.json())
+
+
+# A fine-tune of the tiny base small enough for 2 CPU cores: seconds, not minutes.
+TINY_HYPERPARAMETERS: dict[str, Any] = {
+    "steps": 4,
+    "learning_rate": 1e-2,
+    "rank": 4,
+    "alpha": 8.0,
+    "height": 32,
+    "width": 32,
+    "frames": 5,
+    "checkpoint_every": 2,
+}
+
+
+async def trainable_dataset(
+    client: AsyncTestClient[Litestar], caller: Caller, clip: Path, name: str | None = None
+) -> tuple[str, int]:
+    """A dataset whose first version holds ``clip``: (dataset id, version number)."""
+    asset = await upload_file(client, caller, clip)
+    created = await client.post(
+        "/v1/datasets", json={"name": name or uuid.uuid4().hex[:12]}, headers=caller.headers
+    )
+    assert created.status_code == 201, created.text
+    dataset_id = created.json()["id"]
+    version = await client.post(
+        f"/v1/datasets/{dataset_id}/versions",
+        json={"trigger_word": "sks", "items": [{"asset_id": asset["id"], "caption": "rain on glass"}]},
+        headers=caller.headers,
+    )
+    assert version.status_code == 201, version.text
+    return dataset_id, int(version.json()["number"])
+
+
+def fine_tune_body(dataset_id: str, number: int, **overrides: Any) -> dict[str, Any]:
+    return {
+        "dataset_id": dataset_id,
+        "dataset_version": number,
+        "base": "tiny",
+        "preset": "quick",
+        "hyperparameters": TINY_HYPERPARAMETERS,
+        **overrides,
+    }
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``RUSHES_*`` variables that make a child process read the same settings."""
+    env: dict[str, str] = {"RUSHES_DATA_DIR": str(settings.data_dir)}
+    for group in type(settings).model_fields:
+        values = getattr(settings, group)
+        if not isinstance(values, BaseModel):
+            continue
+        for name in type(values).model_fields:
+            value = getattr(values, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            text = str(value) if isinstance(value, str | Path) else json.dumps(value, default=str)
+            env[f"RUSHES_{group.upper()}__{name.upper()}"] = text
+    return env

@@ -4,7 +4,15 @@ The service calls ``train`` (or builds a ``Trainer``) with a ``TrainConfig``, a
 ``TrainingDataset`` and a ``RunStorage``; ``python -m trainer`` does the same from folders.
 """
 
+import logging
+
 from service.bases.quantization import Quantization
+
+# On import, bitsandbytes warns that an optional CPU kernel it would fetch from the hub is
+# missing. The trainer never downloads at run time, so the warning is noise in job logs.
+# Set here, before any submodule (or diffusers, or peft) imports bitsandbytes.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
 from trainer.config import LoraSettings, TrainConfig
 from trainer.data import TrainingAsset, TrainingDataset
 from trainer.errors import TrainerInputError

@@ -107,6 +107,28 @@ class TrainConfig:
         if problem:
             raise TrainerInputError(problem)
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any], **changes: Any) -> TrainConfig:
+        """The inverse of ``to_record``: missing fields take their defaults, unknown ones are refused."""
+        fields = {**record, **changes}
+        unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise TrainerInputError(f"unknown settings: {', '.join(unknown)}")
+        lora = dict(fields.pop("lora", None) or {})
+        if lora.get("targets") is not None:
+            lora["targets"] = tuple(lora["targets"])
+        unknown_lora = sorted(set(lora) - {f.name for f in dataclasses.fields(LoraSettings)})
+        if unknown_lora:
+            raise TrainerInputError(f"unknown LoRA settings: {', '.join(unknown_lora)}")
+        if "validation_prompts" in fields:
+            fields["validation_prompts"] = tuple(fields["validation_prompts"])
+        if "quantization" in fields:
+            try:
+                fields["quantization"] = Quantization(fields["quantization"])
+            except ValueError:
+                raise TrainerInputError(f"unknown quantization {fields['quantization']!r}") from None
+        return cls(lora=LoraSettings(**lora), **fields)
+
     def to_record(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)
         record["quantization"] = str(self.quantization)

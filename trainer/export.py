@@ -17,10 +17,8 @@ import safetensors.torch
 import torch
 
 from service.storage.base import ObjectStorage
+from service.storage.keys import ADAPTER_CONFIG_FILE, ADAPTER_FILE, TRAINING_RECORD_FILE
 
-ADAPTER_FILE = "adapter.safetensors"
-CONFIG_FILE = "adapter_config.json"
-RECORD_FILE = "training_record.json"
 RECORD_FORMAT = 1
 # diffusers.loaders.lora_base.LORA_ADAPTER_METADATA_KEY
 _METADATA_KEY = "lora_adapter_metadata"
@@ -75,7 +73,9 @@ def export(
     record: dict[str, Any],
 ) -> ExportedAdapter:
     """Write the three files; the record is written last so its presence means the export is whole."""
-    keys = ExportedAdapter(f"{prefix}{ADAPTER_FILE}", f"{prefix}{CONFIG_FILE}", f"{prefix}{RECORD_FILE}")
+    keys = ExportedAdapter(
+        f"{prefix}{ADAPTER_FILE}", f"{prefix}{ADAPTER_CONFIG_FILE}", f"{prefix}{TRAINING_RECORD_FILE}"
+    )
     extra = {"rushes.base": base_id, "rushes.architecture": family}
     storage.put_bytes(keys.adapter_key, adapter_bytes(state_dict, lora, extra=extra))
     config = {

@@ -9,21 +9,15 @@ skeleton lives on the meta device and tensors stream in one by one.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import bitsandbytes
 import torch
 from torch import nn
 
-# On import, bitsandbytes warns that an optional CPU kernel it would fetch from the hub is
-# missing. The trainer never downloads at run time, so the warning is noise in job logs.
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-
-import bitsandbytes  # noqa: E402
-
-from service.bases.quantization import Quantization  # noqa: E402
+from service.bases.quantization import Quantization
 
 # bitsandbytes' stubs do not export its layer and parameter classes.
 bnb: Any = bitsandbytes

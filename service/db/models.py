@@ -5,6 +5,7 @@ from service.datasets.models import Dataset, DatasetItem, DatasetVersion
 from service.db.base import Base
 from service.idempotency.models import IdempotencyRecord
 from service.jobs.models import FineTuneJob, JobEvent, TenantCompute
+from service.models.models import Model, ModelVersion
 from service.uploads.models import Asset, UploadPart, UploadSession
 
 metadata = Base.metadata
@@ -20,6 +21,8 @@ __all__ = [
     "IdempotencyRecord",
     "JobEvent",
     "Membership",
+    "Model",
+    "ModelVersion",
     "Tenant",
     "TenantCompute",
     "UploadPart",

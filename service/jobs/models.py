@@ -5,9 +5,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from advanced_alchemy.types import DateTimeUTC, JsonB
+from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
 from sqlalchemy import BigInteger, Enum, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
+from uuid_utils.compat import uuid7
 
 from service.db.base import Base, TenantScoped
 
@@ -32,6 +33,10 @@ class FineTuneJob(TenantScoped, Base):
         ForeignKey("dataset_version.id", ondelete="RESTRICT"), index=True
     )
     base_id: Mapped[str] = mapped_column(String(64))
+    # The model the run adds a version to, and that version's id, fixed up front so that
+    # every attempt exports to the same keys.
+    model_id: Mapped[UUID | None] = mapped_column(ForeignKey("model.id", ondelete="SET NULL"), index=True)
+    model_version_id: Mapped[UUID] = mapped_column(GUID, default=uuid7)
     # The trainer's configuration, resolved from a preset and overrides when the job was made.
     config: Mapped[dict[str, Any]] = mapped_column(JsonB)
     status: Mapped[JobStatus] = mapped_column(

@@ -11,6 +11,7 @@ last checkpoint elsewhere, until ``max_attempts`` leases have been lost.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -25,6 +26,8 @@ from service.jobs.models import FineTuneJob, JobEvent, JobStatus, TenantCompute
 from service.jobs.scheduling import QueuedJob, TenantState, WorkerSlot, add_decayed, decayed_value, pick_next
 from service.settings import JobSettings
 
+# Work done in the transaction that ends a job; returns extra data for the final event.
+Outcome = Callable[[AsyncSession, FineTuneJob], Awaitable[dict[str, Any]]]
 # Claims that lose a race are retried with the next choice, a bounded number of times.
 _CLAIM_TRIES = 5
 
@@ -35,6 +38,7 @@ class Lease:
     tenant_id: UUID
     worker_id: str
     attempt: int
+    estimated_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +194,7 @@ class JobQueue:
             session, job, "started", {"attempt": job.attempts, "worker": worker_id, "step": job.step}
         )
         await session.commit()
-        return Lease(job.id, job.tenant_id, worker_id, job.attempts)
+        return Lease(job.id, job.tenant_id, worker_id, job.attempts, job.estimated_bytes)
 
     async def _expire(self, session: AsyncSession, now: datetime) -> None:
         stale = (
@@ -221,7 +225,7 @@ class JobQueue:
         self,
         lease: Lease,
         *,
-        step: int,
+        step: int | None,
         gpu_seconds: float,
         data: dict[str, Any] | None = None,
         now: datetime | None = None,
@@ -233,7 +237,8 @@ class JobQueue:
             if job is None:
                 return Beat(held=False, cancel=False)
             job.lease_expires_at = now + timedelta(seconds=self.settings.lease_seconds)
-            job.step = step
+            if step is not None:  # None: a beat from before the first step
+                job.step = step
             await self._charge(session, job, gpu_seconds, now)
             if data is not None:
                 await record_event(session, job, "progress", {"step": step, **data})
@@ -257,15 +262,22 @@ class JobQueue:
         gpu_seconds: float,
         reason: str | None = None,
         data: dict[str, Any] | None = None,
+        then: Outcome | None = None,
         now: datetime | None = None,
     ) -> bool:
-        """End the job (succeeded, failed or cancelled), charging the GPU time since the last beat."""
+        """End the job (succeeded, failed or cancelled), charging the GPU time since the last beat.
+
+        ``then`` runs in the same transaction (a success makes its model version there) and
+        returns more data for the final event.
+        """
         now = now or _now()
         async with self._session() as session:
             job = await self._held(session, lease)
             if job is None:
                 return False
             await self._charge(session, job, gpu_seconds, now)
+            if then is not None:
+                data = {**(data or {}), **await then(session, job)}
             job.status = status
             job.finished_at = now
             job.lease_owner = None
@@ -295,6 +307,15 @@ class JobQueue:
             )
             await session.commit()
             return True
+
+    async def abandon(self, lease: Lease, now: datetime | None = None) -> None:
+        """End a lease now because its worker process died: the attempt counts, as if it had expired."""
+        async with self._session() as session:
+            job = await self._held(session, lease)
+            if job is not None:
+                job.lease_expires_at = now or _now()
+                await self._expire(session, job.lease_expires_at + timedelta(microseconds=1))
+                await session.commit()
 
     async def _held(self, session: AsyncSession, lease: Lease) -> FineTuneJob | None:
         held: FineTuneJob | None = await session.scalar(
@@ -332,4 +353,4 @@ class JobQueue:
         )
 
 
-__all__ = ["Beat", "JobQueue", "Lease", "record_event"]
+__all__ = ["Beat", "JobQueue", "Lease", "Outcome", "record_event"]

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from uuid import UUID
 
 TENANTS_ROOT = "tenants/"
+# The files of one exported adapter, under ``TenantKeys.adapter``.
+ADAPTER_FILE = "adapter.safetensors"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+TRAINING_RECORD_FILE = "training_record.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,12 @@ class TenantKeys:
 
     def adapter(self, model_version_id: UUID) -> str:
         return f"{self.root}adapters/{model_version_id}/"
+
+    def adapter_file(self, model_version_id: UUID) -> str:
+        return f"{self.adapter(model_version_id)}{ADAPTER_FILE}"
+
+    def training_record(self, model_version_id: UUID) -> str:
+        return f"{self.adapter(model_version_id)}{TRAINING_RECORD_FILE}"
 
     def outputs(self, generation_id: UUID) -> str:
         return f"{self.root}outputs/{generation_id}/"

@@ -6,6 +6,7 @@ here fails ``test_every_operation_has_a_row``, so no route ships without a decis
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,11 +16,16 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import User
 from service.db.engine import create_engine
+from service.db.tenancy import mark_unscoped
+from service.jobs.models import FineTuneJob
+from service.models.service import add_version
 from service.settings import Settings
-from tests.helpers import PASSWORD, Caller, sign_up, upload_body, upload_file
+from service.storage import ObjectStorage, TenantKeys
+from tests.helpers import PASSWORD, Caller, fine_tune_body, sign_up, upload_body, upload_file
 from tests.media_samples import make_clip
 
 Client = AsyncTestClient[Litestar]
@@ -59,6 +65,9 @@ class World:
     asset_id: str
     upload_id: str
     dataset_id: str
+    job_id: str = ""
+    model_id: str = ""
+    job_version: int = 0  # a version jobs train on (and so freeze), apart from the editable one
     a_ids: list[str] = field(default_factory=list)
 
     async def fresh_asset(self) -> str:
@@ -94,6 +103,14 @@ class World:
         caller = await sign_up(self.client, "Joiner")
         await self.client.post("/v1/tenant/members", json={"email": caller.email}, headers=self.owner.headers)
         return caller.user_id
+
+    async def fresh_job(self, *, cancel: bool = False) -> dict[str, Any]:
+        body = fine_tune_body(self.dataset_id, self.job_version, model_name=uuid.uuid4().hex)
+        created = await self.client.post("/v1/fine-tunes", json=body, headers=self.owner.headers)
+        job = dict(created.json())
+        if cancel:
+            await self.client.post(f"/v1/fine-tunes/{job['id']}/cancel", headers=self.owner.headers)
+        return job
 
     async def fresh_key(self) -> str:
         created = await self.client.post("/v1/api-keys", json={"name": "spare"}, headers=self.owner.headers)
@@ -167,6 +184,26 @@ async def _delete_version(world: World) -> Call:
     return Call("DELETE", f"/v1/datasets/{world.dataset_id}/versions/{await world.fresh_version()}")
 
 
+async def _cancel_job(world: World) -> Call:
+    return Call("POST", f"/v1/fine-tunes/{(await world.fresh_job())['id']}/cancel")
+
+
+async def _resume_job(world: World) -> Call:
+    return Call("POST", f"/v1/fine-tunes/{(await world.fresh_job(cancel=True))['id']}/resume")
+
+
+async def _create_job(world: World) -> Call:
+    return Call(
+        "POST", "/v1/fine-tunes", json=fine_tune_body(world.dataset_id, 1, model_name=uuid.uuid4().hex)
+    )
+
+
+async def _delete_model(world: World) -> Call:
+    return Call("DELETE", f"/v1/models/{(await world.fresh_job(cancel=True))['model_id']}")
+
+
+_VERSION = "/v1/models/{w.model_id}/versions/1"
+
 MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "health": (PUBLIC, fixed("GET", "/healthz")),
     "ready": (PUBLIC, fixed("GET", "/readyz")),
@@ -221,6 +258,23 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
         fixed("PUT", "/v1/datasets/{w.dataset_id}/versions/1", json=None),
     ),
     "deleteDatasetVersion": (MEMBER_OBJECT, _delete_version),
+    "listBases": (MEMBER_COLLECTION, fixed("GET", "/v1/bases")),
+    "createFineTune": (MEMBER_OBJECT, _create_job),
+    "listFineTunes": (MEMBER_COLLECTION, fixed("GET", "/v1/fine-tunes")),
+    "getFineTune": (MEMBER_OBJECT, fixed("GET", "/v1/fine-tunes/{w.job_id}")),
+    "cancelFineTune": (MEMBER_OBJECT, _cancel_job),
+    "resumeFineTune": (MEMBER_OBJECT, _resume_job),
+    "listFineTuneEvents": (MEMBER_OBJECT, fixed("GET", "/v1/fine-tunes/{w.job_id}/events")),
+    # The world's job is final, so its stream sends every event and ends.
+    "streamFineTuneEvents": (MEMBER_OBJECT, fixed("GET", "/v1/fine-tunes/{w.job_id}/events/stream")),
+    "listModels": (MEMBER_COLLECTION, fixed("GET", "/v1/models")),
+    "getModel": (MEMBER_OBJECT, fixed("GET", "/v1/models/{w.model_id}")),
+    "updateModel": (MEMBER_OBJECT, fixed("PATCH", "/v1/models/{w.model_id}", json={"description": "d"})),
+    "deleteModel": (OWNER_OBJECT, _delete_model),
+    "listModelVersions": (MEMBER_OBJECT, fixed("GET", "/v1/models/{w.model_id}/versions")),
+    "getModelVersion": (MEMBER_OBJECT, fixed("GET", _VERSION)),
+    "downloadModelAdapter": (MEMBER_OBJECT, fixed("GET", f"{_VERSION}/adapter")),
+    "getModelTrainingRecord": (MEMBER_OBJECT, fixed("GET", f"{_VERSION}/record")),
     "adminListTenants": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants")),
     "adminGetTenant": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants/{w.owner.tenant_id}")),
     "adminUpdateTenant": (
@@ -233,7 +287,31 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
 VERSION_BODY_OPS = {"createDatasetVersion", "replaceDatasetVersion"}
 
 
-async def build_world(client: Client, settings: Settings, tmp: Path) -> World:
+async def _trained_model(world: World, settings: Settings, storage: ObjectStorage) -> None:
+    """A finished job with a model version, as a worker leaves them (training is not the point here)."""
+    job = await world.fresh_job(cancel=True)
+    world.job_id, world.model_id = job["id"], job["model_id"]
+    tenant = uuid.UUID(world.owner.tenant_id)
+    engine = create_engine(settings.database_url)
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        mark_unscoped(session)
+        row = await session.get_one(FineTuneJob, uuid.UUID(job["id"]))
+        adapter = b"adapter bytes"
+        await add_version(
+            session,
+            row,
+            adapter_sha256=hashlib.sha256(adapter).hexdigest(),
+            adapter_bytes=len(adapter),
+            final_loss=0.5,
+        )
+        await session.commit()
+        keys = TenantKeys(tenant)
+        storage.put_bytes(keys.adapter_file(row.model_version_id), adapter)
+        storage.put_bytes(keys.training_record(row.model_version_id), b"{}")
+    await engine.dispose()
+
+
+async def build_world(client: Client, settings: Settings, storage: ObjectStorage, tmp: Path) -> World:
     owner = await sign_up(client, "Tenant A")
     member_home = await sign_up(client, "Member Home")
     await client.post("/v1/tenant/members", json={"email": member_home.email}, headers=owner.headers)
@@ -260,7 +338,9 @@ async def build_world(client: Client, settings: Settings, tmp: Path) -> World:
     world.upload_id = await world.fresh_upload()
     world.dataset_id = await world.fresh_dataset()
     await world.fresh_version()
-    world.a_ids = [asset_id, world.upload_id, world.dataset_id]
+    world.job_version = await world.fresh_version()
+    await _trained_model(world, settings, storage)
+    world.a_ids = [asset_id, world.upload_id, world.dataset_id, world.job_id, world.model_id]
     return world
 
 
@@ -272,8 +352,10 @@ def test_every_operation_has_a_row(app: Litestar) -> None:
     assert MATRIX.keys() - operations == set(), "rows for operations that no longer exist"
 
 
-async def test_authorization_matrix(client: Client, settings: Settings, tmp_path: Path) -> None:
-    world = await build_world(client, settings, tmp_path)
+async def test_authorization_matrix(
+    client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path
+) -> None:
+    world = await build_world(client, settings, storage, tmp_path)
     failures = []
     for operation, (expected, build) in MATRIX.items():
         for role in ROLES:

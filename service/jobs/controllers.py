@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, Parameter
+from litestar.response import ServerSentEvent
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.auth.policy import Access, access
+from service.auth.principal import Principal
+from service.bases.catalogue import Catalogue
+from service.db.pagination import PageRequest, page_body
+from service.errors import Invalid
+from service.jobs import service
+from service.jobs.models import JobStatus
+from service.jobs.schemas import BaseOut, FineTuneCreate, FineTuneOut, JobEventOut
+from service.jobs.stream import follow_events
+from service.schemas import Page
+from service.settings import Settings
+
+_JOB = "/{job_id:uuid}"
+
+
+class FineTuneController(Controller):
+    path = "/v1/fine-tunes"
+    tags = ["fine-tunes"]
+
+    @post(operation_id="createFineTune", opt=access(Access.MEMBER), status_code=201)
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[FineTuneCreate],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        catalogue: NamedDependency[Catalogue],
+        settings: NamedDependency[Settings],
+    ) -> FineTuneOut:
+        job = await service.create_job(
+            db_session,
+            principal,
+            data,
+            catalogue=catalogue,
+            settings=settings.jobs,
+            idempotency_key=request.headers.get("idempotency-key"),
+        )
+        return await service.job_out(db_session, job)
+
+    @get(operation_id="listFineTunes", opt=access(Access.MEMBER))
+    async def list_jobs(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        page: NamedDependency[PageRequest],
+        status: Annotated[JobStatus | None, Parameter(description="Only jobs in this state.")] = None,
+    ) -> Page[FineTuneOut]:
+        jobs, total = await service.list_jobs(db_session, page, status)
+        items = [await service.job_out(db_session, job) for job in jobs]
+        return Page[FineTuneOut].model_validate(page_body(items, total, page))
+
+    @get(_JOB, operation_id="getFineTune", opt=access(Access.MEMBER))
+    async def get_job(self, job_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]) -> FineTuneOut:
+        return await service.job_out(db_session, await service.get_job(db_session, job_id))
+
+    @post(f"{_JOB}/cancel", operation_id="cancelFineTune", opt=access(Access.MEMBER), status_code=200)
+    async def cancel(self, job_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]) -> FineTuneOut:
+        return await service.job_out(db_session, await service.cancel_job(db_session, job_id))
+
+    @post(f"{_JOB}/resume", operation_id="resumeFineTune", opt=access(Access.MEMBER), status_code=200)
+    async def resume(self, job_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]) -> FineTuneOut:
+        return await service.job_out(db_session, await service.resume_job(db_session, job_id))
+
+    @get(f"{_JOB}/events", operation_id="listFineTuneEvents", opt=access(Access.MEMBER))
+    async def events(
+        self,
+        job_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        page: NamedDependency[PageRequest],
+        after: Annotated[int, Parameter(ge=0, description="Only events after this sequence number.")] = 0,
+    ) -> Page[JobEventOut]:
+        items, total = await service.list_events(db_session, job_id, after, page)
+        return Page[JobEventOut].model_validate(page_body(items, total, page))
+
+    @get(f"{_JOB}/events/stream", operation_id="streamFineTuneEvents", opt=access(Access.MEMBER))
+    async def stream(
+        self,
+        request: Request[Any, Any, Any],
+        job_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+        after: Annotated[int, Parameter(ge=0, description="Start after this sequence number.")] = 0,
+    ) -> ServerSentEvent:
+        """Live events; a reconnecting client sends ``Last-Event-ID`` and misses nothing."""
+        job = await service.get_job(db_session, job_id)
+        last_event_id = request.headers.get("last-event-id")
+        if last_event_id is not None:
+            if not last_event_id.isdigit():
+                raise Invalid("Last-Event-ID must be an event's sequence number.")
+            after = max(after, int(last_event_id))
+        return ServerSentEvent(follow_events(sessions, job.tenant_id, job.id, after))
+
+
+@get("/v1/bases", operation_id="listBases", opt=access(Access.MEMBER), tags=["fine-tunes"])
+async def list_bases(catalogue: NamedDependency[Catalogue]) -> list[BaseOut]:
+    """The bases this deployment can fine-tune."""
+    return [BaseOut(id=entry.id, family=entry.family, parameters=entry.parameters) for entry in catalogue]

@@ -1,0 +1,178 @@
+"""Fine-tune jobs as tenants see them: create, cancel, resume, and their events.
+
+The worker side (leases, heartbeats, outcomes) is ``queue.py``; both write events through
+``record_event`` so a job's events are numbered in one sequence.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth.principal import Principal
+from service.bases.catalogue import Catalogue
+from service.datasets.models import Dataset
+from service.datasets.service import get_dataset, get_version, lock_version
+from service.db.pagination import PageRequest, fetch_page
+from service.errors import Conflict, Invalid, NotFound
+from service.jobs import presets
+from service.jobs.models import FineTuneJob, JobEvent, JobStatus
+from service.jobs.queue import record_event
+from service.jobs.schemas import FineTuneCreate, FineTuneOut
+from service.models.models import Model, ModelVersion
+from service.models.service import ensure_name_free, get_model
+from service.settings import JobSettings
+
+
+async def create_job(
+    session: AsyncSession,
+    principal: Principal,
+    body: FineTuneCreate,
+    *,
+    catalogue: Catalogue,
+    settings: JobSettings,
+    idempotency_key: str | None,
+) -> FineTuneJob:
+    dataset = await get_dataset(session, body.dataset_id)
+    version = await get_version(session, body.dataset_id, body.dataset_version)
+    if not version.items:
+        raise Invalid("This dataset version holds no footage; add assets before training on it.")
+    base = catalogue.get(body.base)
+    config = presets.resolve(body.preset, body.hyperparameters, version.trigger_word)
+    model = await _target_model(session, principal, body, dataset, version.number, base.id)
+    await lock_version(session, version.id)
+    job = FineTuneJob(
+        dataset_version_id=version.id,
+        base_id=base.id,
+        model_id=model.id,
+        config=config,
+        status=JobStatus.QUEUED,
+        idempotency_key=idempotency_key,
+        estimated_bytes=presets.estimated_bytes(base, config),
+        total_steps=config["steps"],
+        max_attempts=settings.max_attempts,
+        queued_at=datetime.now(UTC),
+        created_by=principal.user_id,
+        event_count=0,
+    )
+    session.add(job)
+    await session.flush()
+    await record_event(session, job, "queued", {"estimated_bytes": job.estimated_bytes})
+    await session.commit()
+    return job
+
+
+async def _target_model(
+    session: AsyncSession,
+    principal: Principal,
+    body: FineTuneCreate,
+    dataset: Dataset,
+    version_number: int,
+    base_id: str,
+) -> Model:
+    if body.model_id is not None:
+        model = await get_model(session, body.model_id)
+    else:
+        name = body.model_name or f"{dataset.name} v{version_number}"
+        existing = await session.scalar(select(Model).where(Model.name == name))
+        if existing is None:
+            model = Model(name=name, base_id=base_id, created_by=principal.user_id, version_count=0)
+            session.add(model)
+            await session.flush()
+            return model
+        if body.model_name is not None:
+            await ensure_name_free(session, name)
+        # Training the same dataset version again adds a version to its model.
+        model = existing
+    if model.base_id != base_id:
+        raise Invalid(
+            f"Model {model.name!r} is trained on base {model.base_id!r}; a version on {base_id!r} "
+            "cannot join it. Name a new model instead."
+        )
+    return model
+
+
+async def get_job(session: AsyncSession, job_id: UUID) -> FineTuneJob:
+    job = await session.get(FineTuneJob, job_id)
+    if job is None:
+        raise NotFound("No such fine-tune.")
+    return job
+
+
+async def list_jobs(
+    session: AsyncSession, page: PageRequest, status: JobStatus | None
+) -> tuple[list[FineTuneJob], int]:
+    stmt = select(FineTuneJob).order_by(FineTuneJob.created_at.desc())
+    if status is not None:
+        stmt = stmt.where(FineTuneJob.status == status)
+    rows, total = await fetch_page(session, stmt, page)
+    return list(rows), total
+
+
+async def cancel_job(session: AsyncSession, job_id: UUID) -> FineTuneJob:
+    """A queued job ends now; a running one is stopped by its worker, which keeps a checkpoint."""
+    job = await _locked(session, job_id)
+    if job.status.is_final:
+        raise Conflict(f"This fine-tune has already {job.status.value}.")
+    if job.status is JobStatus.QUEUED:
+        job.status = JobStatus.CANCELLED
+        job.finished_at = datetime.now(UTC)
+        await record_event(session, job, "cancelled", {"step": job.step})
+    elif not job.cancel_requested:
+        job.cancel_requested = True
+        await record_event(session, job, "cancel_requested", {"step": job.step})
+    await session.commit()
+    return job
+
+
+async def resume_job(session: AsyncSession, job_id: UUID) -> FineTuneJob:
+    """Queue a failed or cancelled job again; its next run starts from its last checkpoint."""
+    job = await _locked(session, job_id)
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise Conflict(
+            f"Only a failed or cancelled fine-tune can be resumed; this one is {job.status.value}."
+        )
+    if job.model_id is None:
+        raise Conflict("The model this fine-tune was training has been deleted; start a new fine-tune.")
+    job.status = JobStatus.QUEUED
+    job.attempts = 0
+    job.cancel_requested = False
+    job.failure_reason = None
+    job.finished_at = None
+    job.queued_at = datetime.now(UTC)
+    await record_event(session, job, "queued", {"resumed_from_step": job.step})
+    await session.commit()
+    return job
+
+
+async def _locked(session: AsyncSession, job_id: UUID) -> FineTuneJob:
+    # The row lock orders this change against a worker's heartbeat or finish.
+    job = await session.scalar(select(FineTuneJob).where(FineTuneJob.id == job_id).with_for_update())
+    if job is None:
+        raise NotFound("No such fine-tune.")
+    return job
+
+
+async def list_events(
+    session: AsyncSession, job_id: UUID, after: int, page: PageRequest
+) -> tuple[list[JobEvent], int]:
+    await get_job(session, job_id)
+    stmt = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > after).order_by(JobEvent.seq)
+    rows, total = await fetch_page(session, stmt, page)
+    return list(rows), total
+
+
+async def job_out(session: AsyncSession, job: FineTuneJob) -> FineTuneOut:
+    number = None
+    if job.status is JobStatus.SUCCEEDED:
+        number = await session.scalar(
+            select(ModelVersion.number).where(ModelVersion.id == job.model_version_id)
+        )
+    return FineTuneOut.model_validate({**_columns(job), "model_version": number})
+
+
+def _columns(job: FineTuneJob) -> dict[str, object]:
+    return {column: getattr(job, column) for column in FineTuneOut.model_fields if column != "model_version"}

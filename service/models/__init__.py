@@ -1,0 +1,1 @@
+"""Tenant-owned models: each version is one trained adapter with its training record."""

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from base64 import b64encode
+from uuid import UUID
+
+from litestar import Controller, delete, get, patch
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from litestar.response import Stream
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth.policy import Access, access
+from service.db.pagination import PageRequest, page_body
+from service.models import service
+from service.models.schemas import ModelOut, ModelUpdate, ModelVersionOut
+from service.schemas import Page
+from service.storage import ObjectStorage, TenantKeys
+
+_VERSION = "/{model_id:uuid}/versions/{number:int}"
+
+
+class ModelController(Controller):
+    path = "/v1/models"
+    tags = ["models"]
+
+    @get(operation_id="listModels", opt=access(Access.MEMBER))
+    async def list_models(
+        self, db_session: NamedDependency[AsyncSession], page: NamedDependency[PageRequest]
+    ) -> Page[ModelOut]:
+        items, total = await service.list_models(db_session, page)
+        return Page[ModelOut].model_validate(page_body(items, total, page))
+
+    @get("/{model_id:uuid}", operation_id="getModel", opt=access(Access.MEMBER))
+    async def get_model(
+        self, model_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+    ) -> ModelOut:
+        return ModelOut.model_validate(await service.get_model(db_session, model_id))
+
+    @patch("/{model_id:uuid}", operation_id="updateModel", opt=access(Access.MEMBER))
+    async def update(
+        self, model_id: FromPath[UUID], data: JSONBody[ModelUpdate], db_session: NamedDependency[AsyncSession]
+    ) -> ModelOut:
+        return ModelOut.model_validate(await service.update_model(db_session, model_id, data))
+
+    @delete("/{model_id:uuid}", operation_id="deleteModel", opt=access(Access.OWNER))
+    async def delete_model(
+        self,
+        model_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        storage: NamedDependency[ObjectStorage],
+    ) -> None:
+        await service.delete_model(db_session, storage, model_id)
+
+    @get("/{model_id:uuid}/versions", operation_id="listModelVersions", opt=access(Access.MEMBER))
+    async def list_versions(
+        self,
+        model_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        page: NamedDependency[PageRequest],
+    ) -> Page[ModelVersionOut]:
+        items, total = await service.list_versions(db_session, model_id, page)
+        return Page[ModelVersionOut].model_validate(page_body(items, total, page))
+
+    @get(_VERSION, operation_id="getModelVersion", opt=access(Access.MEMBER))
+    async def get_version(
+        self, model_id: FromPath[UUID], number: FromPath[int], db_session: NamedDependency[AsyncSession]
+    ) -> ModelVersionOut:
+        return ModelVersionOut.model_validate(await service.get_version(db_session, model_id, number))
+
+    @get(f"{_VERSION}/adapter", operation_id="downloadModelAdapter", opt=access(Access.MEMBER))
+    async def adapter(
+        self,
+        model_id: FromPath[UUID],
+        number: FromPath[int],
+        db_session: NamedDependency[AsyncSession],
+        storage: NamedDependency[ObjectStorage],
+    ) -> Stream:
+        """The LoRA as one ``.safetensors`` file that diffusers' ``load_lora_weights`` reads."""
+        version = await service.get_version(db_session, model_id, number)
+        return Stream(
+            storage.iter_chunks(TenantKeys(version.tenant_id).adapter_file(version.id)),
+            media_type="application/octet-stream",
+            headers={
+                "content-length": str(version.adapter_bytes),
+                "content-disposition": f'attachment; filename="model-v{version.number}.safetensors"',
+                "repr-digest": f"sha-256=:{b64encode(bytes.fromhex(version.adapter_sha256)).decode()}:",
+            },
+        )
+
+    @get(f"{_VERSION}/record", operation_id="getModelTrainingRecord", opt=access(Access.MEMBER))
+    async def record(
+        self,
+        model_id: FromPath[UUID],
+        number: FromPath[int],
+        db_session: NamedDependency[AsyncSession],
+        storage: NamedDependency[ObjectStorage],
+    ) -> Stream:
+        """What the version was trained on: each asset's sha256 and rights, the base, the settings."""
+        version = await service.get_version(db_session, model_id, number)
+        key = TenantKeys(version.tenant_id).training_record(version.id)
+        return Stream(storage.iter_chunks(key), media_type="application/json")

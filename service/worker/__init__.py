@@ -1,0 +1,1 @@
+"""Workers: a supervisor that leases jobs, and one child process per running job."""

@@ -1,0 +1,303 @@
+"""One leased fine-tune, run by the trainer in a child process of the worker.
+
+``python -m service.worker.run_job`` is started by the supervisor for each job it leases,
+so jobs on one machine share nothing (torch's global state, allocator, a crash). The
+training loop's progress callback is the job's heartbeat: it extends the lease, charges
+GPU time, writes progress events and learns of cancellation. Until the first step a
+bounded preparation beat keeps the lease while latents are cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+from uuid import UUID
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import service.db.models  # noqa: F401  (every mapper is known before the first query)
+from service.bases.catalogue import load_catalogue
+from service.datasets.models import DatasetVersion
+from service.db.engine import create_engine, session_factory
+from service.db.tenancy import set_tenant
+from service.jobs.models import FineTuneJob, JobStatus
+from service.jobs.queue import JobQueue, Lease
+from service.logging_setup import configure_logging
+from service.models.service import add_version
+from service.settings import Settings, get_settings
+from service.storage import ObjectStorage, TenantKeys, storage_from_settings
+from service.uploads.models import Asset
+from trainer import (
+    Control,
+    RunStorage,
+    StepReport,
+    TrainConfig,
+    TrainerInputError,
+    TrainingAsset,
+    TrainingDataset,
+    TrainingResult,
+    train,
+)
+
+logger = logging.getLogger("rushes.worker")
+# Exit statuses the supervisor reads: anything else means the child died mid-job.
+EXIT_DONE = 0
+EXIT_LEASE_LOST = 3
+# Preparation (caching latents, loading the base) may beat without steps for this long.
+PREPARATION_LIMIT_SECONDS = 3600.0
+
+
+class LeaseLost(Exception):
+    """Another worker owns the job now; stop at once, without writing a checkpoint."""
+
+
+@dataclass
+class Pulse:
+    """GPU time since the last beat, and the signals that stop a run."""
+
+    share: float
+    last: float = field(default_factory=time.monotonic)
+    shutdown: threading.Event = field(default_factory=threading.Event)
+    cancelled: bool = False
+    stepping: threading.Event = field(default_factory=threading.Event)
+
+    def take(self) -> float:
+        now = time.monotonic()
+        spent, self.last = (now - self.last) * self.share, now
+        return spent
+
+
+class Heartbeat:
+    """The trainer's progress callback: beats at most every ``interval`` seconds."""
+
+    def __init__(self, queue: JobQueue, lease: Lease, pulse: Pulse, interval: float) -> None:
+        self.queue, self.lease, self.pulse, self.interval = queue, lease, pulse, interval
+        self._last_beat = 0.0
+
+    def __call__(self, report: StepReport) -> Control | None:
+        self.pulse.stepping.set()
+        if self.pulse.cancelled:
+            return Control.STOP
+        milestone = (
+            report.checkpoint_key is not None or report.validation_keys or report.step == report.total_steps
+        )
+        if (
+            not milestone
+            and time.monotonic() - self._last_beat < self.interval
+            and not self.pulse.shutdown.is_set()
+        ):
+            return None
+        self._last_beat = time.monotonic()
+        progress = {
+            "total_steps": report.total_steps,
+            "loss": report.loss,
+            "learning_rate": report.learning_rate,
+            "samples_per_second": report.samples_per_second,
+            "peak_memory_bytes": report.peak_memory_bytes,
+        }
+        beat = anyio.from_thread.run(self._beat, report, progress)
+        if not beat.held:
+            raise LeaseLost(str(self.lease.job_id))
+        if beat.cancel:
+            self.pulse.cancelled = True
+            return Control.STOP
+        return Control.STOP if self.pulse.shutdown.is_set() else None
+
+    async def _beat(self, report: StepReport, progress: dict[str, Any]) -> Any:
+        beat = await self.queue.heartbeat(
+            self.lease, step=report.step, gpu_seconds=self.pulse.take(), data=progress
+        )
+        if beat.held and report.checkpoint_key is not None:
+            await self.queue.event(self.lease, "checkpoint", {"step": report.step})
+        if beat.held and report.validation_keys:
+            await self.queue.event(
+                self.lease, "sample", {"step": report.step, "count": len(report.validation_keys)}
+            )
+        return beat
+
+
+async def _load(
+    session: AsyncSession, lease: Lease, storage: ObjectStorage
+) -> tuple[FineTuneJob, TrainingDataset]:
+    set_tenant(session, lease.tenant_id)
+    job = await session.get_one(FineTuneJob, lease.job_id)
+    version = await session.get_one(DatasetVersion, job.dataset_version_id)
+    assets = {
+        a.id: a
+        for a in await session.scalars(select(Asset).where(Asset.id.in_([i.asset_id for i in version.items])))
+    }
+    keys = TenantKeys(lease.tenant_id)
+    training_assets = [
+        TrainingAsset(
+            key=keys.footage(item.asset_id),
+            sha256=assets[item.asset_id].sha256,
+            rights=_rights(assets[item.asset_id]),
+            caption=item.caption,
+            asset_id=str(item.asset_id),
+        )
+        for item in version.items
+    ]
+    return job, TrainingDataset(version=str(version.id), assets=training_assets, source=storage)
+
+
+def _rights(asset: Asset) -> dict[str, Any]:
+    return {
+        "rights": str(asset.rights),
+        "licence_ref": asset.licence_ref,
+        "attested_by": str(asset.attested_by),
+        "attested_at": asset.attested_at.isoformat(),
+        "filename": asset.filename,
+    }
+
+
+async def _prepare_beats(queue: JobQueue, lease: Lease, pulse: Pulse, interval: float) -> None:
+    """Keep the lease while nothing steps yet (caching, loading), for a bounded time."""
+    started = time.monotonic()
+    while not pulse.stepping.is_set() and time.monotonic() - started < PREPARATION_LIMIT_SECONDS:
+        beat = await queue.heartbeat(lease, step=None, gpu_seconds=pulse.take())
+        if not beat.held:
+            return
+        # The loop cannot stop before its first step; it stops there.
+        pulse.cancelled = pulse.cancelled or beat.cancel
+        await anyio.sleep(interval)
+
+
+async def run(settings: Settings, lease: Lease, *, device: str | None, share: float) -> int:
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    queue = JobQueue(sessions, settings.jobs)
+    storage = storage_from_settings(settings)
+    pulse = Pulse(share=share)
+    _on_shutdown(pulse)
+    try:
+        async with sessions() as session:
+            job, dataset = await _load(session, lease, storage)
+        base = load_catalogue(settings.bases).get(job.base_id)
+        heartbeat = Heartbeat(queue, lease, pulse, settings.worker.heartbeat_seconds)
+        try:
+            config = TrainConfig.from_record(job.config, device=device)
+            run_storage = RunStorage.for_tenant(
+                storage,
+                TenantKeys(lease.tenant_id),
+                dataset_version_id=job.dataset_version_id,
+                job_id=job.id,
+                model_version_id=job.model_version_id,
+            )
+            outcome: TrainingResult | Exception
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_prepare_beats, queue, lease, pulse, settings.worker.heartbeat_seconds)
+                try:
+                    outcome = await anyio.to_thread.run_sync(
+                        lambda: train(
+                            config,
+                            base=base.source,
+                            dataset=dataset,
+                            storage=run_storage,
+                            callback=heartbeat,
+                            base_id=base.id,
+                            resume=True,
+                        )
+                    )
+                except Exception as exc:  # re-raised below, outside the task group's exception group
+                    outcome = exc
+                pulse.stepping.set()
+                tasks.cancel_scope.cancel()
+            if isinstance(outcome, Exception):
+                raise outcome
+            result = outcome
+        except LeaseLost:
+            logger.warning("lease lost; another worker owns the job now", extra={"job_id": str(lease.job_id)})
+            return EXIT_LEASE_LOST
+        except TrainerInputError as exc:
+            await queue.finish(lease, JobStatus.FAILED, gpu_seconds=pulse.take(), reason=str(exc))
+            return EXIT_DONE
+        except Exception as exc:
+            logger.exception("fine-tune failed", extra={"job_id": str(lease.job_id)})
+            await queue.finish(lease, JobStatus.FAILED, gpu_seconds=pulse.take(), reason=_reason(exc))
+            return EXIT_DONE
+        await _conclude(queue, lease, pulse, storage, result)
+        return EXIT_DONE
+    finally:
+        await engine.dispose()
+
+
+async def _conclude(
+    queue: JobQueue, lease: Lease, pulse: Pulse, storage: ObjectStorage, result: TrainingResult
+) -> None:
+    if result.status == "stopped":
+        if pulse.cancelled:
+            await queue.finish(
+                lease, JobStatus.CANCELLED, gpu_seconds=pulse.take(), data={"step": result.step}
+            )
+        else:
+            await queue.release(lease, gpu_seconds=pulse.take())
+        return
+    assert result.export is not None  # a completed run always exports
+    adapter = await anyio.to_thread.run_sync(storage.get_bytes, result.export.adapter_key)
+    digest = hashlib.sha256(adapter).hexdigest()
+
+    async def make_version(session: AsyncSession, job: FineTuneJob) -> dict[str, Any]:
+        version = await add_version(
+            session, job, adapter_sha256=digest, adapter_bytes=len(adapter), final_loss=result.final_loss
+        )
+        return {
+            "model_id": str(version.model_id),
+            "model_version": version.number,
+            "final_loss": result.final_loss,
+        }
+
+    await queue.finish(lease, JobStatus.SUCCEEDED, gpu_seconds=pulse.take(), then=make_version)
+
+
+def _reason(exc: Exception) -> str:
+    if type(exc).__name__ == "OutOfMemoryError":
+        return (
+            "The run ran out of accelerator memory. Lower the resolution, frames or rank, or use nf4 "
+            "quantisation, then resume or start again."
+        )
+    return (
+        f"The trainer stopped with an internal error ({type(exc).__name__}). Resume the fine-tune to "
+        "continue from its last checkpoint; if it fails again, contact support with the job id."
+    )
+
+
+def _on_shutdown(pulse: Pulse) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        # The loop checkpoints at its next step and the job goes back to the queue.
+        pulse.shutdown.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service.worker.run_job")
+    parser.add_argument("--job", type=UUID, required=True)
+    parser.add_argument("--tenant", type=UUID, required=True)
+    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--attempt", type=int, required=True)
+    parser.add_argument("--estimated-bytes", type=int, required=True)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--share", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    configure_logging(settings.log)
+    lease = Lease(args.job, args.tenant, args.worker_id, args.attempt, args.estimated_bytes)
+    return anyio.run(lambda: run(settings, lease, device=args.device, share=args.share))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
