@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import free_port, wait_for_http
-from tests.helpers import PASSWORD, file_sha256
+from tests.helpers import PASSWORD, file_sha256, fine_tune_body
 from tests.media_samples import make_clip
 
 SERVER = [sys.executable, "-m", "service.cli"]
@@ -114,3 +119,72 @@ def test_train_passes_through_to_the_trainer(tmp_path: Path) -> None:
     assert missing.stderr.strip().splitlines() == [
         f"error: clips folder {tmp_path / 'nowhere'} does not exist"
     ]
+
+
+def _stream_events(http: httpx.Client, job_id: str) -> list[dict[str, Any]]:
+    """Follow a job's live stream to its end, as a browser's EventSource would."""
+    events: list[dict[str, Any]] = []
+    with http.stream("GET", f"/v1/fine-tunes/{job_id}/events/stream", timeout=180) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        fields: dict[str, str] = {}
+        for line in response.iter_lines():
+            if line == "":
+                if "data" in fields:
+                    events.append({"sse_id": int(fields["id"]), **json.loads(fields["data"])})
+                fields = {}
+            elif not line.startswith(":") and ": " in line:
+                name, value = line.split(": ", 1)
+                fields[name] = value
+    return events
+
+
+def test_the_embedded_system_trains_a_model_end_to_end(server: str, tmp_path: Path) -> None:
+    with httpx.Client(base_url=server, timeout=30) as http:
+        http.post(
+            "/v1/auth/signup", json={"email": "dp@example.com", "password": PASSWORD, "tenant_name": "DP"}
+        )
+        clip = make_clip(tmp_path / "rain.mp4")
+        body = {
+            "filename": "rain.mp4",
+            "size": clip.stat().st_size,
+            "sha256": file_sha256(clip),
+            "content_type": "video/mp4",
+            "rights": {"kind": "owned"},
+        }
+        upload = http.post("/v1/uploads", json=body).json()
+        http.put(f"/v1/uploads/{upload['id']}/parts/1", content=clip.read_bytes())
+        asset = http.post(f"/v1/uploads/{upload['id']}/complete").json()
+        dataset = http.post("/v1/datasets", json={"name": "Rain"}).json()
+        http.post(
+            f"/v1/datasets/{dataset['id']}/versions",
+            json={"trigger_word": "sks", "items": [{"asset_id": asset["id"], "caption": "rain"}]},
+        )
+        created = http.post(
+            "/v1/fine-tunes",
+            json={**fine_tune_body(dataset["id"], 1)},
+            headers={"Idempotency-Key": "first-model"},
+        )
+        assert created.status_code == 201, created.text
+        job_id = created.json()["id"]
+
+        events = _stream_events(http, job_id)
+
+        types = [e["type"] for e in events]
+        assert types[0] == "queued" and types[-1] == "succeeded", types
+        assert "started" in types and "progress" in types and "checkpoint" in types
+        assert [e["sse_id"] for e in events] == list(range(1, len(events) + 1))
+        last = next(e for e in reversed(events) if e["type"] == "progress")
+        assert last["data"]["step"] == 4 and last["data"]["loss"] > 0
+        job = http.get(f"/v1/fine-tunes/{job_id}").json()
+        assert job["status"] == "succeeded" and job["model_version"] == 1 and job["gpu_seconds"] > 0
+
+        version = f"/v1/models/{job['model_id']}/versions/1"
+        adapter = http.get(f"{version}/adapter")
+        assert adapter.status_code == 200
+        digest = base64.b64encode(hashlib.sha256(adapter.content).digest()).decode()
+        assert adapter.headers["repr-digest"] == f"sha-256=:{digest}:"
+        (header_length,) = struct.unpack("<Q", adapter.content[:8])
+        tensors = json.loads(adapter.content[8 : 8 + header_length])
+        assert any("lora_A" in name for name in tensors) and any("lora_B" in name for name in tensors)
+        record = http.get(f"{version}/record").json()
+        assert [a["sha256"] for a in record["assets"]] == [file_sha256(clip)]
