@@ -20,6 +20,7 @@ from uuid import UUID
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service.db.tenancy import mark_unscoped
 from service.jobs.models import FineTuneJob, JobEvent, JobStatus, TenantCompute
@@ -54,9 +55,21 @@ def _now() -> datetime:
 
 
 async def record_event(session: AsyncSession, job: FineTuneJob, type_: str, data: dict[str, Any]) -> JobEvent:
-    """Append an event in the caller's transaction; the job row orders a job's events."""
-    job.event_count += 1
-    event = JobEvent(tenant_id=job.tenant_id, job_id=job.id, seq=job.event_count, type=type_, data=data)
+    """Append an event in the caller's transaction.
+
+    The number comes from an atomic increment on the job row, not from the loaded object,
+    so an API request and a worker writing events at once never take the same number
+    (SQLite reads outside the write lock; PostgreSQL would serialise on the row anyway).
+    """
+    seq = await session.scalar(
+        update(FineTuneJob)
+        .where(FineTuneJob.id == job.id)
+        .values(event_count=FineTuneJob.event_count + 1)
+        .returning(FineTuneJob.event_count)
+        .execution_options(synchronize_session=False)
+    )
+    set_committed_value(job, "event_count", seq)
+    event = JobEvent(tenant_id=job.tenant_id, job_id=job.id, seq=seq, type=type_, data=data)
     session.add(event)
     return event
 

@@ -7,9 +7,10 @@ The worker side (leases, heartbeats, outcomes) is ``queue.py``; both write event
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principal import Principal
@@ -113,47 +114,68 @@ async def list_jobs(
 
 
 async def cancel_job(session: AsyncSession, job_id: UUID) -> FineTuneJob:
-    """A queued job ends now; a running one is stopped by its worker, which keeps a checkpoint."""
-    job = await _locked(session, job_id)
-    if job.status.is_final:
-        raise Conflict(f"This fine-tune has already {job.status.value}.")
-    if job.status is JobStatus.QUEUED:
-        job.status = JobStatus.CANCELLED
-        job.finished_at = datetime.now(UTC)
-        await record_event(session, job, "cancelled", {"step": job.step})
-    elif not job.cancel_requested:
-        job.cancel_requested = True
-        await record_event(session, job, "cancel_requested", {"step": job.step})
-    await session.commit()
-    return job
+    """A queued job ends now; a running one is stopped by its worker, which keeps a checkpoint.
+
+    Each change is a conditional update on the status it expects, so a worker claiming or
+    finishing the job at the same moment is never overwritten: the loser reads again.
+    """
+    for _ in range(3):
+        job = await get_job(session, job_id)
+        if job.status.is_final:
+            raise Conflict(f"This fine-tune has already {job.status.value}.")
+        if job.status is JobStatus.QUEUED:
+            changed = await _transition(
+                session, job, JobStatus.QUEUED, status=JobStatus.CANCELLED, finished_at=datetime.now(UTC)
+            )
+            event = "cancelled"
+        else:
+            if job.cancel_requested:
+                return job
+            changed = await _transition(session, job, JobStatus.RUNNING, cancel_requested=True)
+            event = "cancel_requested"
+        if changed:
+            await record_event(session, job, event, {"step": job.step})
+            await session.commit()
+            await session.refresh(job)
+            return job
+        await session.rollback()
+    raise Conflict("The fine-tune is changing state; try again.")
 
 
 async def resume_job(session: AsyncSession, job_id: UUID) -> FineTuneJob:
     """Queue a failed or cancelled job again; its next run starts from its last checkpoint."""
-    job = await _locked(session, job_id)
-    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+    job = await get_job(session, job_id)
+    if job.model_id is None:
+        raise Conflict("The model this fine-tune was training has been deleted; start a new fine-tune.")
+    changed = job.status in (JobStatus.FAILED, JobStatus.CANCELLED) and await _transition(
+        session,
+        job,
+        job.status,
+        status=JobStatus.QUEUED,
+        attempts=0,
+        cancel_requested=False,
+        failure_reason=None,
+        finished_at=None,
+        queued_at=datetime.now(UTC),
+    )
+    if not changed:
         raise Conflict(
             f"Only a failed or cancelled fine-tune can be resumed; this one is {job.status.value}."
         )
-    if job.model_id is None:
-        raise Conflict("The model this fine-tune was training has been deleted; start a new fine-tune.")
-    job.status = JobStatus.QUEUED
-    job.attempts = 0
-    job.cancel_requested = False
-    job.failure_reason = None
-    job.finished_at = None
-    job.queued_at = datetime.now(UTC)
     await record_event(session, job, "queued", {"resumed_from_step": job.step})
     await session.commit()
+    await session.refresh(job)
     return job
 
 
-async def _locked(session: AsyncSession, job_id: UUID) -> FineTuneJob:
-    # The row lock orders this change against a worker's heartbeat or finish.
-    job = await session.scalar(select(FineTuneJob).where(FineTuneJob.id == job_id).with_for_update())
-    if job is None:
-        raise NotFound("No such fine-tune.")
-    return job
+async def _transition(session: AsyncSession, job: FineTuneJob, expected: JobStatus, **values: object) -> bool:
+    result = await session.execute(
+        update(FineTuneJob)
+        .where(FineTuneJob.id == job.id, FineTuneJob.status == expected)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], result).rowcount == 1
 
 
 async def list_events(

@@ -147,7 +147,10 @@ async def test_kill_9_mid_training_resumes_from_the_checkpoint_on_another_worker
     resumed = [e for e in events if e["type"] == "progress" and e["seq"] > started[1]["seq"]]
     first_checkpoint = min(e["data"]["step"] for e in events if e["type"] == "checkpoint")
     assert resumed and resumed[0]["data"]["step"] > first_checkpoint
-    assert resumed[0]["data"]["step"] <= killed_at_step + 5
+    # It restarts right after a whole checkpoint (every 5 steps), at most one checkpoint past
+    # the last beat: the kill may land between writing a checkpoint and reporting it.
+    assert (resumed[0]["data"]["step"] - 1) % 5 == 0
+    assert resumed[0]["data"]["step"] <= killed_at_step + 5 + 1
     # GPU time is charged by beats: time after the kill's last beat is never billed.
     assert 0 < job["gpu_seconds"] <= first_ran + second_ran
     version = (await client.get(f"/v1/models/{job['model_id']}/versions/1", headers=caller.headers)).json()
