@@ -2,13 +2,19 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from litestar import Controller, get, patch
+from litestar import Controller, get, patch, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.admin import service
-from service.admin.schemas import TenantStatusUpdate, TenantSummary, UserOut
+from service.admin.schemas import (
+    TenantComputeOut,
+    TenantComputeWrite,
+    TenantStatusUpdate,
+    TenantSummary,
+    UserOut,
+)
 from service.auth.policy import Access, access
 from service.db.pagination import PageRequest, page_body
 from service.schemas import Page
@@ -40,6 +46,21 @@ class AdminController(Controller):
         db_session: NamedDependency[AsyncSession],
     ) -> TenantSummary:
         return await service.set_tenant_status(db_session, tenant_id, data.status)
+
+    @get("/tenants/{tenant_id:uuid}/compute", operation_id="adminGetTenantCompute")
+    async def get_compute(
+        self, tenant_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+    ) -> TenantComputeOut:
+        return await service.get_compute(db_session, tenant_id)
+
+    @put("/tenants/{tenant_id:uuid}/compute", operation_id="adminSetTenantCompute")
+    async def set_compute(
+        self,
+        tenant_id: FromPath[UUID],
+        data: JSONBody[TenantComputeWrite],
+        db_session: NamedDependency[AsyncSession],
+    ) -> TenantComputeOut:
+        return await service.set_compute(db_session, tenant_id, data)
 
     @get("/users", operation_id="adminListUsers")
     async def list_users(

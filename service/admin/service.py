@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from uuid import UUID
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import Membership, Tenant, TenantStatus, User
-from service.admin.schemas import TenantSummary, UserOut
+from service.admin.schemas import TenantComputeOut, TenantComputeWrite, TenantSummary, UserOut
 from service.db.pagination import PageRequest, fetch_page
 from service.db.tenancy import unscoped
 from service.errors import NotFound
+from service.jobs.models import TenantCompute
 from service.uploads.models import Asset
 
 
@@ -68,3 +70,26 @@ async def set_tenant_status(session: AsyncSession, tenant_id: UUID, status: Tena
 async def list_users(session: AsyncSession, page: PageRequest) -> tuple[list[UserOut], int]:
     rows, total = await fetch_page(session, select(User).order_by(User.created_at), page)
     return [UserOut.model_validate(u) for u in rows], total
+
+
+async def get_compute(session: AsyncSession, tenant_id: UUID) -> TenantComputeOut:
+    await get_tenant(session, tenant_id)
+    compute = await session.scalar(select(TenantCompute).where(TenantCompute.tenant_id == tenant_id))
+    if compute is None:
+        return TenantComputeOut(tenant_id=tenant_id, weight=1.0, concurrency_cap=None, recent_gpu_seconds=0.0)
+    return TenantComputeOut.model_validate(compute)
+
+
+async def set_compute(session: AsyncSession, tenant_id: UUID, body: TenantComputeWrite) -> TenantComputeOut:
+    """Weight and cap take effect at the next lease any worker makes."""
+    await get_tenant(session, tenant_id)
+    compute = await session.scalar(
+        select(TenantCompute).where(TenantCompute.tenant_id == tenant_id).with_for_update()
+    )
+    if compute is None:
+        compute = TenantCompute(tenant_id=tenant_id, recent_gpu_seconds=0.0, recent_at=time.time())
+        session.add(compute)
+    compute.weight = body.weight
+    compute.concurrency_cap = body.concurrency_cap
+    await session.commit()
+    return TenantComputeOut.model_validate(compute)

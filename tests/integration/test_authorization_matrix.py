@@ -282,6 +282,11 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
         fixed("PATCH", "/v1/admin/tenants/{w.owner.tenant_id}", json={"status": "active"}),
     ),
     "adminListUsers": (ADMIN_ONLY, fixed("GET", "/v1/admin/users")),
+    "adminGetTenantCompute": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants/{w.owner.tenant_id}/compute")),
+    "adminSetTenantCompute": (
+        ADMIN_ONLY,
+        fixed("PUT", "/v1/admin/tenants/{w.owner.tenant_id}/compute", json={"weight": 2.0}),
+    ),
 }
 # Version bodies name tenant A's asset, known only once the world exists.
 VERSION_BODY_OPS = {"createDatasetVersion", "replaceDatasetVersion"}
