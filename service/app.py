@@ -37,6 +37,8 @@ from service.storage import ObjectStorage, storage_from_settings
 from service.system.controllers import healthz, readyz
 from service.uploads.cleanup import run_cleanup_forever
 from service.uploads.controllers import AssetController, UploadController
+from service.webhooks.controllers import WebhookController
+from service.webhooks.dispatcher import run_webhook_dispatcher
 
 WEB_ROOT = Path(web.__file__).parent / "static"
 API_VERSION = "1.0.0"
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
     async def background_tasks(_: Litestar) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(run_cleanup_forever, sessions, object_storage, settings.uploads)
+            tasks.start_soon(run_webhook_dispatcher, sessions, settings.webhooks, settings.data_dir)
             yield
             tasks.cancel_scope.cancel()
 
@@ -74,6 +77,7 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             UploadController,
             AssetController,
             DatasetController,
+            WebhookController,
             list_bases,
             FineTuneController,
             ModelController,

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.webhooks.settings import WebhookSettings
+
 MiB = 1 << 20
 
 
@@ -123,6 +125,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     bases: BasesSettings = BasesSettings()
     worker: WorkerSettings = WorkerSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     log: LogSettings = LogSettings()
 
     @property

@@ -6,7 +6,7 @@ client = rushes.Client()  # RUSHES_API_KEY, RUSHES_BASE_URL
 asset = client.assets.upload("clip.mp4", rights="owned")
 """
 
-from rushes import types
+from rushes import types, webhooks
 from rushes._base import NOT_GIVEN
 from rushes._client import AsyncClient, Client
 from rushes._errors import (
@@ -52,4 +52,5 @@ __all__ = [
     "UnprocessableEntityError",
     "__version__",
     "types",
+    "webhooks",
 ]

@@ -21,7 +21,7 @@ from rushes._base import (
 from rushes._errors import APIError
 from rushes._pagination import AsyncPager, SyncPager
 from rushes._resource import R
-from rushes.resources import Admin, ApiKeys, Assets, Datasets, MeResource, Tenant, Uploads
+from rushes.resources import Admin, ApiKeys, Assets, Datasets, MeResource, Tenant, Uploads, Webhooks
 from rushes.types import Page
 
 T = TypeVar("T")
@@ -102,6 +102,7 @@ class _ClientBase(Generic[R]):
         self.uploads = Uploads(requester)
         self.assets = Assets(requester)
         self.datasets = Datasets(requester)
+        self.webhooks = Webhooks(requester)
         self.admin = Admin(requester)
 
     @property

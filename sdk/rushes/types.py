@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from rushes._models import Model
+from rushes._models import Model as _Model
 
 T = TypeVar("T")
 
@@ -14,12 +14,17 @@ __all__ = [
     "ApiKey",
     "ApiKeyWithSecret",
     "Asset",
+    "Base",
     "Dataset",
     "DatasetItem",
     "DatasetVersion",
+    "FineTune",
+    "JobEvent",
     "Me",
     "Member",
     "Membership",
+    "Model",
+    "ModelVersion",
     "Page",
     "Rights",
     "Tenant",
@@ -27,6 +32,10 @@ __all__ = [
     "Upload",
     "UploadPart",
     "User",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookWithSecret",
 ]
 
 #: ``"owned"``, or ``{"kind": "licensed", "licence_ref": "..."}`` (``{"kind": "owned"}`` works too).
@@ -44,7 +53,7 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Tenant(Model):
+class Tenant(_Model):
     id: str
     name: str
     status: str
@@ -52,13 +61,13 @@ class Tenant(Model):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Membership(Model):
+class Membership(_Model):
     tenant: Tenant
     role: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Me(Model):
+class Me(_Model):
     user_id: str
     email: str
     is_platform_admin: bool
@@ -68,7 +77,7 @@ class Me(Model):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Member(Model):
+class Member(_Model):
     user_id: str
     email: str
     role: str
@@ -76,7 +85,7 @@ class Member(Model):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ApiKey(Model):
+class ApiKey(_Model):
     id: str
     name: str
     prefix: str
@@ -94,14 +103,14 @@ class ApiKeyWithSecret(ApiKey):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UploadPart(Model):
+class UploadPart(_Model):
     part_number: int
     size: int
     sha256: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Upload(Model):
+class Upload(_Model):
     id: str
     filename: str
     size: int
@@ -116,7 +125,7 @@ class Upload(Model):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Asset(Model):
+class Asset(_Model):
     id: str
     filename: str
     size: int
@@ -132,7 +141,7 @@ class Asset(Model):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Dataset(Model):
+class Dataset(_Model):
     id: str
     name: str
     description: str
@@ -141,13 +150,13 @@ class Dataset(Model):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DatasetItem(Model):
+class DatasetItem(_Model):
     asset_id: str
     caption: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DatasetVersion(Model):
+class DatasetVersion(_Model):
     id: str
     dataset_id: str
     number: int
@@ -159,7 +168,7 @@ class DatasetVersion(Model):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TenantSummary(Model):
+class TenantSummary(_Model):
     id: str
     name: str
     status: str
@@ -170,8 +179,142 @@ class TenantSummary(Model):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class User(Model):
+class User(_Model):
     id: str
     email: str
     is_platform_admin: bool
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Webhook(_Model):
+    id: str
+    url: str
+    description: str
+    event_types: list[str]
+    enabled: bool
+    secret_version: int
+    created_at: datetime
+    updated_at: datetime
+    secret_rotated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookWithSecret(Webhook):
+    """A new or rotated endpoint. ``secret`` verifies its deliveries and is shown only this once."""
+
+    secret: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookAttempt(_Model):
+    number: int
+    url: str
+    duration_ms: int
+    created_at: datetime
+    status_code: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookDelivery(_Model):
+    """One event sent (or being sent) to one endpoint; ``attempt_log`` holds every try."""
+
+    id: str
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    created_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+    next_attempt_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    last_duration_ms: int | None = None
+    delivered_at: datetime | None = None
+    attempt_log: list[WebhookAttempt] = field(default_factory=list)
+
+
+#: Fine-tune statuses after which nothing more happens (unless the job is resumed).
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Base(_Model):
+    """A base model this deployment can fine-tune (``parameters``: its size)."""
+
+    id: str
+    family: str
+    parameters: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FineTune(_Model):
+    """A fine-tune job. ``status`` is ``queued``, ``running``, ``succeeded``, ``failed`` or ``cancelled``."""
+
+    id: str
+    status: str
+    dataset_version_id: str
+    base_id: str
+    step: int
+    total_steps: int
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    gpu_seconds: float
+    estimated_bytes: int
+    queued_at: datetime
+    created_at: datetime
+    model_id: str | None = None
+    model_version: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    failure_reason: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobEvent(_Model):
+    """One thing that happened to a job; ``seq`` counts from 1 within the job."""
+
+    id: str
+    seq: int
+    type: str
+    created_at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Model(_Model):
+    """A fine-tuned model: a name and its numbered versions (one per successful fine-tune)."""
+
+    id: str
+    name: str
+    description: str
+    base_id: str
+    version_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelVersion(_Model):
+    id: str
+    model_id: str
+    number: int
+    job_id: str
+    dataset_version_id: str
+    base_id: str
+    adapter_sha256: str
+    adapter_bytes: int
+    steps: int
+    created_at: datetime
+    trigger_word: str | None = None
+    final_loss: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)

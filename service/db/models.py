@@ -7,6 +7,7 @@ from service.idempotency.models import IdempotencyRecord
 from service.jobs.models import FineTuneJob, JobEvent, TenantCompute
 from service.models.models import Model, ModelVersion
 from service.uploads.models import Asset, UploadPart, UploadSession
+from service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 metadata = Base.metadata
 
@@ -28,5 +29,8 @@ __all__ = [
     "UploadPart",
     "UploadSession",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

@@ -20,17 +20,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import User
 from service.db.engine import create_engine
-from service.db.tenancy import mark_unscoped
+from service.db.tenancy import mark_unscoped, set_tenant
 from service.jobs.models import FineTuneJob
 from service.models.service import add_version
 from service.settings import Settings
 from service.storage import ObjectStorage, TenantKeys
+from service.webhooks.models import DeliveryStatus, WebhookDelivery
 from tests.helpers import PASSWORD, Caller, fine_tune_body, sign_up, upload_body, upload_file
 from tests.media_samples import make_clip
 
 Client = AsyncTestClient[Litestar]
 ROLES = ("anonymous", "other_tenant", "member", "owner", "admin")
 OK = "ok"
+# Webhook URLs must point outside the network, and a public address literal needs no name
+# lookup. The endpoints are disabled, so nothing is ever sent to it.
+WEBHOOK = {"url": "https://93.184.215.14/hook", "enabled": False}
 
 
 def outcomes(anonymous: Any, other_tenant: Any, member: Any, owner: Any, admin: Any) -> dict[str, Any]:
@@ -68,6 +72,8 @@ class World:
     job_id: str = ""
     model_id: str = ""
     job_version: int = 0  # a version jobs train on (and so freeze), apart from the editable one
+    webhook_id: str = ""
+    delivery_id: str = ""
     a_ids: list[str] = field(default_factory=list)
 
     async def fresh_asset(self) -> str:
@@ -98,6 +104,10 @@ class World:
             f"/v1/datasets/{self.dataset_id}/versions", json=body, headers=self.owner.headers
         )
         return int(created.json()["number"])
+
+    async def fresh_webhook(self) -> str:
+        created = await self.client.post("/v1/webhooks", json=WEBHOOK, headers=self.owner.headers)
+        return str(created.json()["id"])
 
     async def fresh_member(self) -> str:
         caller = await sign_up(self.client, "Joiner")
@@ -204,6 +214,11 @@ async def _delete_model(world: World) -> Call:
 
 _VERSION = "/v1/models/{w.model_id}/versions/1"
 
+
+async def _delete_webhook(world: World) -> Call:
+    return Call("DELETE", f"/v1/webhooks/{await world.fresh_webhook()}")
+
+
 MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "health": (PUBLIC, fixed("GET", "/healthz")),
     "ready": (PUBLIC, fixed("GET", "/readyz")),
@@ -275,6 +290,18 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "getModelVersion": (MEMBER_OBJECT, fixed("GET", _VERSION)),
     "downloadModelAdapter": (MEMBER_OBJECT, fixed("GET", f"{_VERSION}/adapter")),
     "getModelTrainingRecord": (MEMBER_OBJECT, fixed("GET", f"{_VERSION}/record")),
+    "createWebhook": (OWNER_COLLECTION, fixed("POST", "/v1/webhooks", json=WEBHOOK)),
+    "listWebhooks": (MEMBER_COLLECTION, fixed("GET", "/v1/webhooks")),
+    "getWebhook": (MEMBER_OBJECT, fixed("GET", "/v1/webhooks/{w.webhook_id}")),
+    "updateWebhook": (OWNER_OBJECT, fixed("PATCH", "/v1/webhooks/{w.webhook_id}", json={"description": "d"})),
+    "deleteWebhook": (OWNER_OBJECT, _delete_webhook),
+    "rotateWebhookSecret": (OWNER_OBJECT, fixed("POST", "/v1/webhooks/{w.webhook_id}/rotate-secret")),
+    "listWebhookDeliveries": (MEMBER_OBJECT, fixed("GET", "/v1/webhooks/{w.webhook_id}/deliveries")),
+    # Redelivery queues a finished delivery again: the owner's call succeeds, once.
+    "redeliverWebhookDelivery": (
+        OWNER_OBJECT,
+        fixed("POST", "/v1/webhooks/{w.webhook_id}/deliveries/{w.delivery_id}/redeliver"),
+    ),
     "adminListTenants": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants")),
     "adminGetTenant": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants/{w.owner.tenant_id}")),
     "adminUpdateTenant": (
@@ -316,6 +343,25 @@ async def _trained_model(world: World, settings: Settings, storage: ObjectStorag
     await engine.dispose()
 
 
+async def _finished_delivery(world: World, settings: Settings) -> None:
+    """An endpoint with one delivery already made, as the dispatcher leaves them."""
+    world.webhook_id = await world.fresh_webhook()
+    engine = create_engine(settings.database_url)
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        set_tenant(session, uuid.UUID(world.owner.tenant_id))
+        delivery = WebhookDelivery(
+            endpoint_id=uuid.UUID(world.webhook_id),
+            event_id=uuid.uuid4(),
+            event_type="succeeded",
+            payload={},
+            status=DeliveryStatus.SUCCEEDED,
+        )
+        session.add(delivery)
+        await session.commit()
+    await engine.dispose()
+    world.delivery_id = str(delivery.id)
+
+
 async def build_world(client: Client, settings: Settings, storage: ObjectStorage, tmp: Path) -> World:
     owner = await sign_up(client, "Tenant A")
     member_home = await sign_up(client, "Member Home")
@@ -345,7 +391,16 @@ async def build_world(client: Client, settings: Settings, storage: ObjectStorage
     await world.fresh_version()
     world.job_version = await world.fresh_version()
     await _trained_model(world, settings, storage)
-    world.a_ids = [asset_id, world.upload_id, world.dataset_id, world.job_id, world.model_id]
+    await _finished_delivery(world, settings)
+    world.a_ids = [
+        asset_id,
+        world.upload_id,
+        world.dataset_id,
+        world.job_id,
+        world.model_id,
+        world.webhook_id,
+        world.delivery_id,
+    ]
     return world
 
 

@@ -6,6 +6,7 @@ from rushes.resources.api_keys import ApiKeys
 from rushes.resources.assets import Assets
 from rushes.resources.datasets import Datasets, DatasetVersions
 from rushes.resources.uploads import Uploads
+from rushes.resources.webhooks import Webhooks
 
 __all__ = [
     "Admin",
@@ -19,4 +20,5 @@ __all__ = [
     "Tenant",
     "TenantMembers",
     "Uploads",
+    "Webhooks",
 ]

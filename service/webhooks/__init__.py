@@ -1,0 +1,1 @@
+"""Webhooks: tenants' HTTPS endpoints receive signed job events, retried until delivered."""
