@@ -27,6 +27,7 @@ from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.db.pagination import PageRequest, page_body
 from service.errors import Forbidden
+from service.idempotency.middleware import SHOWN_ONCE
 from service.schemas import Page
 from service.settings import Settings
 
@@ -142,7 +143,7 @@ class ApiKeyController(Controller):
     path = "/v1/api-keys"
     tags = ["api keys"]
 
-    @post(operation_id="createApiKey", opt=access(Access.MEMBER))
+    @post(operation_id="createApiKey", opt={**access(Access.MEMBER), **SHOWN_ONCE})
     async def create(
         self,
         data: JSONBody[ApiKeyCreate],

@@ -5,6 +5,10 @@ key claims it (a unique row); a repeat with the same method, path and body gets 
 answer back, byte for byte; a repeat while the first is still running gets 409; reusing a
 key for a different request gets 422. Answers of 5xx are not kept, so a retry after a
 server error runs again. Records expire with the upload cleanup after a day.
+
+A route whose answer carries a secret shown once (a new API key, a webhook signing
+secret) opts in with ``SHOWN_ONCE``: its key is still claimed, so a retry never makes a
+second object, but the answer is not stored, and a repeat gets 409 instead of the secret.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from service.idempotency.models import IdempotencyRecord
 HEADER = b"idempotency-key"
 REPLAYED_HEADER = b"idempotent-replayed"
 MAX_KEY_LENGTH = 255
+# Route ``opt`` for answers holding a secret: the database never keeps them.
+SHOWN_ONCE: dict[str, Any] = {"idempotency_shown_once": True}
 
 
 class IdempotencyMiddleware(ASGIMiddleware):
@@ -53,8 +59,14 @@ class IdempotencyMiddleware(ASGIMiddleware):
         # The claim uses the request's own session, already bound to the tenant: a second
         # connection would wait on SQLite for the lock the request's transaction holds.
         request_session = self.db_config.provide_session(scope["app"].state, scope)
+        shown_once = bool(scope["route_handler"].opt.get("idempotency_shown_once"))
         stored = await self._claim(request_session, key, request_hash)
         if stored is not None:
+            if shown_once:
+                raise Conflict(
+                    "A request with this Idempotency-Key already succeeded; its answer held a secret "
+                    "that is shown once and not kept. List the resource to find what it made."
+                )
             await _replay(stored, send)
             return
         answer = _Recorder(send)
@@ -64,7 +76,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
             # By now the request's session is closed, so a fresh one can settle the key.
             async with self.db_config.create_session_maker()() as session:
                 set_tenant(session, principal.tenant_id)
-                await self._settle(session, key, answer)
+                await self._settle(session, key, answer, keep_body=not shown_once)
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -99,7 +111,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
             raise Conflict("A request with this Idempotency-Key is in progress; retry shortly.")
         return record
 
-    async def _settle(self, session: AsyncSession, key: str, answer: _Recorder) -> None:
+    async def _settle(self, session: AsyncSession, key: str, answer: _Recorder, *, keep_body: bool) -> None:
         record = await session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
         if record is None:
             return
@@ -107,8 +119,9 @@ class IdempotencyMiddleware(ASGIMiddleware):
             await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id))
         else:
             record.status_code = answer.status
-            record.content_type = answer.content_type
-            record.body = b"".join(answer.body)
+            if keep_body:
+                record.content_type = answer.content_type
+                record.body = b"".join(answer.body)
         await session.commit()
 
 

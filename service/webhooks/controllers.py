@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.policy import Access, access
 from service.db.pagination import PageRequest, page_body
+from service.idempotency.middleware import SHOWN_ONCE
 from service.schemas import Page
 from service.settings import Settings
 from service.webhooks import service
@@ -21,7 +22,7 @@ class WebhookController(Controller):
     path = "/v1/webhooks"
     tags = ["webhooks"]
 
-    @post(operation_id="createWebhook", opt=access(Access.OWNER))
+    @post(operation_id="createWebhook", opt={**access(Access.OWNER), **SHOWN_ONCE})
     async def create(
         self,
         data: JSONBody[WebhookCreate],
@@ -64,7 +65,7 @@ class WebhookController(Controller):
         "/{endpoint_id:uuid}/rotate-secret",
         operation_id="rotateWebhookSecret",
         status_code=HTTP_200_OK,
-        opt=access(Access.OWNER),
+        opt={**access(Access.OWNER), **SHOWN_ONCE},
     )
     async def rotate_secret(
         self,

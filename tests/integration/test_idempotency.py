@@ -6,7 +6,11 @@ import asyncio
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import select
 
+from service.db.engine import create_engine
+from service.idempotency.models import IdempotencyRecord
+from service.settings import Settings
 from tests.helpers import sign_up
 
 Client = AsyncTestClient[Litestar]
@@ -61,3 +65,20 @@ async def test_fifty_concurrent_creates_with_one_key_make_one_object(client: Cli
     created = {r.json()["id"] for r in answers if r.status_code == 201}
     assert len(created) == 1
     assert (await client.get("/v1/datasets", headers=caller.headers)).json()["total"] == 1
+
+
+async def test_an_answer_holding_a_secret_is_never_stored(client: Client, settings: Settings) -> None:
+    caller = await sign_up(client)
+    headers = caller.headers | {"Idempotency-Key": "ci-key-1"}
+    first = await client.post("/v1/api-keys", json={"name": "ci"}, headers=headers)
+    again = await client.post("/v1/api-keys", json={"name": "ci"}, headers=headers)
+
+    assert first.status_code == 201 and first.json()["key"].startswith("rsh_")
+    assert again.status_code == 409 and "shown once" in again.json()["detail"]
+    keys = (await client.get("/v1/api-keys", headers=caller.headers)).json()
+    assert [k["name"] for k in keys["items"]].count("ci") == 1
+    engine = create_engine(settings.database_url)
+    async with engine.connect() as conn:
+        stored = (await conn.execute(select(IdempotencyRecord.body, IdempotencyRecord.status_code))).all()
+    await engine.dispose()
+    assert stored == [(None, 201)]
