@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
@@ -23,6 +23,21 @@ class JobStatus(enum.StrEnum):
     @property
     def is_final(self) -> bool:
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+# Every kind of job event; webhooks subscribe to these names.
+JobEventType = Literal[
+    "queued",
+    "started",
+    "progress",
+    "checkpoint",
+    "sample",
+    "succeeded",
+    "failed",
+    "cancel_requested",
+    "cancelled",
+    "requeued",
+]
 
 
 class FineTuneJob(TenantScoped, Base):

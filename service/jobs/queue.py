@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service.db.tenancy import mark_unscoped
-from service.jobs.models import FineTuneJob, JobEvent, JobStatus, TenantCompute
+from service.jobs.models import FineTuneJob, JobEvent, JobEventType, JobStatus, TenantCompute
 from service.jobs.scheduling import QueuedJob, TenantState, WorkerSlot, add_decayed, decayed_value, pick_next
 from service.settings import JobSettings
 
@@ -54,7 +54,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def record_event(session: AsyncSession, job: FineTuneJob, type_: str, data: dict[str, Any]) -> JobEvent:
+async def record_event(
+    session: AsyncSession, job: FineTuneJob, type_: JobEventType, data: dict[str, Any]
+) -> JobEvent:
     """Append an event in the caller's transaction.
 
     The number comes from an atomic increment on the job row, not from the loaded object,
@@ -258,7 +260,7 @@ class JobQueue:
             await session.commit()
             return Beat(held=True, cancel=job.cancel_requested)
 
-    async def event(self, lease: Lease, type_: str, data: dict[str, Any]) -> bool:
+    async def event(self, lease: Lease, type_: JobEventType, data: dict[str, Any]) -> bool:
         async with self._session() as session:
             job = await self._held(session, lease)
             if job is None:
@@ -296,8 +298,9 @@ class JobQueue:
             job.lease_owner = None
             job.lease_expires_at = None
             job.failure_reason = reason
+            final: JobEventType = cast(JobEventType, status.value)  # the final statuses are event types
             await record_event(
-                session, job, status.value, {**(data or {}), **({"reason": reason} if reason else {})}
+                session, job, final, {**(data or {}), **({"reason": reason} if reason else {})}
             )
             await session.commit()
             return True

@@ -20,7 +20,7 @@ from service.datasets.service import get_dataset, get_version, lock_version
 from service.db.pagination import PageRequest, fetch_page
 from service.errors import Conflict, Invalid, NotFound
 from service.jobs import presets
-from service.jobs.models import FineTuneJob, JobEvent, JobStatus
+from service.jobs.models import FineTuneJob, JobEvent, JobEventType, JobStatus
 from service.jobs.queue import record_event
 from service.jobs.schemas import FineTuneCreate, FineTuneOut
 from service.models.models import Model, ModelVersion
@@ -127,7 +127,7 @@ async def cancel_job(session: AsyncSession, job_id: UUID) -> FineTuneJob:
             changed = await _transition(
                 session, job, JobStatus.QUEUED, status=JobStatus.CANCELLED, finished_at=datetime.now(UTC)
             )
-            event = "cancelled"
+            event: JobEventType = "cancelled"
         else:
             if job.cancel_requested:
                 return job

@@ -1,28 +1,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, get_args
 from uuid import UUID
 
 from pydantic import AfterValidator, Field
 
+from service.jobs.models import JobEventType as EventType
 from service.schemas import Input, Output
 from service.webhooks.models import DeliveryStatus
 from service.webhooks.urls import MAX_URL_LENGTH
 
-# The job event types (``service/jobs``) an endpoint can subscribe to.
-EventType = Literal[
-    "queued",
-    "started",
-    "progress",
-    "checkpoint",
-    "sample",
-    "succeeded",
-    "failed",
-    "cancel_requested",
-    "cancelled",
-    "requeued",
-]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 # Progress arrives every few training steps; it is opt-in so an endpoint is not flooded by default.
 DEFAULT_EVENT_TYPES: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t != "progress")
