@@ -14,6 +14,7 @@ second object, but the answer is not stored, and a repeat gets 409 instead of th
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
@@ -69,14 +70,20 @@ class IdempotencyMiddleware(ASGIMiddleware):
                 )
             await _replay(stored, send)
             return
-        answer = _Recorder(send)
-        try:
-            await next_app(scope, _replaying(body), answer.send)
-        finally:
-            # By now the request's session is closed, so a fresh one can settle the key.
+
+        async def settle(answer: _Recorder) -> None:
+            # The request's transaction has committed by the time its body goes out, so a
+            # fresh session can settle the key without waiting on it (SQLite has one writer).
             async with self.db_config.create_session_maker()() as session:
                 set_tenant(session, principal.tenant_id)
                 await self._settle(session, key, answer, keep_body=not shown_once)
+
+        answer = _Recorder(send, settle)
+        try:
+            await next_app(scope, _replaying(body), answer.send)
+        finally:
+            if not answer.settled:  # no complete answer went out: an error, or a disconnect
+                await settle(answer)
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
@@ -126,8 +133,16 @@ class IdempotencyMiddleware(ASGIMiddleware):
 
 
 class _Recorder:
-    def __init__(self, send: Send) -> None:
+    """Keeps the answer as it goes out, and settles the key before its last byte does.
+
+    Settling first means a client that repeats the request the moment it has the answer
+    gets the replay, not a 409 for a key still marked in progress.
+    """
+
+    def __init__(self, send: Send, settle: Callable[[_Recorder], Awaitable[None]]) -> None:
         self._send = send
+        self._settle = settle
+        self.settled = False
         self.status: int | None = None
         self.content_type: str | None = None
         self.body: list[bytes] = []
@@ -141,6 +156,9 @@ class _Recorder:
             )
         elif message["type"] == "http.response.body":
             self.body.append(bytes(message.get("body", b"")))
+            if not message.get("more_body", False):
+                self.settled = True
+                await self._settle(self)
         await self._send(message)
 
 

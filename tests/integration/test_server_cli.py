@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, wait_for_http
-from tests.helpers import PASSWORD, file_sha256, fine_tune_body
+from tests.helpers import PASSWORD, file_sha256, fine_tune_body, upload_body
 from tests.media_samples import make_clip
 
 SERVER = [sys.executable, "-m", "service.cli"]
@@ -54,21 +54,15 @@ def server(tmp_path: Path, database_url: str) -> Iterator[str]:
 
 
 def test_serve_migrates_and_answers(server: str, tmp_path: Path) -> None:
-    assert httpx.get(f"{server}/readyz").json()["status"] == "ready"
-    with httpx.Client(base_url=server) as http:
+    assert httpx.get(f"{server}/readyz", timeout=30).json()["status"] == "ready"
+    # Generous timeouts: probing shares two cores with the embedded worker starting up.
+    with httpx.Client(base_url=server, timeout=30) as http:
         signed = http.post(
             "/v1/auth/signup", json={"email": "op@example.com", "password": PASSWORD, "tenant_name": "Op"}
         )
         assert signed.status_code == 201
         clip = make_clip(tmp_path / "a.mp4")
-        body = {
-            "filename": "a.mp4",
-            "size": clip.stat().st_size,
-            "sha256": file_sha256(clip),
-            "content_type": "video/mp4",
-            "rights": {"kind": "owned"},
-        }
-        upload = http.post("/v1/uploads", json=body).json()
+        upload = http.post("/v1/uploads", json=upload_body(clip)).json()
 
         def too_long() -> Iterator[bytes]:
             yield clip.read_bytes()
@@ -144,14 +138,7 @@ def test_the_embedded_system_trains_a_model_end_to_end(server: str, tmp_path: Pa
             "/v1/auth/signup", json={"email": "dp@example.com", "password": PASSWORD, "tenant_name": "DP"}
         )
         clip = make_clip(tmp_path / "rain.mp4")
-        body = {
-            "filename": "rain.mp4",
-            "size": clip.stat().st_size,
-            "sha256": file_sha256(clip),
-            "content_type": "video/mp4",
-            "rights": {"kind": "owned"},
-        }
-        upload = http.post("/v1/uploads", json=body).json()
+        upload = http.post("/v1/uploads", json=upload_body(clip)).json()
         http.put(f"/v1/uploads/{upload['id']}/parts/1", content=clip.read_bytes())
         asset = http.post(f"/v1/uploads/{upload['id']}/complete").json()
         dataset = http.post("/v1/datasets", json={"name": "Rain"}).json()
