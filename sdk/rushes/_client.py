@@ -21,7 +21,19 @@ from rushes._base import (
 from rushes._errors import APIError
 from rushes._pagination import AsyncPager, SyncPager
 from rushes._resource import R
-from rushes.resources import Admin, ApiKeys, Assets, Datasets, MeResource, Tenant, Uploads, Webhooks
+from rushes.resources import (
+    Admin,
+    ApiKeys,
+    Assets,
+    Bases,
+    Datasets,
+    FineTunes,
+    MeResource,
+    Models,
+    Tenant,
+    Uploads,
+    Webhooks,
+)
 from rushes.types import Page
 
 T = TypeVar("T")
@@ -102,6 +114,9 @@ class _ClientBase(Generic[R]):
         self.uploads = Uploads(requester)
         self.assets = Assets(requester)
         self.datasets = Datasets(requester)
+        self.bases = Bases(requester)
+        self.fine_tunes = FineTunes(requester)
+        self.models = Models(requester)
         self.webhooks = Webhooks(requester)
         self.admin = Admin(requester)
 

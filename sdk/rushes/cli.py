@@ -185,6 +185,63 @@ def _datasets_add_version(args: argparse.Namespace) -> int:
     return 0
 
 
+HYPERPARAMETERS = ("steps", "learning_rate", "rank", "alpha", "height", "width", "frames", "seed")
+
+
+def _train(args: argparse.Namespace) -> int:
+    hyperparameters = {k: getattr(args, k) for k in HYPERPARAMETERS if getattr(args, k) is not None}
+    with _client(args) as client:
+        job = client.fine_tunes.create(
+            dataset_id=args.dataset_id,
+            dataset_version=args.version,
+            base=args.base,
+            preset=args.preset,
+            hyperparameters=hyperparameters,
+            model_id=args.model_id,
+            model_name=args.model_name,
+        )
+        if args.wait:
+            if not args.json:
+                print(job.id, flush=True)
+            job = client.fine_tunes.wait(job.id, progress=not args.no_progress and sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(job.to_dict(), indent=2))
+    elif args.wait:
+        version = f" (model {job.model_id} version {job.model_version})" if job.model_version else ""
+        print(f"{job.status}{version}")
+    else:
+        print(job.id)
+    if args.wait and job.status != "succeeded":
+        reason = f": {job.failure_reason}" if job.failure_reason else ""
+        print(f"rushes: error: fine-tune {job.id} {job.status}{reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+MODEL_COLUMNS = ("id", "name", "base_id", "version_count", "created_at")
+MODEL_VERSION_COLUMNS = ("number", "id", "steps", "final_loss", "adapter_bytes", "created_at")
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _emit(args, _listed(args, client.models.list()), MODEL_COLUMNS)
+    return 0
+
+
+def _models_versions(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _emit(args, _listed(args, client.models.versions.list(args.model_id)), MODEL_VERSION_COLUMNS)
+    return 0
+
+
+def _models_download(args: argparse.Namespace) -> int:
+    output = args.output or f"model-v{args.number}.safetensors"
+    with _client(args) as client:
+        path = client.models.download_adapter(args.model_id, args.number, output)
+    print(path)
+    return 0
+
+
 def _admin_tenants(args: argparse.Namespace) -> int:
     with _client(args) as client:
         columns = ("id", "name", "status", "members", "assets", "storage_bytes")
@@ -271,6 +328,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="assets in the version, each with an optional caption",
     )
     add.add_argument("--trigger-word", default=None)
+
+    train = command(commands, "train", _train, "fine-tune a LoRA on a dataset version")
+    train.add_argument("dataset_id")
+    train.add_argument("version", type=int, help="the dataset version number")
+    train.add_argument("--base", required=True, help="a base id (GET /v1/bases)")
+    train.add_argument("--preset", choices=["quick", "standard", "thorough"], default="standard")
+    for name, kind in (
+        ("steps", int),
+        ("learning-rate", float),
+        ("rank", int),
+        ("alpha", float),
+        ("height", int),
+        ("width", int),
+        ("frames", int),
+        ("seed", int),
+    ):
+        train.add_argument(f"--{name}", type=kind, default=None, help="overrides the preset")
+    train.add_argument("--model-id", default=None, help="add a version to this model")
+    train.add_argument("--model-name", default=None, help="name of the new model")
+    train.add_argument("--wait", action="store_true", help="follow the job until it finishes")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar with --wait")
+
+    # `rushes models` alone lists them.
+    models = with_limit(
+        command(commands, "models", _models_list, "fine-tuned models and their adapters")
+    ).add_subparsers(dest="action", required=False, metavar="ACTION")
+    with_limit(command(models, "list", _models_list, "list models"))
+    with_limit(command(models, "versions", _models_versions, "list a model's versions")).add_argument(
+        "model_id"
+    )
+    download = command(models, "download", _models_download, "download a version's LoRA (.safetensors)")
+    download.add_argument("model_id")
+    download.add_argument("number", type=int)
+    download.add_argument(
+        "-o", "--output", default=None, help="file to write (default: model-vN.safetensors)"
+    )
 
     admin = command(commands, "admin", None, "platform administration (admins only)").add_subparsers(
         dest="action", required=True, metavar="ACTION"

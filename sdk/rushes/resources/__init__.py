@@ -5,18 +5,25 @@ from rushes.resources.admin import Admin, AdminTenants, AdminUsers
 from rushes.resources.api_keys import ApiKeys
 from rushes.resources.assets import Assets
 from rushes.resources.datasets import Datasets, DatasetVersions
+from rushes.resources.fine_tunes import Bases, FineTunes
+from rushes.resources.models import AdapterDigestError, Models, ModelVersions
 from rushes.resources.uploads import Uploads
 from rushes.resources.webhooks import Webhooks
 
 __all__ = [
+    "AdapterDigestError",
     "Admin",
     "AdminTenants",
     "AdminUsers",
     "ApiKeys",
     "Assets",
+    "Bases",
     "DatasetVersions",
     "Datasets",
+    "FineTunes",
     "MeResource",
+    "ModelVersions",
+    "Models",
     "Tenant",
     "TenantMembers",
     "Uploads",
