@@ -57,13 +57,12 @@ class RunStorage:
         job_id: UUID,
         model_version_id: UUID,
     ) -> RunStorage:
-        checkpoints = keys.checkpoints(job_id)
         return cls(
             storage=storage,
             cache_prefix=keys.cache(dataset_version_id),
-            checkpoint_prefix=checkpoints,
+            checkpoint_prefix=keys.checkpoints(job_id),
             export_prefix=keys.adapter(model_version_id),
-            validation_prefix=f"{checkpoints}validation/",
+            validation_prefix=keys.samples(job_id),
         )
 
     @classmethod

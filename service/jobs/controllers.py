@@ -6,7 +6,7 @@ from uuid import UUID
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
-from litestar.response import ServerSentEvent
+from litestar.response import ServerSentEvent, Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.auth.policy import Access, access
@@ -16,10 +16,11 @@ from service.db.pagination import PageRequest, page_body
 from service.errors import Invalid
 from service.jobs import service
 from service.jobs.models import JobStatus
-from service.jobs.schemas import BaseOut, FineTuneCreate, FineTuneOut, JobEventOut
+from service.jobs.schemas import BaseOut, FineTuneCreate, FineTuneOut, JobEventOut, SampleOut
 from service.jobs.stream import follow_events
 from service.schemas import Page
 from service.settings import Settings
+from service.storage import ObjectStorage
 
 _JOB = "/{job_id:uuid}"
 
@@ -70,6 +71,33 @@ class FineTuneController(Controller):
     @post(f"{_JOB}/resume", operation_id="resumeFineTune", opt=access(Access.MEMBER), status_code=200)
     async def resume(self, job_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]) -> FineTuneOut:
         return await service.job_out(db_session, await service.resume_job(db_session, job_id))
+
+    @get(f"{_JOB}/samples", operation_id="listFineTuneSamples", opt=access(Access.MEMBER))
+    async def samples(
+        self,
+        job_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        storage: NamedDependency[ObjectStorage],
+    ) -> list[SampleOut]:
+        """Validation clips rendered during training (``sample`` events announce each step's)."""
+        return await service.list_samples(db_session, storage, job_id)
+
+    @get(
+        f"{_JOB}/samples/{{step:int}}/{{index:int}}",
+        operation_id="downloadFineTuneSample",
+        opt=access(Access.MEMBER),
+        media_type="video/mp4",
+    )
+    async def sample(
+        self,
+        job_id: FromPath[UUID],
+        step: FromPath[int],
+        index: FromPath[int],
+        db_session: NamedDependency[AsyncSession],
+        storage: NamedDependency[ObjectStorage],
+    ) -> Stream:
+        key = await service.sample_key(db_session, storage, job_id, step, index)
+        return Stream(storage.iter_chunks(key), media_type="video/mp4")
 
     @get(f"{_JOB}/events", operation_id="listFineTuneEvents", opt=access(Access.MEMBER))
     async def events(

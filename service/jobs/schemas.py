@@ -87,3 +87,9 @@ class BaseOut(Output):
     id: str
     family: str
     parameters: int
+
+
+class SampleOut(Output):
+    step: int
+    index: int
+    size: int

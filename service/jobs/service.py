@@ -6,10 +6,12 @@ The worker side (leases, heartbeats, outcomes) is ``queue.py``; both write event
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
+import anyio.to_thread
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,10 +24,11 @@ from service.errors import Conflict, Invalid, NotFound
 from service.jobs import presets
 from service.jobs.models import FineTuneJob, JobEvent, JobEventType, JobStatus
 from service.jobs.queue import record_event
-from service.jobs.schemas import FineTuneCreate, FineTuneOut
+from service.jobs.schemas import FineTuneCreate, FineTuneOut, SampleOut
 from service.models.models import Model, ModelVersion
 from service.models.service import ensure_name_free, get_model
 from service.settings import JobSettings
+from service.storage import ObjectStorage, TenantKeys
 
 
 async def create_job(
@@ -198,3 +201,29 @@ async def job_out(session: AsyncSession, job: FineTuneJob) -> FineTuneOut:
 
 def _columns(job: FineTuneJob) -> dict[str, object]:
     return {column: getattr(job, column) for column in FineTuneOut.model_fields if column != "model_version"}
+
+
+_SAMPLE = re.compile(r"step-(\d{8})/(\d{2})\.mp4$")
+
+
+async def list_samples(session: AsyncSession, storage: ObjectStorage, job_id: UUID) -> list[SampleOut]:
+    """The validation clips the job has rendered so far, oldest first."""
+    job = await get_job(session, job_id)
+    objects = await anyio.to_thread.run_sync(storage.list_objects, TenantKeys(job.tenant_id).samples(job.id))
+    samples = [
+        SampleOut(step=int(found[1]), index=int(found[2]), size=info.size)
+        for info in objects
+        if (found := _SAMPLE.search(info.key))
+    ]
+    return sorted(samples, key=lambda sample: (sample.step, sample.index))
+
+
+async def sample_key(
+    session: AsyncSession, storage: ObjectStorage, job_id: UUID, step: int, index: int
+) -> str:
+    """The key of one clip, checked to exist before any of the response goes out."""
+    job = await get_job(session, job_id)
+    key = TenantKeys(job.tenant_id).sample(job.id, step, index)
+    if await anyio.to_thread.run_sync(storage.stat, key) is None:
+        raise NotFound("No such sample.")
+    return key

@@ -39,6 +39,13 @@ class TenantKeys:
     def checkpoints(self, job_id: UUID) -> str:
         return f"{self.root}checkpoints/{job_id}/"
 
+    def samples(self, job_id: UUID) -> str:
+        """Validation clips a run renders; the trainer writes ``step-NNNNNNNN/II.mp4`` here."""
+        return f"{self.checkpoints(job_id)}validation/"
+
+    def sample(self, job_id: UUID, step: int, index: int) -> str:
+        return f"{self.samples(job_id)}step-{step:08d}/{index:02d}.mp4"
+
     def adapter(self, model_version_id: UUID) -> str:
         return f"{self.root}adapters/{model_version_id}/"
 

@@ -123,9 +123,9 @@ class Heartbeat:
         if beat.held and report.checkpoint_key is not None:
             await self.queue.event(self.lease, "checkpoint", {"step": report.step})
         if beat.held and report.validation_keys:
-            await self.queue.event(
-                self.lease, "sample", {"step": report.step, "count": len(report.validation_keys)}
-            )
+            # Keys end ``step-NNNNNNNN/II.mp4``; clients fetch them by step and index.
+            indexes = [int(key.rsplit("/", 1)[1].removesuffix(".mp4")) for key in report.validation_keys]
+            await self.queue.event(self.lease, "sample", {"step": report.step, "indexes": indexes})
         return beat
 
 

@@ -279,6 +279,8 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "getFineTune": (MEMBER_OBJECT, fixed("GET", "/v1/fine-tunes/{w.job_id}")),
     "cancelFineTune": (MEMBER_OBJECT, _cancel_job),
     "resumeFineTune": (MEMBER_OBJECT, _resume_job),
+    "listFineTuneSamples": (MEMBER_OBJECT, fixed("GET", "/v1/fine-tunes/{w.job_id}/samples")),
+    "downloadFineTuneSample": (MEMBER_OBJECT, fixed("GET", "/v1/fine-tunes/{w.job_id}/samples/2/0")),
     "listFineTuneEvents": (MEMBER_OBJECT, fixed("GET", "/v1/fine-tunes/{w.job_id}/events")),
     # The world's job is final, so its stream sends every event and ends.
     "streamFineTuneEvents": (MEMBER_OBJECT, fixed("GET", "/v1/fine-tunes/{w.job_id}/events/stream")),
@@ -340,6 +342,7 @@ async def _trained_model(world: World, settings: Settings, storage: ObjectStorag
         keys = TenantKeys(tenant)
         storage.put_bytes(keys.adapter_file(row.model_version_id), adapter)
         storage.put_bytes(keys.training_record(row.model_version_id), b"{}")
+        storage.put_bytes(keys.sample(row.id, 2, 0), b"clip")
     await engine.dispose()
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, wait_for_http
-from tests.helpers import PASSWORD, file_sha256, fine_tune_body, upload_body
+from tests.helpers import PASSWORD, TINY_HYPERPARAMETERS, file_sha256, fine_tune_body, upload_body
 from tests.media_samples import make_clip
 
 SERVER = [sys.executable, "-m", "service.cli"]
@@ -148,7 +148,15 @@ def test_the_embedded_system_trains_a_model_end_to_end(server: str, tmp_path: Pa
         )
         created = http.post(
             "/v1/fine-tunes",
-            json={**fine_tune_body(dataset["id"], 1)},
+            json=fine_tune_body(
+                dataset["id"],
+                1,
+                hyperparameters={
+                    **TINY_HYPERPARAMETERS,
+                    "validation_every": 2,
+                    "validation_prompts": ["rain"],
+                },
+            ),
             headers={"Idempotency-Key": "first-model"},
         )
         assert created.status_code == 201, created.text
@@ -173,5 +181,14 @@ def test_the_embedded_system_trains_a_model_end_to_end(server: str, tmp_path: Pa
         (header_length,) = struct.unpack("<Q", adapter.content[:8])
         tensors = json.loads(adapter.content[8 : 8 + header_length])
         assert any("lora_A" in name for name in tensors) and any("lora_B" in name for name in tensors)
+        samples = http.get(f"/v1/fine-tunes/{job_id}/samples").json()
+        assert [(x["step"], x["index"]) for x in samples] == [(2, 0), (4, 0)]
+        assert [e["data"] for e in events if e["type"] == "sample"] == [
+            {"step": 2, "indexes": [0]},
+            {"step": 4, "indexes": [0]},
+        ]
+        sample = http.get(f"/v1/fine-tunes/{job_id}/samples/4/0")
+        assert sample.headers["content-type"] == "video/mp4" and sample.content[4:8] == b"ftyp"
+        assert http.get(f"/v1/fine-tunes/{job_id}/samples/3/0").status_code == 404
         record = http.get(f"{version}/record").json()
         assert [a["sha256"] for a in record["assets"]] == [file_sha256(clip)]
