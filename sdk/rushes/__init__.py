@@ -10,6 +10,7 @@ from rushes import types, webhooks
 from rushes._base import NOT_GIVEN
 from rushes._client import AsyncClient, Client
 from rushes._errors import (
+    AdapterDigestError,
     APIConnectionError,
     APIError,
     APIStatusError,
@@ -17,6 +18,7 @@ from rushes._errors import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    FineTuneWaitTimeout,
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
@@ -35,12 +37,14 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "AdapterDigestError",
     "AsyncClient",
     "AsyncPager",
     "AuthenticationError",
     "BadRequestError",
     "Client",
     "ConflictError",
+    "FineTuneWaitTimeout",
     "InternalServerError",
     "NotFoundError",
     "PermissionDeniedError",

@@ -196,3 +196,15 @@ def status_error(response: httpx.Response) -> APIStatusError:
     else:
         message = response.reason_phrase or "Error"
     return cls(message, response=response, body=body)
+
+
+class FineTuneWaitTimeout(RushesError):
+    """``fine_tunes.wait(..., timeout=)`` ran out of time before the job finished."""
+
+
+class AdapterDigestError(RushesError):
+    """The downloaded adapter's SHA-256 is not the one the server announced; nothing was kept."""
+
+    def __init__(self, message: str, *, expected: str, actual: str) -> None:
+        super().__init__(message)
+        self.expected, self.actual = expected, actual

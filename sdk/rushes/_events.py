@@ -22,17 +22,13 @@ from tqdm import tqdm
 
 from rushes import types
 from rushes._base import Op
-from rushes._errors import APIError, RushesError
+from rushes._errors import APIError, FineTuneWaitTimeout
 from rushes._resource import path_segment
 
 if TYPE_CHECKING:
     from rushes._client import AsyncRequester, SyncRequester
 
 LAST_EVENT_ID_HEADER = "Last-Event-ID"
-
-
-class FineTuneWaitTimeout(RushesError):
-    """``fine_tunes.wait(..., timeout=)`` ran out of time before the job finished."""
 
 
 @dataclass(slots=True)

@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 import pytest
 import rushes
-from rushes import types
+from rushes import AdapterDigestError, types
 from rushes._events import SSEParser
 from rushes.cli import main
-from rushes.resources import AdapterDigestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.engine import create_engine

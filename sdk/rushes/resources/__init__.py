@@ -6,12 +6,11 @@ from rushes.resources.api_keys import ApiKeys
 from rushes.resources.assets import Assets
 from rushes.resources.datasets import Datasets, DatasetVersions
 from rushes.resources.fine_tunes import Bases, FineTunes
-from rushes.resources.models import AdapterDigestError, Models, ModelVersions
+from rushes.resources.models import Models, ModelVersions
 from rushes.resources.uploads import Uploads
 from rushes.resources.webhooks import Webhooks
 
 __all__ = [
-    "AdapterDigestError",
     "Admin",
     "AdminTenants",
     "AdminUsers",

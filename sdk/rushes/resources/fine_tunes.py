@@ -81,7 +81,7 @@ def _wait(
     """Follow the job until it is final and return it; a tqdm bar shows steps and loss.
 
     ``on_event`` is called with every event; ``timeout`` (seconds) raises
-    :class:`~rushes._events.FineTuneWaitTimeout` when it runs out first.
+    :class:`~rushes.FineTuneWaitTimeout` when it runs out first.
     """
     deadline = _deadline(timeout)
     job = self.get(job_id)

@@ -17,21 +17,13 @@ import httpx
 
 from rushes import types
 from rushes._base import Op, nothing
-from rushes._errors import APIError, RushesError
+from rushes._errors import AdapterDigestError, APIError, RushesError
 from rushes._resource import R, Resource, dual, endpoint, list_op, paginated, path_segment
 
 if TYPE_CHECKING:
     from rushes._client import AsyncRequester, SyncRequester
 
 _DIGEST = re.compile(r"(?:^|,)\s*sha-256=:([A-Za-z0-9+/=]+):")
-
-
-class AdapterDigestError(RushesError):
-    """The downloaded adapter's SHA-256 is not the one the server announced; nothing was kept."""
-
-    def __init__(self, message: str, *, expected: str, actual: str) -> None:
-        super().__init__(message)
-        self.expected, self.actual = expected, actual
 
 
 def _path(model_id: str) -> str:
