@@ -5,8 +5,8 @@ twice: once with ``service.jobs.scheduling.FairQueue`` choosing every job, once 
 baseline that lives only here. Everything else is identical: the trace, the cluster, the
 placement of arriving jobs, and when workers ask for work.
 
-    /work/venv/bin/python -m bench.scheduler_sim                      # the defaults below
-    /work/venv/bin/python -m bench.scheduler_sim --jobs 20000 --tenants 1000 --gpus 50
+    .venv/bin/python -m bench.scheduler_sim                      # the defaults below
+    .venv/bin/python -m bench.scheduler_sim --jobs 20000 --tenants 1000 --gpus 50
 
 The trace (fixed seed):
 

@@ -7,8 +7,8 @@ sha256, probes it with PyAV and makes a poster). Each round is timed against a p
 ``shutil.copyfile`` of the same file on the same disk, and a thread samples the
 server's RSS (children included) every 50 ms.
 
-    /work/venv/bin/python -m bench.upload                    # 1 GiB, 4 parts in flight, 3 rounds
-    /work/venv/bin/python -m bench.upload --size-gib 4 --parallel 8 --part-size-mib 32
+    .venv/bin/python -m bench.upload                    # 1 GiB, 4 parts in flight, 3 rounds
+    .venv/bin/python -m bench.upload --size-gib 4 --parallel 8 --part-size-mib 32
 
 The source file is generated once and cached under ``--work-dir`` (default
 /tmp/rushes-bench): a handful of noise frames are encoded and their packets repeated,
