@@ -57,7 +57,7 @@ class FineTuneController(Controller):
         status: Annotated[JobStatus | None, Parameter(description="Only jobs in this state.")] = None,
     ) -> Page[FineTuneOut]:
         jobs, total = await service.list_jobs(db_session, page, status)
-        items = [await service.job_out(db_session, job) for job in jobs]
+        items = await service.jobs_out(db_session, jobs)
         return Page[FineTuneOut].model_validate(page_body(items, total, page))
 
     @get(_JOB, operation_id="getFineTune", opt=access(Access.MEMBER))

@@ -190,17 +190,30 @@ async def list_events(
     return list(rows), total
 
 
-async def job_out(session: AsyncSession, job: FineTuneJob) -> FineTuneOut:
-    number = None
-    if job.status is JobStatus.SUCCEEDED:
-        number = await session.scalar(
-            select(ModelVersion.number).where(ModelVersion.id == job.model_version_id)
+async def jobs_out(session: AsyncSession, jobs: list[FineTuneJob]) -> list[FineTuneOut]:
+    """Jobs as the API shows them, with the version number each succeeded one made (one query)."""
+    made = [job.model_version_id for job in jobs if job.status is JobStatus.SUCCEEDED]
+    numbers: dict[UUID, int] = {}
+    if made:
+        rows = await session.execute(
+            select(ModelVersion.id, ModelVersion.number).where(ModelVersion.id.in_(made))
         )
-    return FineTuneOut.model_validate({**_columns(job), "model_version": number})
+        numbers = dict(rows.tuples().all())
+    fields = [name for name in FineTuneOut.model_fields if name != "model_version"]
+    return [
+        FineTuneOut.model_validate(
+            {
+                **{name: getattr(job, name) for name in fields},
+                "model_version": numbers.get(job.model_version_id),
+            }
+        )
+        for job in jobs
+    ]
 
 
-def _columns(job: FineTuneJob) -> dict[str, object]:
-    return {column: getattr(job, column) for column in FineTuneOut.model_fields if column != "model_version"}
+async def job_out(session: AsyncSession, job: FineTuneJob) -> FineTuneOut:
+    (out,) = await jobs_out(session, [job])
+    return out
 
 
 _SAMPLE = re.compile(r"step-(\d{8})/(\d{2})\.mp4$")
