@@ -34,7 +34,7 @@ from service.datasets.models import DatasetVersion
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import set_tenant
 from service.jobs.models import FineTuneJob, JobStatus
-from service.jobs.queue import JobQueue, Lease
+from service.jobs.queue import Beat, JobQueue, Lease
 from service.logging_setup import configure_logging
 from service.models.service import add_version
 from service.settings import Settings, get_settings
@@ -116,7 +116,7 @@ class Heartbeat:
             return Control.STOP
         return Control.STOP if self.pulse.shutdown.is_set() else None
 
-    async def _beat(self, report: StepReport, progress: dict[str, Any]) -> Any:
+    async def _beat(self, report: StepReport, progress: dict[str, Any]) -> Beat:
         beat = await self.queue.heartbeat(
             self.lease, step=report.step, gpu_seconds=self.pulse.take(), data=progress
         )
