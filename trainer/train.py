@@ -292,20 +292,26 @@ class Trainer:
 
     def _render(self, vae: nn.Module, prompt_index: int) -> torch.Tensor:
         config = self.config
-        negative = self.spec.batch_prompt_embeds([self.data.negative_embeds])
+        negative = (
+            self.spec.batch_prompt_embeds([self.data.negative_embeds])
+            if config.validation_guidance > 1.0
+            else None
+        )
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             frames = self.spec.sample(
                 self.transformer,
                 vae,
                 self.spec.batch_prompt_embeds([self.data.validation_embeds[prompt_index]]),
                 negative,
-                frames=config.frames,
-                height=config.height,
-                width=config.width,
+                # Its own generator: validation must not shift the training noise stream.
+                noise=self.spec.initial_noise(
+                    [torch.Generator().manual_seed(config.seed)],
+                    frames=config.frames,
+                    height=config.height,
+                    width=config.width,
+                ),
                 steps=config.validation_inference_steps,
                 guidance=config.validation_guidance,
-                # Its own generator: validation must not shift the training noise stream.
-                generator=torch.Generator().manual_seed(config.seed),
             )
         return frames[0]
 

@@ -116,14 +116,28 @@ class ModelSpecification(abc.ABC):
         prompt_embeds: torch.Tensor,
         negative_embeds: torch.Tensor | None,
         *,
-        frames: int,
-        height: int,
-        width: int,
+        noise: torch.Tensor,
         steps: int,
-        guidance: float,
-        generator: torch.Generator,
+        guidance: float | torch.Tensor,
+        on_step: Callable[[int], None] | None = None,
     ) -> torch.Tensor:
-        """Frames ``[b, f, h, w, 3]`` in [0, 1], rendered with whatever adapter is active."""
+        """Frames ``[b, f, h, w, 3]`` in [0, 1] from ``initial_noise``, with whatever adapter is active.
+
+        ``guidance`` is one scale or one per sample; classifier-free guidance runs only when
+        ``negative_embeds`` is given. ``on_step(i)`` is called after each denoising step and
+        may raise to stop.
+        """
+
+    def initial_noise(
+        self, generators: Sequence[torch.Generator], *, frames: int, height: int, width: int
+    ) -> torch.Tensor:
+        """One latent of noise per generator, drawn on the CPU so a seed gives the same video anywhere.
+
+        Each sample draws from its own generator, so a request renders the same in any batch.
+        """
+        shape = self.latent_shape(frames, height, width)
+        noise = [torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in generators]
+        return torch.cat(noise).to(self.device)
 
     @abc.abstractmethod
     def export_lora_state_dict(self, peft_state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

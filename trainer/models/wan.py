@@ -8,7 +8,7 @@ downloaded: the service provisions base folders ahead of time.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ import diffusers
 import torch
 import torch.nn.functional as F
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 from safetensors import safe_open
 from torch import nn
@@ -225,29 +224,30 @@ class WanSpecification(ModelSpecification):
         prompt_embeds: torch.Tensor,
         negative_embeds: torch.Tensor | None,
         *,
-        frames: int,
-        height: int,
-        width: int,
+        noise: torch.Tensor,
         steps: int,
-        guidance: float,
-        generator: torch.Generator,
+        guidance: float | torch.Tensor,
+        on_step: Callable[[int], None] | None = None,
     ) -> torch.Tensor:
         # The same loop as WanPipeline.__call__ (T2V, Wan 2.1), kept step for step so that
         # validation clips match what tenants get from the stock pipeline with the export.
         scheduler = self._new_scheduler()
         scheduler.set_timesteps(steps, device=self.device)  # type: ignore[attr-defined]
         scheduler.set_begin_index(0)  # type: ignore[attr-defined]
-        shape = (prompt_embeds.shape[0], *self.latent_shape(frames, height, width))
-        latents = randn_tensor(shape, generator=generator, device=self.device, dtype=torch.float32)
-        cfg = guidance > 1.0 and negative_embeds is not None
-        for t in scheduler.timesteps:  # type: ignore[attr-defined]
+        latents = noise.to(device=self.device, dtype=torch.float32)
+        scale = guidance
+        for index, t in enumerate(scheduler.timesteps):  # type: ignore[attr-defined]
             timestep = t.expand(latents.shape[0])
             prediction = self.forward(transformer, latents, timestep, prompt_embeds)
-            if cfg:
-                assert negative_embeds is not None
+            if negative_embeds is not None:
                 unconditional = self.forward(transformer, latents, timestep, negative_embeds)
-                prediction = unconditional + guidance * (prediction - unconditional)
+                if isinstance(guidance, torch.Tensor):
+                    # Per-sample scales in the prediction's dtype, as a Python float would be.
+                    scale = guidance.to(prediction.device, prediction.dtype).view(-1, 1, 1, 1, 1)
+                prediction = unconditional + scale * (prediction - unconditional)
             latents = scheduler.step(prediction, t, latents, return_dict=False)[0]  # type: ignore[attr-defined]
+            if on_step is not None:
+                on_step(index + 1)
         return self.decode_latents(vae, latents)
 
     def export_lora_state_dict(self, peft_state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
