@@ -13,11 +13,11 @@ from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.bases.catalogue import Catalogue
 from service.db.pagination import PageRequest, page_body
-from service.errors import Invalid
+from service.events.log import resume_after
 from service.jobs import service
+from service.jobs.events import JOB_EVENTS
 from service.jobs.models import JobStatus
 from service.jobs.schemas import BaseOut, FineTuneCreate, FineTuneOut, JobEventOut, SampleOut
-from service.jobs.stream import follow_events
 from service.schemas import Page
 from service.settings import Settings
 from service.storage import ObjectStorage
@@ -121,12 +121,8 @@ class FineTuneController(Controller):
     ) -> ServerSentEvent:
         """Live events; a reconnecting client sends ``Last-Event-ID`` and misses nothing."""
         job = await service.get_job(db_session, job_id)
-        last_event_id = request.headers.get("last-event-id")
-        if last_event_id is not None:
-            if not last_event_id.isdigit():
-                raise Invalid("Last-Event-ID must be an event's sequence number.")
-            after = max(after, int(last_event_id))
-        return ServerSentEvent(follow_events(sessions, job.tenant_id, job.id, after))
+        after = resume_after(after, request.headers.get("last-event-id"))
+        return ServerSentEvent(JOB_EVENTS.follow(sessions, job.tenant_id, job.id, after))
 
 
 @get("/v1/bases", operation_id="listBases", opt=access(Access.MEMBER), tags=["fine-tunes"])

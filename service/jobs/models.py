@@ -10,10 +10,13 @@ from sqlalchemy import BigInteger, Enum, Float, ForeignKey, Integer, String, Tex
 from sqlalchemy.orm import Mapped, mapped_column
 from uuid_utils.compat import uuid7
 
-from service.db.base import Base, TenantScoped
+from service.db.base import Base
+from service.events.models import EventRecord, EventSource
 
 
 class JobStatus(enum.StrEnum):
+    """The life of any queued work: fine-tunes and generations alike."""
+
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -40,7 +43,7 @@ JobEventType = Literal[
 ]
 
 
-class FineTuneJob(TenantScoped, Base):
+class FineTuneJob(EventSource, Base):
     __tablename__ = "fine_tune_job"
     __table_args__ = (UniqueConstraint("tenant_id", "idempotency_key"),)
 
@@ -75,19 +78,13 @@ class FineTuneJob(TenantScoped, Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     created_by: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
-    event_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class JobEvent(TenantScoped, Base):
-    """One thing that happened to a job; ``seq`` orders a job's events and is the SSE event id."""
-
+class JobEvent(EventRecord, Base):
     __tablename__ = "job_event"
     __table_args__ = (UniqueConstraint("job_id", "seq"),)
 
     job_id: Mapped[UUID] = mapped_column(ForeignKey("fine_tune_job.id", ondelete="CASCADE"), index=True)
-    seq: Mapped[int] = mapped_column(Integer)
-    type: Mapped[str] = mapped_column(String(32))
-    data: Mapped[dict[str, Any]] = mapped_column(JsonB)
 
 
 class TenantCompute(Base):

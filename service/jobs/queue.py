@@ -20,10 +20,10 @@ from uuid import UUID
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm.attributes import set_committed_value
 
 from service.db.tenancy import mark_unscoped
-from service.jobs.models import FineTuneJob, JobEvent, JobEventType, JobStatus, TenantCompute
+from service.jobs.events import JOB_EVENTS
+from service.jobs.models import FineTuneJob, JobEventType, JobStatus, TenantCompute
 from service.jobs.scheduling import QueuedJob, TenantState, WorkerSlot, add_decayed, decayed_value, pick_next
 from service.settings import JobSettings
 
@@ -52,28 +52,6 @@ class Beat:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-async def record_event(
-    session: AsyncSession, job: FineTuneJob, type_: JobEventType, data: dict[str, Any]
-) -> JobEvent:
-    """Append an event in the caller's transaction.
-
-    The number comes from an atomic increment on the job row, not from the loaded object,
-    so an API request and a worker writing events at once never take the same number
-    (SQLite reads outside the write lock; PostgreSQL would serialise on the row anyway).
-    """
-    seq = await session.scalar(
-        update(FineTuneJob)
-        .where(FineTuneJob.id == job.id)
-        .values(event_count=FineTuneJob.event_count + 1)
-        .returning(FineTuneJob.event_count)
-        .execution_options(synchronize_session=False)
-    )
-    set_committed_value(job, "event_count", seq)
-    event = JobEvent(tenant_id=job.tenant_id, job_id=job.id, seq=seq, type=type_, data=data)
-    session.add(event)
-    return event
 
 
 class JobQueue:
@@ -205,7 +183,7 @@ class JobQueue:
             await session.rollback()
             return None
         job = await session.get_one(FineTuneJob, choice.id, populate_existing=True)
-        await record_event(
+        await JOB_EVENTS.record(
             session, job, "started", {"attempt": job.attempts, "worker": worker_id, "step": job.step}
         )
         await session.commit()
@@ -230,11 +208,13 @@ class JobQueue:
                     f"The job's worker stopped responding {job.attempts} times (last on {worker}); "
                     "resume it to try again from its last checkpoint."
                 )
-                await record_event(session, job, "failed", {"reason": job.failure_reason})
+                await JOB_EVENTS.record(session, job, "failed", {"reason": job.failure_reason})
             else:
                 job.status = JobStatus.QUEUED
                 job.queued_at = now
-                await record_event(session, job, "requeued", {"reason": "lease expired", "worker": worker})
+                await JOB_EVENTS.record(
+                    session, job, "requeued", {"reason": "lease expired", "worker": worker}
+                )
 
     async def heartbeat(
         self,
@@ -256,7 +236,7 @@ class JobQueue:
                 job.step = step
             await self._charge(session, job, gpu_seconds, now)
             if data is not None:
-                await record_event(session, job, "progress", {"step": step, **data})
+                await JOB_EVENTS.record(session, job, "progress", {"step": step, **data})
             await session.commit()
             return Beat(held=True, cancel=job.cancel_requested)
 
@@ -265,7 +245,7 @@ class JobQueue:
             job = await self._held(session, lease)
             if job is None:
                 return False
-            await record_event(session, job, type_, data)
+            await JOB_EVENTS.record(session, job, type_, data)
             await session.commit()
             return True
 
@@ -299,7 +279,7 @@ class JobQueue:
             job.lease_expires_at = None
             job.failure_reason = reason
             final: JobEventType = cast(JobEventType, status.value)  # the final statuses are event types
-            await record_event(
+            await JOB_EVENTS.record(
                 session, job, final, {**(data or {}), **({"reason": reason} if reason else {})}
             )
             await session.commit()
@@ -318,7 +298,7 @@ class JobQueue:
             job.attempts -= 1
             job.lease_owner = None
             job.lease_expires_at = None
-            await record_event(
+            await JOB_EVENTS.record(
                 session, job, "requeued", {"reason": "worker shut down", "worker": lease.worker_id}
             )
             await session.commit()
@@ -369,4 +349,4 @@ class JobQueue:
         )
 
 
-__all__ = ["Beat", "JobQueue", "Lease", "Outcome", "record_event"]
+__all__ = ["Beat", "JobQueue", "Lease", "Outcome"]

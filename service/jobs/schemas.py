@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import Field
 
 from service.bases.quantization import Quantization
+from service.events.schemas import EventOut
 from service.jobs.models import JobStatus
 from service.schemas import Input, Output
 
@@ -75,12 +76,8 @@ class FineTuneOut(Output):
     created_at: datetime
 
 
-class JobEventOut(Output):
-    id: UUID
-    seq: int
-    type: str
-    data: dict[str, Any]
-    created_at: datetime
+class JobEventOut(EventOut):
+    """One thing that happened to a fine-tune; ``seq`` is its number within the job."""
 
 
 class BaseOut(Output):

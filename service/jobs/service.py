@@ -1,7 +1,7 @@
 """Fine-tune jobs as tenants see them: create, cancel, resume, and their events.
 
 The worker side (leases, heartbeats, outcomes) is ``queue.py``; both write events through
-``record_event`` so a job's events are numbered in one sequence.
+``JOB_EVENTS`` so a job's events are numbered in one sequence.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from service.datasets.service import get_dataset, get_version, lock_version
 from service.db.pagination import PageRequest, fetch_page
 from service.errors import Conflict, Invalid, NotFound
 from service.jobs import presets
+from service.jobs.events import JOB_EVENTS
 from service.jobs.models import FineTuneJob, JobEvent, JobEventType, JobStatus
-from service.jobs.queue import record_event
 from service.jobs.schemas import FineTuneCreate, FineTuneOut, SampleOut
 from service.models.models import Model, ModelVersion
 from service.models.service import ensure_name_free, get_model
@@ -64,7 +64,7 @@ async def create_job(
     )
     session.add(job)
     await session.flush()
-    await record_event(session, job, "queued", {"estimated_bytes": job.estimated_bytes})
+    await JOB_EVENTS.record(session, job, "queued", {"estimated_bytes": job.estimated_bytes})
     await session.commit()
     return job
 
@@ -137,7 +137,7 @@ async def cancel_job(session: AsyncSession, job_id: UUID) -> FineTuneJob:
             changed = await _transition(session, job, JobStatus.RUNNING, cancel_requested=True)
             event = "cancel_requested"
         if changed:
-            await record_event(session, job, event, {"step": job.step})
+            await JOB_EVENTS.record(session, job, event, {"step": job.step})
             await session.commit()
             await session.refresh(job)
             return job
@@ -165,7 +165,7 @@ async def resume_job(session: AsyncSession, job_id: UUID) -> FineTuneJob:
         raise Conflict(
             f"Only a failed or cancelled fine-tune can be resumed; this one is {job.status.value}."
         )
-    await record_event(session, job, "queued", {"resumed_from_step": job.step})
+    await JOB_EVENTS.record(session, job, "queued", {"resumed_from_step": job.step})
     await session.commit()
     await session.refresh(job)
     return job
@@ -185,9 +185,7 @@ async def list_events(
     session: AsyncSession, job_id: UUID, after: int, page: PageRequest
 ) -> tuple[list[JobEvent], int]:
     await get_job(session, job_id)
-    stmt = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > after).order_by(JobEvent.seq)
-    rows, total = await fetch_page(session, stmt, page)
-    return list(rows), total
+    return await JOB_EVENTS.page(session, job_id, after, page)
 
 
 async def jobs_out(session: AsyncSession, jobs: list[FineTuneJob]) -> list[FineTuneOut]:
