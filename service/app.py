@@ -27,6 +27,7 @@ from service.datasets.controllers import DatasetController
 from service.db.engine import create_engine, session_factory
 from service.db.pagination import provide_page
 from service.errors import exception_handlers, problem_details_config
+from service.generations.controllers import GenerationController
 from service.idempotency.middleware import IdempotencyMiddleware
 from service.jobs.controllers import FineTuneController, list_bases
 from service.logging_setup import configure_logging
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             list_bases,
             FineTuneController,
             ModelController,
+            GenerationController,
             AdminController,
             create_static_files_router(
                 path="/", directories=[WEB_ROOT], html_mode=True, opt=access(Access.PUBLIC)

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from service.webhooks.settings import WebhookSettings
 
 MiB = 1 << 20
+GiB = 1 << 30
 
 
 def default_data_dir() -> Path:
@@ -85,6 +86,29 @@ class JobSettings(BaseModel):
     fair_share_half_life_seconds: float = 3600.0
 
 
+class GenerationSettings(BaseModel):
+    """Video generation: the platform's limits on a request, the queue, downloads, the worker's batching."""
+
+    # The largest request any model accepts; a model's owner may set lower limits (guardrails).
+    max_width: int = 1280
+    max_height: int = 1280
+    max_frames: int = 129
+    max_steps: int = 100
+    # A worker that misses its lease this long loses its batch to another worker.
+    lease_seconds: float = 60.0
+    # Leases a generation may lose before it fails; set on each generation when it is created.
+    max_attempts: int = 2
+    # How long a signed download URL (S3 storage) stays valid.
+    signed_url_seconds: int = 300
+    # Compatible generations a worker renders together in one batch.
+    max_batch: int = 4
+    # Adapters a worker keeps loaded on the accelerator, and in host memory behind that.
+    device_cache_bytes: int = 1 * GiB
+    host_cache_bytes: int = 4 * GiB
+    # The longer side of the animated preview, in pixels.
+    preview_max_side: int = 256
+
+
 class BasesSettings(BaseModel):
     """The bases offered for fine-tuning: ``RUSHES_BASES__FOLDERS='{"wan2.1-t2v-1.3b": "/models/..."}'``."""
 
@@ -123,6 +147,7 @@ class Settings(BaseSettings):
     uploads: UploadSettings = UploadSettings()
     auth: AuthSettings = AuthSettings()
     jobs: JobSettings = JobSettings()
+    generations: GenerationSettings = GenerationSettings()
     bases: BasesSettings = BasesSettings()
     worker: WorkerSettings = WorkerSettings()
     webhooks: WebhookSettings = WebhookSettings()

@@ -6,6 +6,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,12 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from pydantic import BaseModel, SecretStr
 
+from service.db.engine import create_engine, session_factory
+from service.db.tenancy import mark_unscoped
+from service.jobs.models import FineTuneJob, JobStatus
+from service.models.service import add_version
 from service.settings import Settings
+from service.storage import ObjectStorage, TenantKeys
 
 PASSWORD = "correct horse battery staple"
 
@@ -40,6 +46,23 @@ async def sign_up(client: AsyncTestClient[Litestar], name: str = "Studio") -> Ca
     # The test client keeps cookies; drop them so each caller is only its API key.
     client.cookies.clear()
     return Caller(email, me["tenant"]["id"], me["user_id"], {"Authorization": f"Bearer {key.json()['key']}"})
+
+
+async def add_member(client: AsyncTestClient[Litestar], owner: Caller, name: str = "Member") -> Caller:
+    """A member (not an owner) of ``owner``'s tenant, calling there with their own API key."""
+    joiner = await sign_up(client, name)
+    added = await client.post("/v1/tenant/members", json={"email": joiner.email}, headers=owner.headers)
+    assert added.status_code == 201, added.text
+    login = await client.post(
+        "/v1/auth/login", json={"email": joiner.email, "password": PASSWORD, "tenant_id": owner.tenant_id}
+    )
+    assert login.status_code == 200, login.text
+    key = await client.post("/v1/api-keys", json={"name": "member"})
+    assert key.status_code == 201, key.text
+    client.cookies.clear()
+    return Caller(
+        joiner.email, owner.tenant_id, joiner.user_id, {"Authorization": f"Bearer {key.json()['key']}"}
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -122,6 +145,50 @@ def fine_tune_body(dataset_id: str, number: int, **overrides: Any) -> dict[str, 
         "hyperparameters": TINY_HYPERPARAMETERS,
         **overrides,
     }
+
+
+async def make_model_version(
+    client: AsyncTestClient[Litestar],
+    caller: Caller,
+    settings: Settings,
+    storage: ObjectStorage,
+    clip: Path,
+    *,
+    model_id: str | None = None,
+    adapter: bytes | None = None,
+) -> dict[str, Any]:
+    """A model version as a succeeded fine-tune leaves it, without training: the fine-tune is
+    made over the API, then marked succeeded with its version added in the database.
+
+    Adds to ``model_id`` when given, else makes a new model. ``adapter`` is stored as the
+    version's adapter file. Returns the version as ``GET /v1/models/{id}/versions/{n}`` shows it.
+    """
+    dataset_id, number = await trainable_dataset(client, caller, clip)
+    body = fine_tune_body(dataset_id, number, **({"model_id": model_id} if model_id else {}))
+    created = await client.post("/v1/fine-tunes", json=body, headers=caller.headers)
+    assert created.status_code == 201, created.text
+    weights = adapter or b""
+    engine = create_engine(settings.database_url)
+    async with session_factory(engine)() as session:
+        mark_unscoped(session)
+        job = await session.get_one(FineTuneJob, uuid.UUID(created.json()["id"]))
+        job.status, job.finished_at = JobStatus.SUCCEEDED, datetime.now(UTC)
+        version = await add_version(
+            session,
+            job,
+            adapter_sha256=hashlib.sha256(weights).hexdigest(),
+            adapter_bytes=len(weights),
+            final_loss=None,
+        )
+        await session.commit()
+    await engine.dispose()
+    if adapter is not None:
+        storage.put_bytes(TenantKeys(uuid.UUID(caller.tenant_id)).adapter_file(version.id), adapter)
+    shown = await client.get(
+        f"/v1/models/{version.model_id}/versions/{version.number}", headers=caller.headers
+    )
+    assert shown.status_code == 200, shown.text
+    return dict(shown.json())
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -42,11 +42,29 @@ class BaseFolderError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class GenerationDefaults:
+    """What a generation request on a base renders when it names no value of its own."""
+
+    width: int
+    height: int
+    frames: int
+    steps: int
+    guidance: float
+
+
+# Wan 2.1's 480p shape and guidance, with steps that keep a render affordable; the tiny base
+# renders a few frames in moments on a CPU.
+WAN_GENERATION = GenerationDefaults(width=832, height=480, frames=81, steps=30, guidance=5.0)
+TINY_GENERATION = GenerationDefaults(width=64, height=64, frames=9, steps=8, guidance=5.0)
+
+
+@dataclass(frozen=True)
 class BaseEntry:
     id: str
     family: str
     source: str  # what the trainer loads: a built-in name or a folder
     dims: BaseDims
+    generation: GenerationDefaults
 
     @property
     def parameters(self) -> int:
@@ -76,7 +94,7 @@ def tiny_entry() -> BaseEntry:
         vae_params=VAE_PARAMS,
         vae_base_dim=VAE_CONFIG["base_dim"],
     )
-    return BaseEntry(id=TINY, family=WAN21, source=TINY, dims=dims)
+    return BaseEntry(id=TINY, family=WAN21, source=TINY, dims=dims, generation=TINY_GENERATION)
 
 
 def folder_entry(base_id: str, folder: Path) -> BaseEntry:
@@ -96,7 +114,7 @@ def folder_entry(base_id: str, folder: Path) -> BaseEntry:
         )
     except (OSError, KeyError, ValueError, UnsupportedArchitecture) as exc:
         raise BaseFolderError(f"base {base_id!r} at {folder} cannot be used: {exc}") from exc
-    return BaseEntry(id=base_id, family=family, source=str(folder), dims=dims)
+    return BaseEntry(id=base_id, family=family, source=str(folder), dims=dims, generation=WAN_GENERATION)
 
 
 def load_catalogue(settings: BasesSettings) -> Catalogue:

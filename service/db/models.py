@@ -3,6 +3,7 @@
 from service.accounts.models import ApiKey, BrowserSession, Membership, Tenant, User
 from service.datasets.models import Dataset, DatasetItem, DatasetVersion
 from service.db.base import Base
+from service.generations.models import Generation, GenerationEvent
 from service.idempotency.models import IdempotencyRecord
 from service.jobs.models import FineTuneJob, JobEvent, TenantCompute
 from service.models.models import Model, ModelVersion
@@ -19,6 +20,8 @@ __all__ = [
     "DatasetItem",
     "DatasetVersion",
     "FineTuneJob",
+    "Generation",
+    "GenerationEvent",
     "IdempotencyRecord",
     "JobEvent",
     "Membership",

@@ -3,7 +3,7 @@ from __future__ import annotations
 from base64 import b64encode
 from uuid import UUID
 
-from litestar import Controller, delete, get, patch
+from litestar import Controller, delete, get, patch, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.auth.policy import Access, access
 from service.db.pagination import PageRequest, page_body
 from service.models import service
-from service.models.schemas import ModelOut, ModelUpdate, ModelVersionOut
+from service.models.schemas import Guardrails, ModelOut, ModelUpdate, ModelVersionOut
 from service.schemas import Page
 from service.storage import ObjectStorage, TenantKeys
 
@@ -50,6 +50,19 @@ class ModelController(Controller):
         storage: NamedDependency[ObjectStorage],
     ) -> None:
         await service.delete_model(db_session, storage, model_id)
+
+    @get("/{model_id:uuid}/guardrails", operation_id="getModelGuardrails", opt=access(Access.MEMBER))
+    async def get_guardrails(
+        self, model_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+    ) -> Guardrails:
+        return Guardrails.model_validate((await service.get_model(db_session, model_id)).guardrails)
+
+    @put("/{model_id:uuid}/guardrails", operation_id="setModelGuardrails", opt=access(Access.OWNER))
+    async def set_guardrails(
+        self, model_id: FromPath[UUID], data: JSONBody[Guardrails], db_session: NamedDependency[AsyncSession]
+    ) -> Guardrails:
+        """What generation requests on this model may ask for; applies to requests made from now on."""
+        return await service.set_guardrails(db_session, model_id, data)
 
     @get("/{model_id:uuid}/versions", operation_id="listModelVersions", opt=access(Access.MEMBER))
     async def list_versions(

@@ -4,7 +4,7 @@ from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.types import JsonB
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, TenantScoped
@@ -21,6 +21,9 @@ class Model(TenantScoped, Base):
     base_id: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
     version_count: Mapped[int] = mapped_column(Integer, default=0)
+    # What generation requests on this model may ask for (``Guardrails``), set by an owner; the
+    # server default fills the rows that predate the column.
+    guardrails: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict, server_default=text("'{}'"))
 
 
 class ModelVersion(TenantScoped, Base):

@@ -1,12 +1,38 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, StringConstraints, field_validator
 
 from service.schemas import Input, Output
+
+BlockedTerm = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Limit = Annotated[int | None, Field(ge=1)]
+
+
+class Guardrails(Input):
+    """What generation requests on a model may ask for, set by the tenant's owners.
+
+    A prompt holding a blocked term (any case, as a whole word or phrase) is refused, and so
+    is a request over any limit; no limit (null) leaves the platform's own.
+    """
+
+    blocked_terms: list[BlockedTerm] = Field(default=[], max_length=200)
+    max_width: Limit = None
+    max_height: Limit = None
+    max_frames: Limit = None
+    max_steps: Limit = None
+
+    @field_validator("blocked_terms")
+    @classmethod
+    def _distinct(cls, terms: list[str]) -> list[str]:
+        # Matching ignores case, so terms that differ only in case are one term.
+        distinct: dict[str, str] = {}
+        for term in terms:
+            distinct.setdefault(term.casefold(), term)
+        return list(distinct.values())
 
 
 class ModelOut(Output):
@@ -15,6 +41,7 @@ class ModelOut(Output):
     description: str
     base_id: str
     version_count: int
+    guardrails: Guardrails
     created_at: datetime
     updated_at: datetime
 

@@ -10,10 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.pagination import PageRequest, fetch_page
 from service.errors import Conflict, NotFound
+from service.generations.models import Generation
 from service.jobs.models import FineTuneJob, JobStatus
 from service.models.models import Model, ModelVersion
-from service.models.schemas import ModelUpdate
+from service.models.schemas import Guardrails, ModelUpdate
 from service.storage import ObjectStorage, TenantKeys
+
+_ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 async def ensure_name_free(session: AsyncSession, name: str) -> None:
@@ -44,17 +47,31 @@ async def update_model(session: AsyncSession, model_id: UUID, body: ModelUpdate)
     return model
 
 
+async def set_guardrails(session: AsyncSession, model_id: UUID, guardrails: Guardrails) -> Guardrails:
+    """Replace a model's guardrails; they apply to generations requested from then on."""
+    model = await get_model(session, model_id)
+    model.guardrails = guardrails.model_dump()
+    await session.commit()
+    return guardrails
+
+
 async def delete_model(session: AsyncSession, storage: ObjectStorage, model_id: UUID) -> None:
-    """Delete a model, its versions and their adapters; refused while a job trains it."""
+    """Delete a model, its versions and their adapters; refused while a job trains it or a
+    generation waits to render with it. Finished generations and their videos stay."""
     model = await get_model(session, model_id)
     active = await session.scalar(
-        select(FineTuneJob.id).where(
-            FineTuneJob.model_id == model_id,
-            FineTuneJob.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
-        )
+        select(FineTuneJob.id).where(FineTuneJob.model_id == model_id, FineTuneJob.status.in_(_ACTIVE))
     )
     if active is not None:
         raise Conflict("A fine-tune is still training this model; cancel it first.", job_id=str(active))
+    rendering = await session.scalar(
+        select(Generation.id).where(Generation.model_id == model_id, Generation.status.in_(_ACTIVE))
+    )
+    if rendering is not None:
+        raise Conflict(
+            "A generation is still waiting to render with this model; cancel it first.",
+            generation_id=str(rendering),
+        )
     version_ids = list(
         await session.scalars(select(ModelVersion.id).where(ModelVersion.model_id == model_id))
     )

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 
@@ -87,6 +87,11 @@ class ObjectStorage(abc.ABC):
 
     @abc.abstractmethod
     def list_objects(self, prefix: str) -> list[ObjectInfo]: ...
+
+    @abc.abstractmethod
+    def presigned_get(self, key: str, expires: timedelta, filename: str | None = None) -> str | None:
+        """A URL that downloads the object without credentials until ``expires`` has passed, saved
+        as ``filename`` when given; None when the backend cannot sign one (stream the object instead)."""
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:

@@ -13,6 +13,11 @@ TENANTS_ROOT = "tenants/"
 ADAPTER_FILE = "adapter.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 TRAINING_RECORD_FILE = "training_record.json"
+# The files a succeeded generation leaves under ``TenantKeys.outputs``, with their media types.
+OUTPUT_VIDEO = "video.mp4"  # H.264
+OUTPUT_POSTER = "poster.jpg"  # a still frame
+OUTPUT_PREVIEW = "preview.webp"  # a small animated preview
+OUTPUT_MEDIA_TYPES = {OUTPUT_VIDEO: "video/mp4", OUTPUT_POSTER: "image/jpeg", OUTPUT_PREVIEW: "image/webp"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +62,8 @@ class TenantKeys:
 
     def outputs(self, generation_id: UUID) -> str:
         return f"{self.root}outputs/{generation_id}/"
+
+    def output(self, generation_id: UUID, name: str) -> str:
+        if name not in OUTPUT_MEDIA_TYPES:
+            raise ValueError(f"not a generation output: {name!r}")
+        return f"{self.outputs(generation_id)}{name}"

@@ -9,7 +9,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from service.storage.base import ObjectInfo, ObjectNotFoundError, ObjectStorage, PartWriter, PendingMultipart
@@ -138,6 +138,9 @@ class LocalStorage(ObjectStorage):
                 if key.startswith(prefix) and not key.startswith(_MULTIPART_DIR):
                     found.append(ObjectInfo(key, full.stat().st_size))
         return sorted(found, key=lambda info: info.key)
+
+    def presigned_get(self, key: str, expires: timedelta, filename: str | None = None) -> str | None:
+        return None  # files on the API's disk have no URL of their own: the API streams them
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

@@ -12,7 +12,7 @@ import io
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import urllib3
@@ -143,6 +143,13 @@ class S3Storage(ObjectStorage):
             ObjectInfo(str(obj.object_name), int(obj.size or 0))
             for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)
         ]
+
+    def presigned_get(self, key: str, expires: timedelta, filename: str | None = None) -> str | None:
+        # Signing is local arithmetic; the URL reaches the endpoint as this process names it.
+        headers: dict[str, str | list[str] | tuple[str]] | None = None
+        if filename:
+            headers = {"response-content-disposition": f'attachment; filename="{filename}"'}
+        return self.client.presigned_get_object(self.bucket, key, expires=expires, response_headers=headers)
 
     def delete(self, key: str) -> None:
         self.client.remove_object(self.bucket, key)

@@ -19,12 +19,14 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import User
-from service.db.engine import create_engine
+from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped, set_tenant
+from service.generations.queue import GenerationQueue
 from service.jobs.models import FineTuneJob
 from service.models.service import add_version
 from service.settings import Settings
 from service.storage import ObjectStorage, TenantKeys
+from service.storage.keys import OUTPUT_MEDIA_TYPES
 from service.webhooks.models import DeliveryStatus, WebhookDelivery
 from tests.helpers import PASSWORD, Caller, fine_tune_body, sign_up, upload_body, upload_file
 from tests.media_samples import make_clip
@@ -74,6 +76,7 @@ class World:
     job_version: int = 0  # a version jobs train on (and so freeze), apart from the editable one
     webhook_id: str = ""
     delivery_id: str = ""
+    generation_id: str = ""
     a_ids: list[str] = field(default_factory=list)
 
     async def fresh_asset(self) -> str:
@@ -121,6 +124,11 @@ class World:
         if cancel:
             await self.client.post(f"/v1/fine-tunes/{job['id']}/cancel", headers=self.owner.headers)
         return job
+
+    async def fresh_generation(self) -> str:
+        body = {"model_id": self.model_id, "prompt": "rain"}
+        created = await self.client.post("/v1/generations", json=body, headers=self.owner.headers)
+        return str(created.json()["id"])
 
     async def fresh_key(self) -> str:
         created = await self.client.post("/v1/api-keys", json={"name": "spare"}, headers=self.owner.headers)
@@ -215,6 +223,17 @@ async def _delete_model(world: World) -> Call:
 _VERSION = "/v1/models/{w.model_id}/versions/1"
 
 
+async def _create_generation(world: World) -> Call:
+    return Call("POST", "/v1/generations", json={"model_id": world.model_id, "prompt": "rain"})
+
+
+async def _cancel_generation(world: World) -> Call:
+    return Call("POST", f"/v1/generations/{await world.fresh_generation()}/cancel")
+
+
+_GENERATION = "/v1/generations/{w.generation_id}"
+
+
 async def _delete_webhook(world: World) -> Call:
     return Call("DELETE", f"/v1/webhooks/{await world.fresh_webhook()}")
 
@@ -292,6 +311,19 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "getModelVersion": (MEMBER_OBJECT, fixed("GET", _VERSION)),
     "downloadModelAdapter": (MEMBER_OBJECT, fixed("GET", f"{_VERSION}/adapter")),
     "getModelTrainingRecord": (MEMBER_OBJECT, fixed("GET", f"{_VERSION}/record")),
+    "getModelGuardrails": (MEMBER_OBJECT, fixed("GET", "/v1/models/{w.model_id}/guardrails")),
+    "setModelGuardrails": (
+        OWNER_OBJECT,
+        fixed("PUT", "/v1/models/{w.model_id}/guardrails", json={"blocked_terms": ["gore"]}),
+    ),
+    "createGeneration": (MEMBER_OBJECT, _create_generation),
+    "listGenerations": (MEMBER_COLLECTION, fixed("GET", "/v1/generations")),
+    "getGeneration": (MEMBER_OBJECT, fixed("GET", _GENERATION)),
+    "cancelGeneration": (MEMBER_OBJECT, _cancel_generation),
+    "listGenerationEvents": (MEMBER_OBJECT, fixed("GET", f"{_GENERATION}/events")),
+    # The world's generation has succeeded, so its stream sends every event and ends.
+    "streamGenerationEvents": (MEMBER_OBJECT, fixed("GET", f"{_GENERATION}/events/stream")),
+    "downloadGenerationOutput": (MEMBER_OBJECT, fixed("GET", f"{_GENERATION}/outputs/video.mp4")),
     "createWebhook": (OWNER_COLLECTION, fixed("POST", "/v1/webhooks", json=WEBHOOK)),
     "listWebhooks": (MEMBER_COLLECTION, fixed("GET", "/v1/webhooks")),
     "getWebhook": (MEMBER_OBJECT, fixed("GET", "/v1/webhooks/{w.webhook_id}")),
@@ -346,6 +378,18 @@ async def _trained_model(world: World, settings: Settings, storage: ObjectStorag
     await engine.dispose()
 
 
+async def _rendered_generation(world: World, settings: Settings, storage: ObjectStorage) -> None:
+    """A succeeded generation with its outputs, as a worker leaves them."""
+    world.generation_id = await world.fresh_generation()
+    engine = create_engine(settings.database_url)
+    queue = GenerationQueue(session_factory(engine), settings.generations)
+    (claimed,) = await queue.claim_batch("matrix", ["tiny"], 1)
+    for name in OUTPUT_MEDIA_TYPES:
+        storage.put_bytes(TenantKeys(claimed.tenant_id).output(claimed.id, name), b"output")
+    await queue.finish_succeeded("matrix", claimed.id, output_bytes=18, gpu_seconds=1.0)
+    await engine.dispose()
+
+
 async def _finished_delivery(world: World, settings: Settings) -> None:
     """An endpoint with one delivery already made, as the dispatcher leaves them."""
     world.webhook_id = await world.fresh_webhook()
@@ -394,6 +438,7 @@ async def build_world(client: Client, settings: Settings, storage: ObjectStorage
     await world.fresh_version()
     world.job_version = await world.fresh_version()
     await _trained_model(world, settings, storage)
+    await _rendered_generation(world, settings, storage)
     await _finished_delivery(world, settings)
     world.a_ids = [
         asset_id,
@@ -403,6 +448,7 @@ async def build_world(client: Client, settings: Settings, storage: ObjectStorage
         world.model_id,
         world.webhook_id,
         world.delivery_id,
+        world.generation_id,
     ]
     return world
 

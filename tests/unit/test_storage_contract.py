@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
+import httpx
 import pytest
 
 from service.storage import ObjectNotFoundError, ObjectStorage, TenantKeys
+from service.storage.keys import OUTPUT_VIDEO
+from service.storage.local import LocalStorage
 
 pytestmark = pytest.mark.parametrize("storage_kind", ["local", "s3"], indirect=True)
 
@@ -80,3 +83,19 @@ def test_abort_removes_pending_upload(storage: ObjectStorage, keys: TenantKeys) 
     storage.abort_multipart(key, upload_id)  # a second abort is harmless
     assert storage.list_multipart(keys.root) == []
     assert storage.list_objects(keys.root) == []
+
+
+def test_presigned_get_downloads_without_credentials(storage: ObjectStorage, keys: TenantKeys) -> None:
+    key = keys.output(uuid4(), OUTPUT_VIDEO)
+    storage.put_bytes(key, b"rendered", "video/mp4")
+    url = storage.presigned_get(key, timedelta(minutes=5), filename="clip.mp4")
+    if isinstance(storage, LocalStorage):
+        assert url is None  # a local folder has no URLs: the API streams its objects instead
+        return
+    assert url is not None and "X-Amz-Expires=300" in url
+    response = httpx.get(url)
+    assert response.status_code == 200
+    assert response.content == b"rendered"
+    assert response.headers["content-disposition"] == 'attachment; filename="clip.mp4"'
+    bare = storage.presigned_get(key, timedelta(minutes=5))
+    assert bare is not None and "content-disposition" not in httpx.get(bare).headers

@@ -1,0 +1,1 @@
+"""Video generation: requests rendered by workers with a tenant's model version."""

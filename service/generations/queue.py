@@ -1,0 +1,465 @@
+"""The database is the generation queue: compatible batches, fair across tenants, with leases.
+
+A worker claims a batch. The oldest queued generation for the bases it serves fixes what
+the batch can hold: one base, one shape and one number of steps, with classifier-free
+guidance on for all or off for all, since a batch is one tensor through one denoising loop.
+Compatible generations fill the rest in turns over tenants, each tenant's oldest first, so
+one tenant's flood cannot fill every batch. The claim is one conditional update (``FOR
+UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serialises writers), so two workers never claim
+the same generation. Heartbeats from the denoising loop extend the leases; a lease that runs
+out puts its generation back in its place in the queue until ``max_attempts`` leases were
+lost, then fails it. Every change of state appends a numbered event in the same transaction.
+
+The worker-side methods write before they read, so that on SQLite their transaction takes
+the write lock first and never finds its snapshot overtaken by another writer.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.db.tenancy import mark_unscoped
+from service.generations.events import GENERATION_EVENTS
+from service.generations.models import Generation
+from service.generations.schemas import output_paths
+from service.jobs.models import JobStatus
+from service.settings import GenerationSettings
+
+# How many of the oldest queued generations a claim considers when it fills a batch.
+_WINDOW = 200
+# Claims that lose every generation they chose to another worker look again, a bounded number of times.
+_CLAIM_TRIES = 3
+
+# What generations must share to be rendered together: base, width, height, frames, steps,
+# and whether classifier-free guidance is on (which doubles the batch inside the pipeline).
+BatchKey = tuple[str, int, int, int, int, bool]
+
+
+def batch_key(base_id: str, width: int, height: int, frames: int, steps: int, guidance: float) -> BatchKey:
+    return (base_id, width, height, frames, steps, guidance > 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A queued generation as batching sees it."""
+
+    id: UUID
+    tenant_id: UUID
+    key: BatchKey
+
+
+def pick_batch(waiting: Sequence[Waiting], max_batch: int) -> list[UUID]:
+    """Up to ``max_batch`` generations compatible with the oldest, taken in turns over tenants.
+
+    ``waiting`` is oldest first; tenants take turns in the order of their oldest compatible
+    generation, so the oldest generation of all is always in the batch.
+    """
+    if not waiting:
+        return []
+    head = waiting[0].key
+    lines: dict[UUID, deque[UUID]] = {}
+    for item in waiting:
+        if item.key == head:
+            lines.setdefault(item.tenant_id, deque()).append(item.id)
+    batch: list[UUID] = []
+    while lines and len(batch) < max_batch:
+        for tenant_id in list(lines):
+            batch.append(lines[tenant_id].popleft())
+            if not lines[tenant_id]:
+                del lines[tenant_id]
+            if len(batch) == max_batch:
+                break
+    return batch
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedGeneration:
+    """One generation of a claimed batch: everything a worker needs to render it."""
+
+    id: UUID
+    tenant_id: UUID
+    model_version_id: UUID
+    base_id: str
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    frames: int
+    steps: int
+    guidance: float
+    seed: int
+    adapter_strength: float
+    attempt: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _held(worker_id: str, ids: Collection[UUID]) -> list[ColumnElement[bool]]:
+    return [
+        Generation.id.in_(ids),
+        Generation.status == JobStatus.RUNNING,
+        Generation.lease_owner == worker_id,
+    ]
+
+
+class GenerationQueue:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: GenerationSettings) -> None:
+        self.sessions = sessions
+        self.settings = settings
+
+    def _session(self) -> AsyncSession:
+        session = self.sessions()
+        mark_unscoped(session)  # the queue serves every tenant
+        return session
+
+    async def claim_batch(
+        self, worker_id: str, base_ids: Collection[str], max_batch: int, now: datetime | None = None
+    ) -> list[ClaimedGeneration]:
+        """Claim a batch of compatible generations on these bases, oldest first; empty when none wait."""
+        now = now or _now()
+        async with self._session() as session:
+            try:
+                await self._sweep(session, now)
+                await session.commit()
+                for _ in range(_CLAIM_TRIES):
+                    chosen = pick_batch(await self._waiting(session, base_ids), max_batch)
+                    # The claim starts a transaction of its own with its write.
+                    await session.rollback()
+                    if not chosen:
+                        return []
+                    claimed = await self._claim(session, worker_id, chosen, now)
+                    if claimed:
+                        return claimed
+            except OperationalError as exc:
+                # SQLite refuses a write from a transaction whose snapshot another writer
+                # has moved past; that is a lost race like any other: ask again next poll.
+                if "locked" not in str(exc.orig):
+                    raise
+                await session.rollback()
+        return []
+
+    async def peek(self, base_ids: Collection[str], limit: int) -> list[tuple[UUID, UUID]]:
+        """(tenant, model version) of the next queued generations, oldest first, to prefetch adapters."""
+        async with self._session() as session:
+            rows = await session.execute(
+                select(Generation.tenant_id, Generation.model_version_id)
+                .where(*self._claimable(base_ids))
+                .order_by(Generation.queued_at, Generation.id)
+                .limit(limit)
+            )
+            return [
+                (tenant_id, version_id) for tenant_id, version_id in rows.tuples() if version_id is not None
+            ]
+
+    @staticmethod
+    def _claimable(base_ids: Collection[str]) -> list[ColumnElement[bool]]:
+        return [
+            Generation.status == JobStatus.QUEUED,
+            Generation.base_id.in_(base_ids),
+            Generation.model_version_id.is_not(None),
+        ]
+
+    async def _waiting(self, session: AsyncSession, base_ids: Collection[str]) -> list[Waiting]:
+        rows = await session.execute(
+            select(
+                Generation.id,
+                Generation.tenant_id,
+                Generation.base_id,
+                Generation.width,
+                Generation.height,
+                Generation.frames,
+                Generation.steps,
+                Generation.guidance,
+            )
+            .where(*self._claimable(base_ids))
+            .order_by(Generation.queued_at, Generation.id)
+            .limit(_WINDOW)
+        )
+        return [Waiting(row.id, row.tenant_id, batch_key(*row[2:])) for row in rows]
+
+    async def _claim(
+        self, session: AsyncSession, worker_id: str, chosen: list[UUID], now: datetime
+    ) -> list[ClaimedGeneration]:
+        # SKIP LOCKED passes over rows another worker is claiming (PostgreSQL; SQLite has no row
+        # locks and runs one writer at a time); the status condition makes each claim win once.
+        claimable = (
+            select(Generation.id)
+            .where(Generation.id.in_(chosen), Generation.status == JobStatus.QUEUED)
+            .with_for_update(skip_locked=True)
+        )
+        claimed_ids = set(
+            await session.scalars(
+                update(Generation)
+                .where(
+                    Generation.id.in_(claimable),
+                    Generation.status == JobStatus.QUEUED,
+                    Generation.model_version_id.is_not(None),
+                )
+                .values(
+                    status=JobStatus.RUNNING,
+                    attempts=Generation.attempts + 1,
+                    lease_owner=worker_id,
+                    lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
+                    started_at=func.coalesce(Generation.started_at, now),
+                )
+                .returning(Generation.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        if not claimed_ids:
+            await session.rollback()
+            return []
+        generations = await self._load(session, claimed_ids)
+        batch = []
+        for generation in sorted(generations, key=lambda g: chosen.index(g.id)):
+            await GENERATION_EVENTS.record(
+                session,
+                generation,
+                "started",
+                {"attempt": generation.attempts, "worker": worker_id, "batch_size": len(claimed_ids)},
+            )
+            batch.append(_claimed(generation))
+        await session.commit()
+        return batch
+
+    async def _sweep(self, session: AsyncSession, now: datetime) -> None:
+        """End leases that ran out, and fail queued generations whose model version was deleted."""
+        stale = await session.scalars(
+            select(Generation)
+            .where(Generation.status == JobStatus.RUNNING, Generation.lease_expires_at < now)
+            .with_for_update(skip_locked=True)
+        )
+        for generation in stale.all():
+            worker = generation.lease_owner
+            generation.lease_owner = None
+            generation.lease_expires_at = None
+            if generation.cancel_requested:
+                generation.status = JobStatus.CANCELLED
+                generation.finished_at = now
+                await GENERATION_EVENTS.record(session, generation, "cancelled", {"step": generation.step})
+            elif generation.attempts >= generation.max_attempts:
+                generation.status = JobStatus.FAILED
+                generation.finished_at = now
+                generation.failure_reason = (
+                    f"The generation's worker stopped responding {generation.attempts} times "
+                    f"(last on {worker}); request it again to retry."
+                )
+                await GENERATION_EVENTS.record(
+                    session, generation, "failed", {"reason": generation.failure_reason}
+                )
+            else:
+                # It keeps its place in the queue: it has waited longest, through no fault of its own.
+                generation.status = JobStatus.QUEUED
+                await GENERATION_EVENTS.record(
+                    session, generation, "requeued", {"reason": "lease expired", "worker": worker}
+                )
+        # A model deleted between a request's check and its commit leaves it with no version.
+        orphans = await session.scalars(
+            select(Generation)
+            .where(Generation.status == JobStatus.QUEUED, Generation.model_version_id.is_(None))
+            .with_for_update(skip_locked=True)
+        )
+        for generation in orphans.all():
+            generation.status = JobStatus.FAILED
+            generation.finished_at = now
+            generation.failure_reason = "The model version it was to render with has been deleted."
+            await GENERATION_EVENTS.record(
+                session, generation, "failed", {"reason": generation.failure_reason}
+            )
+
+    async def heartbeat(
+        self, worker_id: str, ids: Collection[UUID], step: int, now: datetime | None = None
+    ) -> set[UUID]:
+        """Extend the leases this worker still holds and record ``step`` as progress.
+
+        Returns the generations to stop rendering: those whose cancel was requested (end them
+        with ``finish_cancelled``) and those the worker no longer holds (its lease ran out and
+        the generation moved on; nothing more may be written for them).
+        """
+        now = now or _now()
+        async with self._session() as session:
+            generations = await self._update_held(
+                session,
+                worker_id,
+                ids,
+                lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
+                step=step,
+            )
+            for generation in generations:
+                await GENERATION_EVENTS.record(
+                    session, generation, "progress", {"step": step, "total_steps": generation.steps}
+                )
+            await session.commit()
+        held = {generation.id for generation in generations}
+        return {g.id for g in generations if g.cancel_requested} | (set(ids) - held)
+
+    async def finish_succeeded(
+        self,
+        worker_id: str,
+        generation_id: UUID,
+        *,
+        output_bytes: int,
+        gpu_seconds: float,
+        now: datetime | None = None,
+    ) -> bool:
+        """Record a rendered generation whose outputs are stored; False if the lease was lost."""
+        async with self._session() as session:
+            changed = await self._update_held(
+                session,
+                worker_id,
+                [generation_id],
+                **self._ended(JobStatus.SUCCEEDED, gpu_seconds, now),
+                step=Generation.steps,
+                output_bytes=output_bytes,
+            )
+            if not changed:
+                return False
+            (generation,) = changed
+            data = {"outputs": output_paths(generation.id), "gpu_seconds": generation.gpu_seconds}
+            await GENERATION_EVENTS.record(session, generation, "succeeded", data)
+            await session.commit()
+            return True
+
+    async def finish_failed(
+        self,
+        worker_id: str,
+        generation_id: UUID,
+        reason: str,
+        *,
+        gpu_seconds: float = 0.0,
+        now: datetime | None = None,
+    ) -> bool:
+        """Fail a generation with a reason its requester can act on; False if the lease was lost."""
+        async with self._session() as session:
+            changed = await self._update_held(
+                session,
+                worker_id,
+                [generation_id],
+                **self._ended(JobStatus.FAILED, gpu_seconds, now),
+                failure_reason=reason,
+            )
+            if not changed:
+                return False
+            (generation,) = changed
+            await GENERATION_EVENTS.record(session, generation, "failed", {"reason": reason})
+            await session.commit()
+            return True
+
+    async def finish_cancelled(
+        self, worker_id: str, generation_id: UUID, *, gpu_seconds: float = 0.0, now: datetime | None = None
+    ) -> bool:
+        """End a generation stopped on its cancel request; False if the lease was lost."""
+        async with self._session() as session:
+            changed = await self._update_held(
+                session, worker_id, [generation_id], **self._ended(JobStatus.CANCELLED, gpu_seconds, now)
+            )
+            if not changed:
+                return False
+            (generation,) = changed
+            await GENERATION_EVENTS.record(session, generation, "cancelled", {"step": generation.step})
+            await session.commit()
+            return True
+
+    async def release(self, worker_id: str, ids: Collection[UUID], now: datetime | None = None) -> set[UUID]:
+        """Hand generations back without counting the attempt (a worker shutting down).
+
+        They return to their place in the queue; one whose cancel was requested ends
+        cancelled instead. Returns the generations released.
+        """
+        now = now or _now()
+        async with self._session() as session:
+            cancelled = await self._update_held(
+                session,
+                worker_id,
+                ids,
+                Generation.cancel_requested.is_(True),
+                **self._ended(JobStatus.CANCELLED, 0.0, now),
+            )
+            for generation in cancelled:
+                await GENERATION_EVENTS.record(session, generation, "cancelled", {"step": generation.step})
+            requeued = await self._update_held(
+                session,
+                worker_id,
+                ids,
+                status=JobStatus.QUEUED,
+                attempts=Generation.attempts - 1,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            for generation in requeued:
+                await GENERATION_EVENTS.record(
+                    session, generation, "requeued", {"reason": "worker shut down", "worker": worker_id}
+                )
+            await session.commit()
+        return {generation.id for generation in cancelled + requeued}
+
+    @staticmethod
+    def _ended(status: JobStatus, gpu_seconds: float, now: datetime | None) -> dict[str, Any]:
+        return {
+            "status": status,
+            "finished_at": now or _now(),
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "gpu_seconds": Generation.gpu_seconds + gpu_seconds,
+        }
+
+    async def _update_held(
+        self,
+        session: AsyncSession,
+        worker_id: str,
+        ids: Collection[UUID],
+        *conditions: ColumnElement[bool],
+        **values: Any,
+    ) -> list[Generation]:
+        """Change the generations this worker holds (and that meet ``conditions``); returns them changed."""
+        changed = set(
+            await session.scalars(
+                update(Generation)
+                .where(*_held(worker_id, ids), *conditions)
+                .values(**values)
+                .returning(Generation.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        return await self._load(session, changed) if changed else []
+
+    async def _load(self, session: AsyncSession, ids: Collection[UUID]) -> list[Generation]:
+        rows = await session.scalars(
+            select(Generation).where(Generation.id.in_(ids)).execution_options(populate_existing=True)
+        )
+        return list(rows.all())
+
+
+def _claimed(generation: Generation) -> ClaimedGeneration:
+    if generation.model_version_id is None:  # excluded by the claim's own condition
+        raise RuntimeError(f"generation {generation.id} was claimed without a model version")
+    return ClaimedGeneration(
+        id=generation.id,
+        tenant_id=generation.tenant_id,
+        model_version_id=generation.model_version_id,
+        base_id=generation.base_id,
+        prompt=generation.prompt,
+        negative_prompt=generation.negative_prompt,
+        width=generation.width,
+        height=generation.height,
+        frames=generation.frames,
+        steps=generation.steps,
+        guidance=generation.guidance,
+        seed=generation.seed,
+        adapter_strength=generation.adapter_strength,
+        attempt=generation.attempts,
+    )
+
+
+__all__ = ["BatchKey", "ClaimedGeneration", "GenerationQueue", "Waiting", "batch_key", "pick_batch"]

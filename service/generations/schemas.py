@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import Field
+
+from service.events.schemas import EventOut
+from service.jobs.models import JobStatus
+from service.schemas import Input, Output
+from service.storage.keys import OUTPUT_MEDIA_TYPES
+
+API_PATH = "/v1/generations"
+
+
+def output_paths(generation_id: UUID) -> dict[str, str]:
+    """Where the API serves each output of a succeeded generation."""
+    return {name: f"{API_PATH}/{generation_id}/outputs/{name}" for name in OUTPUT_MEDIA_TYPES}
+
+
+class GenerationCreate(Input):
+    """What to render. Settings left out take the base's defaults; a seed left out is drawn at random."""
+
+    model_id: UUID
+    version: int | None = Field(
+        default=None, ge=1, description="The model's version number; its latest by default."
+    )
+    prompt: str = Field(min_length=1, max_length=2000)
+    negative_prompt: str = Field(default="", max_length=2000)
+    width: int | None = Field(default=None, ge=16, description="Pixels; a multiple of 16.")
+    height: int | None = Field(default=None, ge=16, description="Pixels; a multiple of 16.")
+    frames: int | None = Field(default=None, ge=1, description="1 + a multiple of 4.")
+    steps: int | None = Field(default=None, ge=1, description="Denoising steps.")
+    guidance: float | None = Field(
+        default=None, ge=1.0, le=20.0, description="Classifier-free guidance scale; 1 turns it off."
+    )
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    adapter_strength: float = Field(
+        default=1.0, ge=0.0, le=2.0, description="How strongly the model's adapter applies."
+    )
+
+
+class GenerationOut(Output):
+    id: UUID
+    status: JobStatus
+    model_id: UUID | None
+    model_version_id: UUID | None
+    version: int | None = Field(description="The model version it renders with; null once that is deleted.")
+    base_id: str
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    frames: int
+    steps: int
+    guidance: float
+    seed: int
+    adapter_strength: float
+    step: int
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    gpu_seconds: float
+    failure_reason: str | None
+    output_bytes: int | None
+    outputs: dict[str, str] | None = Field(description="Output name → download path, once it succeeded.")
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    created_at: datetime
+
+
+class GenerationEventOut(EventOut):
+    """One thing that happened to a generation; ``seq`` is its number within the generation."""
