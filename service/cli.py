@@ -81,6 +81,14 @@ def memory_size(text: str) -> int:
     return int(value)
 
 
+def _roles(text: str) -> str:
+    roles = {role.strip() for role in text.split(",")}
+    unknown = roles - {"train", "generate"}
+    if unknown or not roles:
+        raise argparse.ArgumentTypeError(f"unknown role {sorted(unknown)[0]!r}; roles are train and generate")
+    return ",".join(sorted(roles))
+
+
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from service.logging_setup import configure_logging
     from service.worker.supervisor import Supervisor, WorkerOptions, device_memory
@@ -93,6 +101,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         memory_bytes=memory,
         max_jobs=args.max_jobs or settings.worker.max_jobs,
         poll_seconds=settings.worker.poll_seconds,
+        roles=frozenset(args.roles.split(",")),
     )
     import anyio
 
@@ -172,7 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--max-jobs", type=int, default=None, help="jobs run at once when they fit")
     worker.add_argument(
-        "--roles", default="train", choices=["train"], help="work to take (generation arrives with its API)"
+        "--roles",
+        type=_roles,
+        default="train,generate",
+        help="work to take, comma-separated: train (fine-tunes), generate (videos)",
     )
     worker.set_defaults(run=_worker)
 

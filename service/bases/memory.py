@@ -115,3 +115,11 @@ def estimate_peak_memory(
     return MemoryEstimate(
         weights=weights, trainable=trainable, activations=activations, overhead=overhead, caching=caching
     )
+
+
+def estimate_serving_memory(dims: BaseDims, *, adapter_cache_bytes: int) -> int:
+    """What a generation worker keeps resident for one base: bf16 transformer and text encoder,
+    the fp32 VAE, the adapter rows, a CUDA context; plus slack for a batch's activations."""
+    t = dims.transformer
+    weights = (t.block_linear_params + t.other_params + dims.text_encoder_params) * _BF16
+    return int((weights + dims.vae_params * _FP32 + adapter_cache_bytes) * _SLACK) + _CUDA_CONTEXT

@@ -1,8 +1,12 @@
 """``rushes-server worker``: lease jobs that fit this machine and run each in a child process.
 
-The supervisor holds no job state of its own: the database does. It leases while it has
-room (job count and accelerator memory), starts ``service.worker.run_job`` for each lease,
-and reaps children. A child that dies without ending its job gives its lease up at once,
+The supervisor holds no job state of its own: the database does. With the ``train`` role it
+leases while it has room (job count and accelerator memory), starts
+``service.worker.run_job`` for each lease, and reaps children. With the ``generate`` role it
+keeps one ``service.worker.generate`` process running, which holds the bases and adapters
+resident; the memory that process plans to hold is not offered to fine-tunes.
+
+A child that dies without ending its job gives its lease up at once,
 so the job resumes elsewhere from its last checkpoint without waiting for the lease to
 run out. On SIGTERM it stops leasing, asks every child to checkpoint and hand its job
 back, and exits when they have.
@@ -18,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -25,6 +30,8 @@ import anyio
 import anyio.to_thread
 
 import service.db.models  # noqa: F401  (every mapper is known before the first query)
+from service.bases.catalogue import load_catalogue
+from service.bases.memory import estimate_serving_memory
 from service.db.engine import create_engine, session_factory
 from service.jobs.queue import JobQueue, Lease
 from service.jobs.scheduling import WorkerSlot
@@ -35,6 +42,8 @@ logger = logging.getLogger("rushes.worker")
 _PR_SET_PDEATHSIG = 1
 # How long children get to checkpoint after SIGTERM before they are killed.
 SHUTDOWN_GRACE_SECONDS = 120.0
+# The least time between two starts of the generation process.
+GENERATOR_RESTART_SECONDS = 10.0
 
 
 def die_with_parent() -> None:
@@ -53,6 +62,7 @@ class WorkerOptions:
     memory_bytes: int
     max_jobs: int
     poll_seconds: float
+    roles: frozenset[str] = frozenset({"train"})
 
     @property
     def worker_id(self) -> str:
@@ -80,7 +90,16 @@ class Supervisor:
         self.options = options
         self.worker_id = f"{options.worker_id}:{uuid.uuid4().hex[:8]}"
         self.children: list[Child] = []
+        self.generator: subprocess.Popen[bytes] | None = None
+        self.generator_started = 0.0
         self.stopping = anyio.Event()
+        self.training_bytes = options.memory_bytes
+        if "generate" in options.roles:
+            catalogue = load_catalogue(settings.bases)
+            cache = settings.generations.device_cache_bytes
+            self.training_bytes -= sum(
+                estimate_serving_memory(entry.dims, adapter_cache_bytes=cache) for entry in catalogue
+            )
 
     async def run(self) -> None:
         engine = create_engine(self.settings.database_url)
@@ -98,7 +117,8 @@ class Supervisor:
                 tasks.start_soon(self._watch_signals)
                 while not self.stopping.is_set():
                     await self._reap(queue)
-                    if await self._lease(queue) is None:
+                    self._keep_generator()
+                    if "train" not in self.options.roles or await self._lease(queue) is None:
                         with anyio.move_on_after(self.options.poll_seconds):
                             await self.stopping.wait()
                 tasks.cancel_scope.cancel()
@@ -116,7 +136,7 @@ class Supervisor:
         if len(self.children) >= self.options.max_jobs:
             return None
         used = sum(child.lease.estimated_bytes for child in self.children)
-        slot = WorkerSlot(free_bytes=self.options.memory_bytes - used, total_bytes=self.options.memory_bytes)
+        slot = WorkerSlot(free_bytes=self.training_bytes - used, total_bytes=self.training_bytes)
         lease = await queue.lease(self.worker_id, slot)
         if lease is not None:
             self.children.append(Child(lease, self._start(lease)))
@@ -142,6 +162,23 @@ class Supervisor:
             command.append(f"--device={self.options.device}")
         return subprocess.Popen(command, preexec_fn=die_with_parent)  # noqa: S603
 
+    def _keep_generator(self) -> None:
+        """Start the generation process, and start it again if it died (its leases then run out)."""
+        if "generate" not in self.options.roles:
+            return
+        if self.generator is not None:
+            code = self.generator.poll()
+            if code is None:
+                return
+            if time.monotonic() - self.generator_started < GENERATOR_RESTART_SECONDS:
+                return  # a process that dies at start-up is not restarted in a tight loop
+            logger.error("generation process died", extra={"exit_code": code})
+        self.generator_started = time.monotonic()
+        command = [sys.executable, "-m", "service.worker.generate", f"--worker-id={self.worker_id}:generate"]
+        if self.options.device:
+            command.append(f"--device={self.options.device}")
+        self.generator = subprocess.Popen(command, preexec_fn=die_with_parent)  # noqa: S603
+
     async def _reap(self, queue: JobQueue) -> None:
         for child in list(self.children):
             code = child.process.poll()
@@ -153,15 +190,18 @@ class Supervisor:
                 await queue.abandon(child.lease)
 
     async def _shut_down(self, queue: JobQueue) -> None:
-        for child in self.children:
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
+        processes = [child.process for child in self.children]
+        if self.generator is not None:
+            processes.append(self.generator)
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
         with anyio.move_on_after(SHUTDOWN_GRACE_SECONDS):
-            for child in self.children:
-                await anyio.to_thread.run_sync(child.process.wait, abandon_on_cancel=True)
-        for child in self.children:
-            if child.process.poll() is None:
-                child.process.kill()
-                child.process.wait()
+            for process in processes:
+                await anyio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         await self._reap(queue)
         logger.info("worker stopped", extra={"worker": self.worker_id})

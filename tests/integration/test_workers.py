@@ -7,10 +7,7 @@ separate processes that find them in the database, exactly as on a cluster.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,8 +20,9 @@ from litestar.testing import AsyncTestClient
 
 from service.settings import JobSettings, Settings, WorkerSettings
 from service.storage import ObjectStorage, TenantKeys
-from tests.helpers import Caller, fine_tune_body, settings_env, sign_up, trainable_dataset
+from tests.helpers import Caller, fine_tune_body, sign_up, trainable_dataset
 from tests.media_samples import make_clip
+from tests.workers import Workers
 
 Client = AsyncTestClient[Litestar]
 # Short leases so a killed worker's job moves on in seconds, and frequent beats so a test
@@ -40,33 +38,9 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update=FAST)
 
 
-class Workers:
-    def __init__(self, settings: Settings, tmp: Path) -> None:
-        self.env = {**os.environ, **settings_env(settings), "RUSHES_LOG__LEVEL": "WARNING"}
-        self.tmp = tmp
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.tmp / f"worker-{len(self.processes)}.log").open("w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "worker", "--device", "cpu", "--memory", "8GiB", *args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.processes.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-
-
 @pytest.fixture
 def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
-    pool = Workers(settings, tmp_path)
+    pool = Workers(settings, tmp_path, roles="train")
     yield pool
     pool.stop_all()
 
