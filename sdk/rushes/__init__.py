@@ -19,6 +19,8 @@ from rushes._errors import (
     BadRequestError,
     ConflictError,
     FineTuneWaitTimeout,
+    GenerationNotSucceededError,
+    GenerationWaitTimeout,
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
@@ -26,6 +28,7 @@ from rushes._errors import (
     RateLimitError,
     RushesError,
     UnprocessableEntityError,
+    WaitTimeout,
 )
 from rushes._pagination import AsyncPager, SyncPager
 from rushes._retry import RetryPolicy
@@ -45,6 +48,8 @@ __all__ = [
     "Client",
     "ConflictError",
     "FineTuneWaitTimeout",
+    "GenerationNotSucceededError",
+    "GenerationWaitTimeout",
     "InternalServerError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -54,6 +59,7 @@ __all__ = [
     "RushesError",
     "SyncPager",
     "UnprocessableEntityError",
+    "WaitTimeout",
     "__version__",
     "types",
     "webhooks",

@@ -28,6 +28,7 @@ from rushes.resources import (
     Bases,
     Datasets,
     FineTunes,
+    Generations,
     MeResource,
     Models,
     Tenant,
@@ -117,6 +118,7 @@ class _ClientBase(Generic[R]):
         self.bases = Bases(requester)
         self.fine_tunes = FineTunes(requester)
         self.models = Models(requester)
+        self.generations = Generations(requester)
         self.webhooks = Webhooks(requester)
         self.admin = Admin(requester)
 

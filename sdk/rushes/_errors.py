@@ -14,16 +14,24 @@ RushesError
 │       ├── UnprocessableEntityError   422
 │       ├── RateLimitError             429
 │       └── InternalServerError        5xx
+├── WaitTimeout                   (``wait(..., timeout=)`` ran out first)
+│   ├── FineTuneWaitTimeout
+│   └── GenerationWaitTimeout
+├── AdapterDigestError            (a downloaded adapter failed its SHA-256 check)
+├── GenerationNotSucceededError   (outputs asked of a generation that has none)
 └── (configuration errors, e.g. no API key, are plain RushesError)
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from rushes._retry import parse_retry_after
+
+if TYPE_CHECKING:
+    from rushes.types import Generation
 
 __all__ = [
     "APIConnectionError",
@@ -33,6 +41,9 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "FineTuneWaitTimeout",
+    "GenerationNotSucceededError",
+    "GenerationWaitTimeout",
     "InternalServerError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -40,6 +51,7 @@ __all__ = [
     "RateLimitError",
     "RushesError",
     "UnprocessableEntityError",
+    "WaitTimeout",
 ]
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -198,8 +210,38 @@ def status_error(response: httpx.Response) -> APIStatusError:
     return cls(message, response=response, body=body)
 
 
-class FineTuneWaitTimeout(RushesError):
+class WaitTimeout(RushesError):
+    """A ``wait(..., timeout=)`` ran out of time before what it followed finished."""
+
+
+class FineTuneWaitTimeout(WaitTimeout):
     """``fine_tunes.wait(..., timeout=)`` ran out of time before the job finished."""
+
+
+class GenerationWaitTimeout(WaitTimeout):
+    """``generations.wait(..., timeout=)`` ran out of time before the generation finished."""
+
+
+class GenerationNotSucceededError(RushesError):
+    """An output was asked of a generation that has not succeeded (yet, or ever).
+
+    ``generation`` is its state when the download was refused.
+    """
+
+    def __init__(self, generation: Generation) -> None:
+        self.generation = generation
+        self.status = generation.status
+        if generation.status == "failed":
+            reason = f": {generation.failure_reason}" if generation.failure_reason else ""
+            message = f"Generation {generation.id} failed{reason}; it has no outputs."
+        elif generation.status == "cancelled":
+            message = f"Generation {generation.id} was cancelled; it has no outputs."
+        else:
+            message = (
+                f"Generation {generation.id} is {generation.status}: it has no outputs until it "
+                "succeeds (generations.wait() follows it until then)."
+            )
+        super().__init__(message)
 
 
 class AdapterDigestError(RushesError):

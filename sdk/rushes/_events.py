@@ -1,34 +1,55 @@
-"""Following a fine-tune's Server-Sent Events stream, reconnecting from ``Last-Event-ID``.
+"""Following the Server-Sent Events stream of a fine-tune or a generation, reconnecting from
+``Last-Event-ID``; and ``wait``, which follows one until it is final behind a progress bar.
 
-The line parser and the reconnection decisions (:class:`EventFollower`) are shared; only
-the loops that read the HTTP stream and sleep differ between the blocking and asyncio
-clients. A dropped connection, or a stream that ends before the job's final event, is
-opened again with ``Last-Event-ID`` set to the last ``seq`` seen, so no event is missed or
-seen twice. Retries back off with the client's retry settings; the count starts afresh
-whenever a connection delivers an event.
+Both kinds of source (a :class:`Followed`) have the same numbered events and the same
+statuses, so everything here serves both. The line parser and the reconnection decisions
+(:class:`EventFollower`) are shared; only the loops that read the HTTP stream and sleep
+differ between the blocking and asyncio clients. A dropped connection, or a stream that
+ends before the source's final event, is opened again with ``Last-Event-ID`` set to the
+last ``seq`` seen, so no event is missed or seen twice. Retries back off with the client's
+retry settings; the count starts afresh whenever a connection delivers an event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 import httpx
 from tqdm import tqdm
 
 from rushes import types
 from rushes._base import Op
-from rushes._errors import APIError, FineTuneWaitTimeout
-from rushes._resource import path_segment
+from rushes._errors import APIError, WaitTimeout
+from rushes._resource import Resource
 
 if TYPE_CHECKING:
     from rushes._client import AsyncRequester, SyncRequester
 
 LAST_EVENT_ID_HEADER = "Last-Event-ID"
+
+P = ParamSpec("P")
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """Something with a numbered event stream at ``{path}/events/stream``: a fine-tune or a generation."""
+
+    #: What it is, as messages and the progress bar name it: ``"fine-tune"``, ``"generation"``.
+    kind: str
+    id: str
+    #: Its API path, e.g. ``/v1/fine-tunes/{id}``.
+    path: str
+    #: What ``wait`` raises when its ``timeout`` runs out first.
+    timeout_error: type[WaitTimeout]
+
+    def timed_out(self) -> WaitTimeout:
+        return self.timeout_error(f"{self.kind.capitalize()} {self.id} did not finish in time.")
 
 
 @dataclass(slots=True)
@@ -76,7 +97,7 @@ def job_event(sse: ServerSentEvent) -> types.JobEvent:
 class EventFollower:
     """What to request next and whether to go on: everything but the I/O of one stream."""
 
-    job_id: str
+    source: Followed
     last: int = 0
     retries: int = 0
     finished: bool = False
@@ -89,7 +110,7 @@ class EventFollower:
             headers[LAST_EVENT_ID_HEADER] = str(self.last)
         return Op(
             "GET",
-            f"/v1/fine-tunes/{path_segment(self.job_id)}/events/stream",
+            f"{self.source.path}/events/stream",
             lambda _: None,
             params={"after": self.last},
             headers=headers,
@@ -115,7 +136,7 @@ class EventFollower:
     def ended(self) -> bool:
         """The server closed the stream. True: done. False: open it again now.
 
-        The server ends the stream only once the job is final and every event was sent, so
+        The server ends the stream only once the source is final and every event was sent, so
         an end after the final event, or an end that brought nothing new, means done.
         """
         return self.finished or not self._fresh
@@ -142,20 +163,20 @@ def _timeout(requester: SyncRequester | AsyncRequester, deadline: float | None) 
     return httpx.Timeout(configured.connect, read=read, write=configured.write, pool=configured.pool)
 
 
-def _expired(job_id: str, deadline: float | None) -> None:
+def _expired(source: Followed, deadline: float | None) -> None:
     remaining = _remaining(deadline)
     if remaining is not None and remaining <= 0:
-        raise FineTuneWaitTimeout(f"Fine-tune {job_id} did not finish in time.")
+        raise source.timed_out()
 
 
 def follow_sync(
-    requester: SyncRequester, job_id: str, after: int = 0, deadline: float | None = None
+    requester: SyncRequester, source: Followed, after: int = 0, deadline: float | None = None
 ) -> Iterator[types.JobEvent]:
-    """Every event after ``after``, live, until the stream ends with the job final."""
-    follower = EventFollower(job_id, last=after)
+    """Every event after ``after``, live, until the stream ends with the source final."""
+    follower = EventFollower(source, last=after)
     http = requester.http
     while True:
-        _expired(job_id, deadline)
+        _expired(source, deadline)
         request = requester.build_request(http, follower.op(), None, follower.retries)
         request.extensions["timeout"] = _timeout(requester, deadline).as_dict()
         error: APIError
@@ -169,12 +190,12 @@ def follow_sync(
                 for line in response.iter_lines():
                     if (event := follower.line(line)) is not None:
                         yield event
-                    _expired(job_id, deadline)
+                    _expired(source, deadline)
             finally:
                 response.close()
         except httpx.TransportError as exc:
             if isinstance(exc, httpx.TimeoutException):
-                _expired(job_id, deadline)
+                _expired(source, deadline)
             error = requester.transport_error(exc, request)
             error.__cause__ = exc
         except APIError as exc:
@@ -187,12 +208,12 @@ def follow_sync(
 
 
 async def follow_async(
-    requester: AsyncRequester, job_id: str, after: int = 0, deadline: float | None = None
+    requester: AsyncRequester, source: Followed, after: int = 0, deadline: float | None = None
 ) -> AsyncIterator[types.JobEvent]:
-    follower = EventFollower(job_id, last=after)
+    follower = EventFollower(source, last=after)
     http = requester.http
     while True:
-        _expired(job_id, deadline)
+        _expired(source, deadline)
         request = requester.build_request(http, follower.op(), None, follower.retries)
         request.extensions["timeout"] = _timeout(requester, deadline).as_dict()
         error: APIError
@@ -206,12 +227,12 @@ async def follow_async(
                 async for line in response.aiter_lines():
                     if (event := follower.line(line)) is not None:
                         yield event
-                    _expired(job_id, deadline)
+                    _expired(source, deadline)
             finally:
                 await response.aclose()
         except httpx.TransportError as exc:
             if isinstance(exc, httpx.TimeoutException):
-                _expired(job_id, deadline)
+                _expired(source, deadline)
             error = requester.transport_error(exc, request)
             error.__cause__ = exc
         except APIError as exc:
@@ -223,15 +244,30 @@ async def follow_async(
         await asyncio.sleep(follower.failed(requester, error))
 
 
-class ProgressBar:
-    """The tqdm bar ``wait`` shows: steps done of ``total_steps``, the latest loss as postfix."""
+class Progressing(Protocol):
+    """What ``wait`` reads of the source's state: a fine-tune or a generation."""
 
-    def __init__(self, job: types.FineTune, enabled: bool) -> None:
+    @property
+    def is_final(self) -> bool: ...
+    @property
+    def step(self) -> int: ...
+    @property
+    def total_steps(self) -> int: ...
+
+
+S = TypeVar("S", bound=Progressing)
+EventCallback = Callable[[types.JobEvent], Any]
+
+
+class ProgressBar:
+    """The tqdm bar ``wait`` shows: steps done of the total, the latest loss (fine-tunes) as postfix."""
+
+    def __init__(self, source: Followed, state: Progressing, enabled: bool) -> None:
         self._bar = tqdm(
-            total=job.total_steps or None,
-            initial=job.step,
+            total=state.total_steps or None,
+            initial=state.step,
             unit="step",
-            desc=f"fine-tune {job.id[:8]}",
+            desc=f"{source.kind} {source.id[:8]}",
             disable=not enabled,
             leave=True,
         )
@@ -239,6 +275,8 @@ class ProgressBar:
     def update(self, event: types.JobEvent) -> None:
         data: dict[str, Any] = event.data
         step = data.get("step")
+        if event.type == "succeeded" and self._bar.total:
+            step = self._bar.total  # a success did every step, whatever progress was last reported
         if isinstance(step, int) and step > self._bar.n:
             self._bar.update(step - self._bar.n)
         if event.type == "progress" and (loss := data.get("loss")) is not None:
@@ -248,4 +286,86 @@ class ProgressBar:
         self._bar.close()
 
 
-EventCallback = Callable[[types.JobEvent], Any]
+def deadline_after(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def wait_sync(
+    requester: SyncRequester,
+    source: Followed,
+    get: Callable[[], S],
+    *,
+    progress: bool,
+    timeout: float | None,
+    on_event: EventCallback | None,
+) -> S:
+    """Follow ``source`` until it is final and return its state as ``get`` reads it then.
+
+    A source already final is returned at once. Every event (from the first) goes to
+    ``on_event``; ``timeout`` (seconds) raises the source's :class:`~rushes.WaitTimeout`.
+    """
+    deadline = deadline_after(timeout)
+    state = get()
+    if state.is_final:
+        return state
+    bar = ProgressBar(source, state, progress)
+    try:
+        for event in follow_sync(requester, source, 0, deadline):
+            bar.update(event)
+            if on_event is not None:
+                on_event(event)
+    finally:
+        bar.close()
+    return get()
+
+
+async def wait_async(
+    requester: AsyncRequester,
+    source: Followed,
+    get: Callable[[], Awaitable[S]],
+    *,
+    progress: bool,
+    timeout: float | None,  # noqa: ASYNC109 (the same call as on the blocking client)
+    on_event: EventCallback | None,
+) -> S:
+    deadline = deadline_after(timeout)
+    state = await get()
+    if state.is_final:
+        return state
+    bar = ProgressBar(source, state, progress)
+    try:
+        async for event in follow_async(requester, source, 0, deadline):
+            bar.update(event)
+            if on_event is not None:
+                on_event(event)
+    finally:
+        bar.close()
+    return await get()
+
+
+class event_stream(Generic[P]):
+    """A live stream of events: an iterator on a ``Client``, an async iterator on an ``AsyncClient``."""
+
+    def __init__(
+        self,
+        sync: Callable[Concatenate[Any, P], Iterator[types.JobEvent]],
+        async_: Callable[Concatenate[Any, P], AsyncIterator[types.JobEvent]],
+    ) -> None:
+        self._sync, self._async = sync, async_
+        self.__doc__ = sync.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> event_stream[P]: ...
+    @overload
+    def __get__(
+        self, obj: Resource[SyncRequester], owner: type[Any]
+    ) -> Callable[P, Iterator[types.JobEvent]]: ...
+    @overload
+    def __get__(
+        self, obj: Resource[AsyncRequester], owner: type[Any]
+    ) -> Callable[P, AsyncIterator[types.JobEvent]]: ...
+    def __get__(self, obj: Resource[Any] | None, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        implementation = self._async if obj._requester.is_async else self._sync
+        return functools.partial(implementation, obj)

@@ -242,6 +242,56 @@ def _models_download(args: argparse.Namespace) -> int:
     return 0
 
 
+GENERATION_COLUMNS = ("id", "status", "model_id", "version", "created_at", "prompt")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    wait = args.wait or args.output is not None
+    path = None
+    with _client(args) as client:
+        generation = client.generations.create(
+            args.model_id,
+            args.prompt,
+            version=args.version,
+            negative_prompt=args.negative_prompt,
+            width=args.width,
+            height=args.height,
+            frames=args.frames,
+            steps=args.steps,
+            guidance=args.guidance,
+            seed=args.seed,
+            adapter_strength=args.strength,
+        )
+        if wait:
+            if not args.json:
+                print(generation.id, flush=True)
+            generation = client.generations.wait(
+                generation, progress=not args.no_progress and sys.stderr.isatty()
+            )
+            if generation.status == "succeeded" and args.output is not None:
+                path = client.generations.download(generation, args.output)
+    if args.json:
+        print(json.dumps(generation.to_dict(), indent=2))
+    elif path is not None:
+        print(path)
+    elif wait:
+        print(generation.status)
+    else:
+        print(generation.id)
+    if wait and generation.status != "succeeded":
+        reason = f": {generation.failure_reason}" if generation.failure_reason else ""
+        print(f"rushes: error: generation {generation.id} {generation.status}{reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _generations_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        generations = client.generations.list(status=args.status, model_id=args.model_id)
+        _emit(args, _listed(args, generations), GENERATION_COLUMNS)
+    return 0
+
+
 def _admin_tenants(args: argparse.Namespace) -> int:
     with _client(args) as client:
         columns = ("id", "name", "status", "members", "assets", "storage_bytes")
@@ -364,6 +414,32 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument(
         "-o", "--output", default=None, help="file to write (default: model-vN.safetensors)"
     )
+
+    generate = command(commands, "generate", _generate, "render a video with a fine-tuned model")
+    generate.add_argument("model_id")
+    generate.add_argument("prompt")
+    generate.add_argument("--version", type=int, default=None, help="model version (default: its latest)")
+    generate.add_argument("--negative-prompt", default=None, help="what to steer away from")
+    for name, kind, what in (
+        ("width", int, "pixels, a multiple of 16"),
+        ("height", int, "pixels, a multiple of 16"),
+        ("frames", int, "1 + a multiple of 4"),
+        ("steps", int, "denoising steps"),
+        ("guidance", float, "classifier-free guidance scale (1 turns it off)"),
+        ("seed", int, "default: drawn at random"),
+        ("strength", float, "how strongly the model's adapter applies, 0 to 2 (default 1)"),
+    ):
+        generate.add_argument(f"--{name}", type=kind, default=None, help=what)
+    generate.add_argument("--wait", action="store_true", help="follow the generation until it finishes")
+    generate.add_argument(
+        "-o", "--output", default=None, help="save the video here once it succeeds (implies --wait)"
+    )
+    generate.add_argument("--no-progress", action="store_true", help="no progress bar while waiting")
+
+    generations = command(commands, "generations", _generations_list, "list generations, newest first")
+    generations.add_argument("--status", default=None, help="only those in this state, e.g. succeeded")
+    generations.add_argument("--model-id", default=None, help="only those of this model")
+    generations.add_argument("--limit", type=int, default=20, help="show at most this many (0: all)")
 
     admin = command(commands, "admin", None, "platform administration (admins only)").add_subparsers(
         dest="action", required=True, metavar="ACTION"

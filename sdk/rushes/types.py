@@ -19,6 +19,9 @@ __all__ = [
     "DatasetItem",
     "DatasetVersion",
     "FineTune",
+    "Generation",
+    "GenerationEvent",
+    "Guardrails",
     "JobEvent",
     "Me",
     "Member",
@@ -237,7 +240,7 @@ class WebhookDelivery(_Model):
     attempt_log: list[WebhookAttempt] = field(default_factory=list)
 
 
-#: Fine-tune statuses after which nothing more happens (unless the job is resumed).
+#: Statuses (of fine-tunes and generations) after which nothing more happens (unless a job is resumed).
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -290,6 +293,27 @@ class JobEvent(_Model):
     data: dict[str, Any] = field(default_factory=dict)
 
 
+#: A generation's events have the shape of a fine-tune's: ``queued``, ``started``, ``progress``
+#: (``step``, ``total_steps``), ``cancel_requested``, ``requeued``, ``succeeded`` (``outputs``,
+#: ``gpu_seconds``), ``failed`` (``reason``) and ``cancelled``.
+GenerationEvent = JobEvent
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Guardrails(_Model):
+    """What generation requests on a model may ask for, set by the tenant's owners.
+
+    A prompt holding a blocked term (any case, as a whole word or phrase) is refused, and so
+    is a request over a limit; a limit of None leaves the platform's own.
+    """
+
+    blocked_terms: list[str] = field(default_factory=list)
+    max_width: int | None = None
+    max_height: int | None = None
+    max_frames: int | None = None
+    max_steps: int | None = None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Model(_Model):
     """A fine-tuned model: a name and its numbered versions (one per successful fine-tune)."""
@@ -301,6 +325,7 @@ class Model(_Model):
     version_count: int
     created_at: datetime
     updated_at: datetime
+    guardrails: Guardrails = field(default_factory=Guardrails)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -318,3 +343,52 @@ class ModelVersion(_Model):
     trigger_word: str | None = None
     final_loss: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Generation(_Model):
+    """A video rendered from a model version. ``status`` is as for fine-tunes.
+
+    Every setting is resolved when the generation is made (the base's defaults, a random
+    ``seed``), so it can be rendered again. ``step`` counts denoising steps of ``steps``;
+    ``outputs`` maps each output's name (``video.mp4``, ``poster.jpg``, ``preview.webp``) to its
+    API path once the generation succeeded.
+    """
+
+    id: str
+    status: str
+    base_id: str
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    frames: int
+    steps: int
+    guidance: float
+    seed: int
+    adapter_strength: float
+    step: int
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    gpu_seconds: float
+    queued_at: datetime
+    created_at: datetime
+    model_id: str | None = None
+    model_version_id: str | None = None
+    #: The model version number it renders with; None once that version is deleted.
+    version: int | None = None
+    failure_reason: str | None = None
+    output_bytes: int | None = None
+    outputs: dict[str, str] | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def total_steps(self) -> int:
+        """The denoising steps it takes (``steps``), as its progress events call them."""
+        return self.steps

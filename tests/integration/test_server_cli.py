@@ -115,10 +115,10 @@ def test_train_passes_through_to_the_trainer(tmp_path: Path) -> None:
     ]
 
 
-def _stream_events(http: httpx.Client, job_id: str) -> list[dict[str, Any]]:
-    """Follow a job's live stream to its end, as a browser's EventSource would."""
+def _stream_events(http: httpx.Client, source: str) -> list[dict[str, Any]]:
+    """Follow a job's or generation's live stream to its end, as a browser's EventSource would."""
     events: list[dict[str, Any]] = []
-    with http.stream("GET", f"/v1/fine-tunes/{job_id}/events/stream", timeout=180) as response:
+    with http.stream("GET", f"{source}/events/stream", timeout=180) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         fields: dict[str, str] = {}
         for line in response.iter_lines():
@@ -132,7 +132,7 @@ def _stream_events(http: httpx.Client, job_id: str) -> list[dict[str, Any]]:
     return events
 
 
-def test_the_embedded_system_trains_a_model_end_to_end(server: str, tmp_path: Path) -> None:
+def test_the_embedded_system_trains_a_model_and_renders_with_it(server: str, tmp_path: Path) -> None:
     with httpx.Client(base_url=server, timeout=30) as http:
         http.post(
             "/v1/auth/signup", json={"email": "dp@example.com", "password": PASSWORD, "tenant_name": "DP"}
@@ -162,7 +162,7 @@ def test_the_embedded_system_trains_a_model_end_to_end(server: str, tmp_path: Pa
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
 
-        events = _stream_events(http, job_id)
+        events = _stream_events(http, f"/v1/fine-tunes/{job_id}")
 
         types = [e["type"] for e in events]
         assert types[0] == "queued" and types[-1] == "succeeded", types
@@ -192,3 +192,16 @@ def test_the_embedded_system_trains_a_model_end_to_end(server: str, tmp_path: Pa
         assert http.get(f"/v1/fine-tunes/{job_id}/samples/3/0").status_code == 404
         record = http.get(f"{version}/record").json()
         assert [a["sha256"] for a in record["assets"]] == [file_sha256(clip)]
+
+        generated = http.post(
+            "/v1/generations", json={"model_id": job["model_id"], "prompt": "sks, rain at night", "seed": 3}
+        )
+        assert generated.status_code == 201, generated.text
+        generation = f"/v1/generations/{generated.json()['id']}"
+        types = [e["type"] for e in _stream_events(http, generation)]
+        assert types[:2] == ["queued", "started"] and types[-1] == "succeeded", types
+        outputs = http.get(generation).json()["outputs"]
+        assert http.get(outputs["video.mp4"]).content[4:8] == b"ftyp"
+        assert http.get(outputs["poster.jpg"]).content[:3] == b"\xff\xd8\xff"
+        preview = http.get(outputs["preview.webp"])
+        assert preview.headers["content-type"] == "image/webp" and preview.content[8:12] == b"WEBP"

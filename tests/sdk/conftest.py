@@ -2,7 +2,9 @@
 
 One server per test session (SQLite and local storage in a temporary folder); each test
 signs up its own tenant, so tests never see each other's data. Upload parts are 64 KiB
-here so that small files have many parts.
+here so that small files have many parts. ``s3_live_server`` is a second one, started only
+for the tests that ask for it, whose storage is S3 (moto), so downloads redirect to signed
+URLs as in production.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +29,7 @@ from service.accounts.bootstrap import make_platform_admin
 from service.app import create_app
 from service.db.migrate import migrate
 from service.settings import DatabaseSettings, Settings, StorageSettings, UploadSettings
-from service.storage import storage_from_settings
+from service.storage import ObjectStorage, storage_from_settings
 from tests.conftest import free_port
 from tests.helpers import PASSWORD
 
@@ -37,6 +40,8 @@ PART = 64 << 10
 class LiveServer:
     url: str
     settings: Settings
+    #: The server's own storage, for tests that play a worker.
+    storage: ObjectStorage
 
     def new_api_key(self, name: str = "Studio") -> str:
         """Signs up a fresh tenant and returns an API key for it."""
@@ -63,6 +68,24 @@ class LiveServer:
         return str(key.json()["key"])
 
 
+@contextmanager
+def _serve(settings: Settings) -> Iterator[LiveServer]:
+    migrate(settings.database_url)
+    storage = storage_from_settings(settings)
+    app = create_app(settings, storage)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, name="rushes-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
+        time.sleep(0.05)
+    yield LiveServer(f"http://127.0.0.1:{port}", settings, storage)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data = tmp_path_factory.mktemp("sdk-server")
@@ -72,19 +95,31 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         storage=StorageSettings(backend="local", path=data / "storage"),
         uploads=UploadSettings(default_part_size=PART, min_part_size=PART),
     )
-    migrate(settings.database_url)
-    app = create_app(settings, storage_from_settings(settings))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, name="rushes-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.05)
-    yield LiveServer(f"http://127.0.0.1:{port}", settings)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with _serve(settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_live_server(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iterator[LiveServer]:
+    data = tmp_path_factory.mktemp("sdk-s3-server")
+    settings = Settings(
+        data_dir=data,
+        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{data / 'rushes.db'}"),
+        storage=StorageSettings(
+            backend="s3",
+            s3_endpoint=s3_server,
+            s3_bucket=f"rushes-sdk-{uuid.uuid4().hex[:12]}",
+            s3_access_key="testing",
+            s3_secret_key="testing",  # type: ignore[arg-type]
+            s3_secure=False,
+            s3_region="us-east-1",
+            s3_create_bucket=True,
+        ),
+        # S3 (and moto) refuse parts under 5 MiB, except the last.
+        uploads=UploadSettings(default_part_size=5 << 20, min_part_size=5 << 20),
+    )
+    with _serve(settings) as server:
+        yield server
 
 
 @pytest.fixture

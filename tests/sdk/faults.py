@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
+from rushes._events import SSEParser
 
 Match = Callable[[httpx.Request], bool]
 
@@ -98,3 +99,60 @@ class AsyncFaultTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def is_stream(request: httpx.Request) -> bool:
+    """A request for a live events stream (of a fine-tune or a generation)."""
+    return request.url.path.endswith("/events/stream")
+
+
+class _CutStream(httpx.SyncByteStream):
+    """Passes the stream through up to the end of its first event, then drops or ends it."""
+
+    def __init__(self, inner: httpx.Response, drop: bool) -> None:
+        self.inner, self.drop = inner, drop
+
+    def __iter__(self) -> Iterator[bytes]:
+        parser, pending, passed = SSEParser(), b"", b""
+        stream = self.inner.stream
+        assert isinstance(stream, httpx.SyncByteStream)
+        for chunk in stream:
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                passed += line + b"\n"
+                if parser.feed(line.decode()) is not None:
+                    yield passed
+                    if self.drop:
+                        raise httpx.RemoteProtocolError("injected: connection dropped")
+                    return
+        raise AssertionError("the stream ended before its first event")
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class StreamCutter(httpx.BaseTransport):
+    """Cuts the first events stream after its first event (``drop``: the connection breaks;
+    otherwise the stream ends early); records every stream request in ``streams``."""
+
+    def __init__(self, drop: bool) -> None:
+        self.inner, self.drop = httpx.HTTPTransport(), drop
+        self.streams: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if not is_stream(request):
+            return response
+        self.streams.append(request)
+        if len(self.streams) > 1:
+            return response
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_CutStream(response, self.drop),
+            request=request,
+        )
+
+    def close(self) -> None:
+        self.inner.close()

@@ -7,11 +7,9 @@ import asyncio
 import hashlib
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import rushes
 from rushes import AdapterDigestError, types
@@ -27,7 +25,7 @@ from service.storage import TenantKeys, storage_from_settings
 from tests.helpers import TINY_HYPERPARAMETERS
 from tests.media_samples import make_clip
 from tests.sdk.conftest import LiveServer
-from tests.sdk.faults import Faults, FaultTransport
+from tests.sdk.faults import Faults, FaultTransport, StreamCutter
 
 
 @pytest.fixture
@@ -129,67 +127,12 @@ def test_wait_times_out(client: rushes.Client, dataset: tuple[str, int]) -> None
         client.fine_tunes.wait(job.id, progress=False, timeout=1)
 
 
-def _is_stream(request: httpx.Request) -> bool:
-    return request.url.path.endswith("/events/stream")
-
-
-class _CutStream(httpx.SyncByteStream):
-    """Passes the stream through up to the end of its first event, then drops or ends it."""
-
-    def __init__(self, inner: httpx.Response, drop: bool) -> None:
-        self.inner, self.drop = inner, drop
-
-    def __iter__(self) -> Iterator[bytes]:
-        parser, pending, passed = SSEParser(), b"", b""
-        stream = self.inner.stream
-        assert isinstance(stream, httpx.SyncByteStream)
-        for chunk in stream:
-            pending += chunk
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
-                passed += line + b"\n"
-                if parser.feed(line.decode()) is not None:
-                    yield passed
-                    if self.drop:
-                        raise httpx.RemoteProtocolError("injected: connection dropped")
-                    return
-        raise AssertionError("the stream ended before its first event")
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-class _StreamCutter(httpx.BaseTransport):
-    """Cuts the first events stream after its first event; records every stream request."""
-
-    def __init__(self, drop: bool) -> None:
-        self.inner, self.drop = httpx.HTTPTransport(), drop
-        self.streams: list[httpx.Request] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.inner.handle_request(request)
-        if not _is_stream(request):
-            return response
-        self.streams.append(request)
-        if len(self.streams) > 1:
-            return response
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_CutStream(response, self.drop),
-            request=request,
-        )
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 @pytest.mark.parametrize("drop", [True, False], ids=["connection dropped", "stream ended early"])
 def test_wait_reconnects_with_last_event_id_and_sees_each_event_once(
     live_server: LiveServer, api_key: str, client: rushes.Client, dataset: tuple[str, int], drop: bool
 ) -> None:
     job = _create(client, dataset)
-    transport = _StreamCutter(drop)
+    transport = StreamCutter(drop)
     seen: list[types.JobEvent] = []
     with rushes.Client(api_key=api_key, base_url=live_server.url, transport=transport) as cut:
         timer = _cancel_later(live_server, api_key, job.id, delay=1.5)

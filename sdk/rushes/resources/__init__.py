@@ -6,6 +6,7 @@ from rushes.resources.api_keys import ApiKeys
 from rushes.resources.assets import Assets
 from rushes.resources.datasets import Datasets, DatasetVersions
 from rushes.resources.fine_tunes import Bases, FineTunes
+from rushes.resources.generations import Generations
 from rushes.resources.models import Models, ModelVersions
 from rushes.resources.uploads import Uploads
 from rushes.resources.webhooks import Webhooks
@@ -20,6 +21,7 @@ __all__ = [
     "DatasetVersions",
     "Datasets",
     "FineTunes",
+    "Generations",
     "MeResource",
     "ModelVersions",
     "Models",

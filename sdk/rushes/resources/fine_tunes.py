@@ -3,20 +3,26 @@ bases a deployment can fine-tune."""
 
 from __future__ import annotations
 
-import functools
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec, overload
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from rushes import types
 from rushes._base import IDEMPOTENCY_HEADER, Op
-from rushes._events import EventCallback, ProgressBar, follow_async, follow_sync
+from rushes._errors import FineTuneWaitTimeout
+from rushes._events import (
+    EventCallback,
+    Followed,
+    event_stream,
+    follow_async,
+    follow_sync,
+    wait_async,
+    wait_sync,
+)
 from rushes._resource import R, Resource, dual, endpoint, list_op, paginated, path_segment
 
 if TYPE_CHECKING:
     from rushes._client import AsyncRequester, SyncRequester
 
-P = ParamSpec("P")
 Preset = Literal["quick", "standard", "thorough"]
 
 
@@ -24,32 +30,8 @@ def _path(job_id: str) -> str:
     return f"/v1/fine-tunes/{path_segment(job_id)}"
 
 
-class event_stream(Generic[P]):
-    """A live stream of job events: an iterator on a ``Client``, an async iterator on an ``AsyncClient``."""
-
-    def __init__(
-        self,
-        sync: Callable[Concatenate[Any, P], Iterator[types.JobEvent]],
-        async_: Callable[Concatenate[Any, P], AsyncIterator[types.JobEvent]],
-    ) -> None:
-        self._sync, self._async = sync, async_
-        self.__doc__ = sync.__doc__
-
-    @overload
-    def __get__(self, obj: None, owner: type[Any]) -> event_stream[P]: ...
-    @overload
-    def __get__(
-        self, obj: Resource[SyncRequester], owner: type[Any]
-    ) -> Callable[P, Iterator[types.JobEvent]]: ...
-    @overload
-    def __get__(
-        self, obj: Resource[AsyncRequester], owner: type[Any]
-    ) -> Callable[P, AsyncIterator[types.JobEvent]]: ...
-    def __get__(self, obj: Resource[Any] | None, owner: type[Any]) -> Any:
-        if obj is None:
-            return self
-        implementation = self._async if obj._requester.is_async else self._sync
-        return functools.partial(implementation, obj)
+def _followed(job_id: str) -> Followed:
+    return Followed("fine-tune", job_id, _path(job_id), FineTuneWaitTimeout)
 
 
 def _stream(self: FineTunes[SyncRequester], job_id: str, *, after: int = 0) -> Iterator[types.JobEvent]:
@@ -57,17 +39,13 @@ def _stream(self: FineTunes[SyncRequester], job_id: str, *, after: int = 0) -> I
 
     A dropped connection is reopened with ``Last-Event-ID``: no event is missed or repeated.
     """
-    return follow_sync(self._requester, job_id, after)
+    return follow_sync(self._requester, _followed(job_id), after)
 
 
 def _stream_async(
     self: FineTunes[AsyncRequester], job_id: str, *, after: int = 0
 ) -> AsyncIterator[types.JobEvent]:
-    return follow_async(self._requester, job_id, after)
-
-
-def _deadline(timeout: float | None) -> float | None:
-    return None if timeout is None else time.monotonic() + timeout
+    return follow_async(self._requester, _followed(job_id), after)
 
 
 def _wait(
@@ -83,19 +61,14 @@ def _wait(
     ``on_event`` is called with every event; ``timeout`` (seconds) raises
     :class:`~rushes.FineTuneWaitTimeout` when it runs out first.
     """
-    deadline = _deadline(timeout)
-    job = self.get(job_id)
-    if job.is_final:
-        return job
-    bar = ProgressBar(job, progress)
-    try:
-        for event in follow_sync(self._requester, job_id, 0, deadline):
-            bar.update(event)
-            if on_event is not None:
-                on_event(event)
-    finally:
-        bar.close()
-    return self.get(job_id)
+    return wait_sync(
+        self._requester,
+        _followed(job_id),
+        lambda: self.get(job_id),
+        progress=progress,
+        timeout=timeout,
+        on_event=on_event,
+    )
 
 
 async def _wait_async(
@@ -106,19 +79,14 @@ async def _wait_async(
     timeout: float | None = None,  # noqa: ASYNC109 (the same call as on the blocking client)
     on_event: EventCallback | None = None,
 ) -> types.FineTune:
-    deadline = _deadline(timeout)
-    job = await self.get(job_id)
-    if job.is_final:
-        return job
-    bar = ProgressBar(job, progress)
-    try:
-        async for event in follow_async(self._requester, job_id, 0, deadline):
-            bar.update(event)
-            if on_event is not None:
-                on_event(event)
-    finally:
-        bar.close()
-    return await self.get(job_id)
+    return await wait_async(
+        self._requester,
+        _followed(job_id),
+        lambda: self.get(job_id),
+        progress=progress,
+        timeout=timeout,
+        on_event=on_event,
+    )
 
 
 class FineTunes(Resource[R]):

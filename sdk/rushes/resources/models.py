@@ -1,15 +1,13 @@
-"""Fine-tuned models, their numbered versions, and downloading a version's LoRA adapter."""
+"""Fine-tuned models, their numbered versions and generation guardrails, and downloading a
+version's LoRA adapter."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import hashlib
 import os
 import re
-import tempfile
-import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +15,8 @@ import httpx
 
 from rushes import types
 from rushes._base import Op, nothing
-from rushes._errors import AdapterDigestError, APIError, RushesError
+from rushes._download import PartialFile, download_async, download_sync
+from rushes._errors import AdapterDigestError, RushesError
 from rushes._resource import R, Resource, dual, endpoint, list_op, paginated, path_segment
 
 if TYPE_CHECKING:
@@ -45,42 +44,20 @@ def expected_sha256(headers: httpx.Headers) -> str | None:
         return None
 
 
-class _Download:
-    """A temporary file next to the target, renamed into place only once its digest checks out."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        self._file = os.fdopen(fd, "wb")
-        self._temp = Path(name)
-        self._hash = hashlib.sha256()
-
-    def write(self, chunk: bytes) -> None:
-        self._file.write(chunk)
-        self._hash.update(chunk)
-
-    def finish(self, response: httpx.Response) -> Path:
-        self._file.close()
-        actual = self._hash.hexdigest()
-        expected = expected_sha256(response.headers)
-        if expected is None:
-            self.discard()
-            raise RushesError(f"The adapter download from {response.url} carried no Repr-Digest to verify.")
-        if actual != expected:
-            self.discard()
-            raise AdapterDigestError(
-                f"The downloaded adapter is corrupt: its SHA-256 is {actual}, the server announced "
-                f"{expected}. Nothing was written to {self.target}.",
-                expected=expected,
-                actual=actual,
-            )
-        os.replace(self._temp, self.target)
-        return self.target
-
-    def discard(self) -> None:
-        self._file.close()
-        self._temp.unlink(missing_ok=True)
+def _verified(response: httpx.Response, partial: PartialFile) -> Path:
+    """Keep the adapter only if its SHA-256 is the one the server announced in ``Repr-Digest``."""
+    expected = expected_sha256(response.headers)
+    if expected is None:
+        raise RushesError(f"The adapter download from {response.url} carried no Repr-Digest to verify.")
+    actual = partial.sha256
+    if actual != expected:
+        raise AdapterDigestError(
+            f"The downloaded adapter is corrupt: its SHA-256 is {actual}, the server announced "
+            f"{expected}. Nothing was written to {partial.target}.",
+            expected=expected,
+            actual=actual,
+        )
+    return partial.commit()
 
 
 def _adapter_op(model_id: str, number: int) -> Op[None]:
@@ -100,71 +77,13 @@ def _download_adapter(
     The file is written under a temporary name and renamed into place once its SHA-256
     matches the server's ``Repr-Digest``; otherwise :class:`AdapterDigestError` is raised.
     """
-    requester, op, retries = self._requester, _adapter_op(model_id, number), 0
-    while True:
-        request = requester.build_request(requester.http, op, None, retries)
-        error: APIError
-        download: _Download | None = None
-        try:
-            response = requester.http.send(request, stream=True)
-            try:
-                if not response.is_success:
-                    response.read()
-                    raise requester.error_for(response)
-                download = _Download(Path(path))
-                for chunk in response.iter_bytes():
-                    download.write(chunk)
-                return download.finish(response)
-            finally:
-                response.close()
-        except httpx.TransportError as exc:
-            error = requester.transport_error(exc, request)
-            error.__cause__ = exc
-        except APIError as exc:
-            error = exc
-        finally:
-            if download is not None:
-                download.discard()
-        delay = requester.retry_delay(error, retries)
-        if delay is None:
-            raise error
-        time.sleep(delay)
-        retries += 1
+    return download_sync(self._requester, _adapter_op(model_id, number), Path(path), _verified)
 
 
 async def _download_adapter_async(
     self: Models[AsyncRequester], model_id: str, number: int, path: str | os.PathLike[str]
 ) -> Path:
-    requester, op, retries = self._requester, _adapter_op(model_id, number), 0
-    while True:
-        request = requester.build_request(requester.http, op, None, retries)
-        error: APIError
-        download: _Download | None = None
-        try:
-            response = await requester.http.send(request, stream=True)
-            try:
-                if not response.is_success:
-                    await response.aread()
-                    raise requester.error_for(response)
-                download = _Download(Path(path))
-                async for chunk in response.aiter_bytes():
-                    download.write(chunk)
-                return download.finish(response)
-            finally:
-                await response.aclose()
-        except httpx.TransportError as exc:
-            error = requester.transport_error(exc, request)
-            error.__cause__ = exc
-        except APIError as exc:
-            error = exc
-        finally:
-            if download is not None:
-                download.discard()
-        delay = requester.retry_delay(error, retries)
-        if delay is None:
-            raise error
-        await asyncio.sleep(delay)
-        retries += 1
+    return await download_async(self._requester, _adapter_op(model_id, number), Path(path), _verified)
 
 
 def _record(data: Any) -> dict[str, Any]:
@@ -197,6 +116,38 @@ class Models(Resource[R]):
     def delete(self, model_id: str) -> Op[None]:
         """Delete a model, its versions and their files (owners only)."""
         return Op("DELETE", _path(model_id), nothing)
+
+    @endpoint
+    def get_guardrails(self, model_id: str) -> Op[types.Guardrails]:
+        """What generation requests on the model may ask for."""
+        return Op("GET", f"{_path(model_id)}/guardrails", types.Guardrails.from_json)
+
+    @endpoint
+    def set_guardrails(
+        self,
+        model_id: str,
+        *,
+        blocked_terms: Sequence[str] = (),
+        max_width: int | None = None,
+        max_height: int | None = None,
+        max_frames: int | None = None,
+        max_steps: int | None = None,
+    ) -> Op[types.Guardrails]:
+        """Replace the model's guardrails (owners only); they apply to generations requested from now on.
+
+        Everything is replaced: a limit left out (None) is lifted, back to the platform's own.
+        Prompts holding a blocked term (any case, as a whole word or phrase) are refused.
+        """
+        if isinstance(blocked_terms, str):
+            raise TypeError("blocked_terms is a list of terms, not one string")
+        body = {
+            "blocked_terms": list(blocked_terms),
+            "max_width": max_width,
+            "max_height": max_height,
+            "max_frames": max_frames,
+            "max_steps": max_steps,
+        }
+        return Op("PUT", f"{_path(model_id)}/guardrails", types.Guardrails.from_json, json=body)
 
 
 class ModelVersions(Resource[R]):
