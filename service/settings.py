@@ -103,7 +103,7 @@ class GenerationSettings(BaseModel):
     # Compatible generations a worker renders together in one batch.
     max_batch: int = 4
     # Adapters a worker keeps loaded on the accelerator, and in host memory behind that.
-    device_cache_bytes: int = 1 * GiB
+    device_cache_bytes: int = 4 * GiB
     host_cache_bytes: int = 4 * GiB
     # The longer side of the animated preview, in pixels.
     preview_max_side: int = 256

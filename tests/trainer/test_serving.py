@@ -151,6 +151,44 @@ def test_a_step_callback_can_stop_a_batch(engine) -> None:
     assert again.shape == (5, 64, 64, 3)
 
 
+def test_a_batch_whose_adapters_do_not_fit_together_renders_in_halves(spec, store, engine) -> None:
+    """An accelerator tier with room for one rank-4 adapter still serves a batch of two."""
+    probe = AdapterPool(
+        spec.load_transformer(Quantization.FP32),
+        spec.default_lora_targets,
+        budget_bytes=1 << 20,
+        dtype=torch.float32,
+    )
+    small = GenerationEngine(
+        spec,
+        quantization=Quantization.FP32,
+        fetch=store,
+        device_cache_bytes=5 * probe.row_bytes,
+        host_cache_bytes=0,
+        max_batch=2,
+        max_rank=4,
+    )
+    try:
+        assert small.pool.rows == 5
+        steps: list[int] = []
+        halves = small.generate([request(A), request(B)], on_step=steps.append)
+    finally:
+        small.close()
+    together = engine.generate([request(A), request(B)])
+    assert (halves - together).abs().max().item() <= 1e-4
+    assert steps == [1, 2, 3, 4, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="needs 5"):
+        GenerationEngine(
+            spec,
+            quantization=Quantization.FP32,
+            fetch=store,
+            device_cache_bytes=4 * probe.row_bytes,
+            host_cache_bytes=0,
+            max_batch=2,
+            max_rank=4,
+        )
+
+
 def test_a_batch_mixes_only_compatible_requests(engine) -> None:
     with pytest.raises(ValueError, match="share size"):
         engine.generate([request(A), request(B, width=32)])

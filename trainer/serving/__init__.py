@@ -5,7 +5,7 @@ pool (accelerator), in host memory, or only in storage; ``engine`` renders batch
 requests with them.
 """
 
-from trainer.serving.adapters import AdapterError, AdapterKey
+from trainer.serving.adapters import AdapterError, AdapterKey, CacheFullError
 from trainer.serving.cache import CacheStats, TieredAdapterCache
 from trainer.serving.engine import GenerationEngine, GenerationRequest, GenerationStopped
 from trainer.serving.pool import AdapterPool
@@ -14,6 +14,7 @@ __all__ = [
     "AdapterError",
     "AdapterKey",
     "AdapterPool",
+    "CacheFullError",
     "CacheStats",
     "GenerationEngine",
     "GenerationRequest",

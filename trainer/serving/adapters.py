@@ -28,6 +28,10 @@ class AdapterError(ValueError):
         self.key = key
 
 
+class CacheFullError(AdapterError):
+    """The adapters of one batch do not fit in the accelerator tier together."""
+
+
 class AdapterKey(NamedTuple):
     """Whose adapter: the tenant is part of every cache key, so two tenants never share an entry."""
 

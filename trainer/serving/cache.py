@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer.serving.adapters import AdapterError, AdapterKey, HostAdapter, unpack
+from trainer.serving.adapters import AdapterError, AdapterKey, CacheFullError, HostAdapter, unpack
 from trainer.serving.policy import GreedyDualSizeFrequency
 from trainer.serving.pool import AdapterPool
 
@@ -153,8 +153,8 @@ class TieredAdapterCache:
             try:
                 future.result()
             except AdapterError as exc:
-                raise AdapterError(str(exc), key) from exc
-        raise AdapterError("the accelerator's adapter cache is too small for this batch", key)
+                raise type(exc)(str(exc), key) from exc
+        raise CacheFullError("the accelerator's adapter cache is too small for this batch", key)
 
     def _load(self, key: AdapterKey) -> None:
         started = time.perf_counter()
@@ -211,7 +211,7 @@ class TieredAdapterCache:
         while len(self._free_rows) < rank:
             victim = self._device_policy.victim(exclude=self._pins)
             if victim is None:
-                raise AdapterError(
+                raise CacheFullError(
                     f"the accelerator's adapter cache ({self.pool.rows - 1} rows) cannot hold "
                     f"another rank-{rank} adapter beside the running batch"
                 )

@@ -17,7 +17,7 @@ import torch
 
 from service.bases.quantization import Quantization
 from trainer.models.registry import ModelSpecification
-from trainer.serving.adapters import AdapterKey
+from trainer.serving.adapters import AdapterKey, CacheFullError
 from trainer.serving.cache import MAX_RANK, Fetch, TieredAdapterCache
 from trainer.serving.pool import AdapterPool
 
@@ -65,11 +65,13 @@ class GenerationEngine:
         self.pool = AdapterPool(
             self.transformer, spec.default_lora_targets, budget_bytes=device_cache_bytes, dtype=spec.dtype
         )
-        # Any batch must fit beside nothing else, or a batch could wait on rows for ever.
-        if self.pool.rows < max_batch * max_rank + 1:
+        # A batch whose adapters do not fit together is split, down to one request, which
+        # must always fit: one adapter of the largest rank beside the zero row.
+        if self.pool.rows < max_rank + 1:
             raise ValueError(
                 f"an accelerator adapter cache of {device_cache_bytes} bytes holds {self.pool.rows} LoRA "
-                f"rows; a batch of {max_batch} rank-{max_rank} adapters needs {max_batch * max_rank + 1}"
+                f"rows; a rank-{max_rank} adapter needs {max_rank + 1} (raise "
+                "RUSHES_GENERATIONS__DEVICE_CACHE_BYTES)"
             )
         self.cache = TieredAdapterCache(self.pool, fetch, host_bytes=host_cache_bytes, max_rank=max_rank)
 
@@ -79,16 +81,34 @@ class GenerationEngine:
     def prefetch(self, keys: Sequence[AdapterKey]) -> None:
         self.cache.prefetch(keys)
 
-    @torch.no_grad()
     def generate(
         self, requests: Sequence[GenerationRequest], on_step: Callable[[int], None] | None = None
     ) -> torch.Tensor:
-        """Frames ``[b, f, h, w, 3]`` in [0, 1], one video per request, in order."""
+        """Frames ``[b, f, h, w, 3]`` in [0, 1], one video per request, in order.
+
+        When the batch's adapters do not fit in the accelerator tier together, its halves
+        render one after the other (``on_step`` then counts each half's steps); a request
+        renders the same either way.
+        """
         if not requests or len(requests) > self.max_batch:
             raise ValueError(f"a batch holds 1 to {self.max_batch} requests")
-        first = requests[0]
-        if any(r.shape_key != first.shape_key for r in requests):
+        if any(r.shape_key != requests[0].shape_key for r in requests):
             raise ValueError("a batch's requests must share size, frames, steps and guidance on/off")
+        try:
+            return self._render(requests, on_step)
+        except CacheFullError:
+            if len(requests) == 1:
+                raise
+            half = len(requests) // 2
+            return torch.cat(
+                [self.generate(requests[:half], on_step), self.generate(requests[half:], on_step)]
+            )
+
+    @torch.no_grad()
+    def _render(
+        self, requests: Sequence[GenerationRequest], on_step: Callable[[int], None] | None
+    ) -> torch.Tensor:
+        first = requests[0]
         keys = [r.adapter for r in requests if r.adapter is not None]
         # Cold adapters load while the prompts are encoded.
         self.cache.prefetch(keys)

@@ -24,6 +24,10 @@ from torch import nn
 
 from trainer.serving.adapters import HostAdapter, ModuleShape
 
+# Rows beyond this would hold more adapters than any worker keeps hot (2,048 of rank 32);
+# the cap keeps a small base from allocating the whole byte budget for nothing.
+MAX_ROWS = 65_536
+
 
 @dataclass
 class Routing:
@@ -76,7 +80,7 @@ class AdapterPool:
                 raise TypeError(f"LoRA target {name} is a {type(module).__name__}, not a linear layer")
         self.dtype = dtype
         self.shapes = [ModuleShape(name, m.in_features, m.out_features) for name, m in found]
-        self.rows = budget_bytes // self.row_bytes
+        self.rows = min(budget_bytes // self.row_bytes, MAX_ROWS)
         if self.rows < 2:
             raise ValueError(f"an adapter pool of {budget_bytes} bytes holds no LoRA row beside the zero row")
         self.routing = Routing()
