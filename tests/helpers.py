@@ -207,3 +207,15 @@ def settings_env(settings: Settings) -> dict[str, str]:
             text = str(value) if isinstance(value, str | Path) else json.dumps(value, default=str)
             env[f"RUSHES_{group.upper()}__{name.upper()}"] = text
     return env
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    """The events of a whole Server-Sent Events body, each with its ``id`` and ``event`` name."""
+    events = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":")
+        )
+        if "data" in fields:
+            events.append({**json.loads(fields["data"]), "id": int(fields["id"]), "event": fields["event"]})
+    return events

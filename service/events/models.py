@@ -29,6 +29,8 @@ class EventSource(TenantScoped):
         # Declared by the concrete classes (and ``Base``); named here for the type checker only.
         id: Mapped[UUID]
         status: Mapped[JobStatus]
+        step: Mapped[int]
+        cancel_requested: Mapped[bool]
 
 
 class EventRecord(TenantScoped):

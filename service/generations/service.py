@@ -11,11 +11,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
 from uuid import UUID
 
 import anyio.to_thread
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principal import Principal
@@ -23,9 +22,10 @@ from service.bases.architecture import geometry_problem
 from service.bases.catalogue import Catalogue
 from service.db.pagination import PageRequest, fetch_page
 from service.errors import Conflict, Invalid, NotFound
+from service.events import lifecycle
 from service.generations.events import GENERATION_EVENTS
 from service.generations.guardrails import Shape, check_guardrails, check_platform
-from service.generations.models import Generation, GenerationEvent, GenerationEventType
+from service.generations.models import Generation, GenerationEvent
 from service.generations.schemas import GenerationCreate, GenerationOut, output_paths
 from service.jobs.models import JobStatus
 from service.models.models import Model, ModelVersion
@@ -122,48 +122,10 @@ async def list_generations(
 
 
 async def cancel_generation(session: AsyncSession, generation_id: UUID) -> Generation:
-    """A queued generation ends now; a running one is stopped by its worker at its next step.
-
-    Each change is a conditional update on the status it expects, so a worker claiming or
-    finishing the generation at the same moment is never overwritten: the loser reads again.
-    """
-    for _ in range(3):
-        generation = await get_generation(session, generation_id)
-        if generation.status.is_final:
-            raise Conflict(f"This generation has already {generation.status.value}.")
-        if generation.status is JobStatus.QUEUED:
-            changed = await _transition(
-                session,
-                generation,
-                JobStatus.QUEUED,
-                status=JobStatus.CANCELLED,
-                finished_at=datetime.now(UTC),
-            )
-            event: GenerationEventType = "cancelled"
-        else:
-            if generation.cancel_requested:
-                return generation
-            changed = await _transition(session, generation, JobStatus.RUNNING, cancel_requested=True)
-            event = "cancel_requested"
-        if changed:
-            await GENERATION_EVENTS.record(session, generation, event, {"step": generation.step})
-            await session.commit()
-            await session.refresh(generation)
-            return generation
-        await session.rollback()
-    raise Conflict("The generation is changing state; try again.")
-
-
-async def _transition(
-    session: AsyncSession, generation: Generation, expected: JobStatus, **values: object
-) -> bool:
-    result = await session.execute(
-        update(Generation)
-        .where(Generation.id == generation.id, Generation.status == expected)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    """A queued generation ends now; a running one is stopped by its worker at its next step."""
+    return await lifecycle.cancel(
+        session, GENERATION_EVENTS, lambda: get_generation(session, generation_id), "generation"
     )
-    return cast(CursorResult[Any], result).rowcount == 1
 
 
 async def list_events(

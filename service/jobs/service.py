@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, cast
 from uuid import UUID
 
 import anyio.to_thread
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principal import Principal
@@ -21,9 +20,10 @@ from service.datasets.models import Dataset
 from service.datasets.service import get_dataset, get_version, lock_version
 from service.db.pagination import PageRequest, fetch_page
 from service.errors import Conflict, Invalid, NotFound
+from service.events import lifecycle
 from service.jobs import presets
 from service.jobs.events import JOB_EVENTS
-from service.jobs.models import FineTuneJob, JobEvent, JobEventType, JobStatus
+from service.jobs.models import FineTuneJob, JobEvent, JobStatus
 from service.jobs.schemas import FineTuneCreate, FineTuneOut, SampleOut
 from service.models.models import Model, ModelVersion
 from service.models.service import ensure_name_free, get_model
@@ -117,32 +117,8 @@ async def list_jobs(
 
 
 async def cancel_job(session: AsyncSession, job_id: UUID) -> FineTuneJob:
-    """A queued job ends now; a running one is stopped by its worker, which keeps a checkpoint.
-
-    Each change is a conditional update on the status it expects, so a worker claiming or
-    finishing the job at the same moment is never overwritten: the loser reads again.
-    """
-    for _ in range(3):
-        job = await get_job(session, job_id)
-        if job.status.is_final:
-            raise Conflict(f"This fine-tune has already {job.status.value}.")
-        if job.status is JobStatus.QUEUED:
-            changed = await _transition(
-                session, job, JobStatus.QUEUED, status=JobStatus.CANCELLED, finished_at=datetime.now(UTC)
-            )
-            event: JobEventType = "cancelled"
-        else:
-            if job.cancel_requested:
-                return job
-            changed = await _transition(session, job, JobStatus.RUNNING, cancel_requested=True)
-            event = "cancel_requested"
-        if changed:
-            await JOB_EVENTS.record(session, job, event, {"step": job.step})
-            await session.commit()
-            await session.refresh(job)
-            return job
-        await session.rollback()
-    raise Conflict("The fine-tune is changing state; try again.")
+    """A queued job ends now; a running one is stopped by its worker, which keeps a checkpoint."""
+    return await lifecycle.cancel(session, JOB_EVENTS, lambda: get_job(session, job_id), "fine-tune")
 
 
 async def resume_job(session: AsyncSession, job_id: UUID) -> FineTuneJob:
@@ -150,7 +126,7 @@ async def resume_job(session: AsyncSession, job_id: UUID) -> FineTuneJob:
     job = await get_job(session, job_id)
     if job.model_id is None:
         raise Conflict("The model this fine-tune was training has been deleted; start a new fine-tune.")
-    changed = job.status in (JobStatus.FAILED, JobStatus.CANCELLED) and await _transition(
+    changed = job.status in (JobStatus.FAILED, JobStatus.CANCELLED) and await lifecycle.transition(
         session,
         job,
         job.status,
@@ -169,16 +145,6 @@ async def resume_job(session: AsyncSession, job_id: UUID) -> FineTuneJob:
     await session.commit()
     await session.refresh(job)
     return job
-
-
-async def _transition(session: AsyncSession, job: FineTuneJob, expected: JobStatus, **values: object) -> bool:
-    result = await session.execute(
-        update(FineTuneJob)
-        .where(FineTuneJob.id == job.id, FineTuneJob.status == expected)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return cast(CursorResult[Any], result).rowcount == 1
 
 
 async def list_events(

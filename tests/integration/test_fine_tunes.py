@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.helpers import Caller, fine_tune_body, sign_up, trainable_dataset
+from tests.helpers import Caller, fine_tune_body, parse_sse, sign_up, trainable_dataset
 from tests.media_samples import make_clip
 
 Client = AsyncTestClient[Litestar]
@@ -185,17 +184,6 @@ async def test_events_page_after_a_sequence_number(client: Client, tenant: tuple
     assert [e["seq"] for e in after["items"]] == [2, 3]
 
 
-def _parse_sse(text: str) -> list[dict]:
-    events = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        fields = dict(
-            line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":")
-        )
-        if "data" in fields:
-            events.append({**json.loads(fields["data"]), "id": int(fields["id"]), "event": fields["event"]})
-    return events
-
-
 async def test_stream_sends_every_event_then_ends_and_resumes_from_last_event_id(
     client: Client, tenant: tuple[Caller, str, int]
 ) -> None:
@@ -207,10 +195,10 @@ async def test_stream_sends_every_event_then_ends_and_resumes_from_last_event_id
     whole = await client.get(f"{base}/events/stream", headers=caller.headers)
     assert whole.status_code == 200
     assert whole.headers["content-type"].startswith("text/event-stream")
-    assert [(e["id"], e["event"]) for e in _parse_sse(whole.text)] == [(1, "queued"), (2, "cancelled")]
+    assert [(e["id"], e["event"]) for e in parse_sse(whole.text)] == [(1, "queued"), (2, "cancelled")]
 
     rest = await client.get(f"{base}/events/stream", headers={**caller.headers, "Last-Event-ID": "1"})
-    assert [e["id"] for e in _parse_sse(rest.text)] == [2]
+    assert [e["id"] for e in parse_sse(rest.text)] == [2]
     bad = await client.get(f"{base}/events/stream", headers={**caller.headers, "Last-Event-ID": "x"})
     assert bad.status_code == 422
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from tests.helpers import (
     add_member,
     fine_tune_body,
     make_model_version,
+    parse_sse,
     sign_up,
     trainable_dataset,
 )
@@ -402,17 +402,6 @@ async def test_list_filters_by_status_and_model_and_pages(
     assert (await client.get("/v1/generations?status=sleeping", headers=caller.headers)).status_code == 400
 
 
-def _parse_sse(text: str) -> list[dict]:
-    events = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        fields = dict(
-            line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":")
-        )
-        if "data" in fields:
-            events.append({**json.loads(fields["data"]), "id": int(fields["id"]), "event": fields["event"]})
-    return events
-
-
 async def test_stream_sends_every_event_then_ends_and_resumes_from_last_event_id(
     client: Client, tenant: tuple[Caller, str]
 ) -> None:
@@ -424,10 +413,10 @@ async def test_stream_sends_every_event_then_ends_and_resumes_from_last_event_id
     whole = await client.get(f"{base}/events/stream", headers=caller.headers)
     assert whole.status_code == 200
     assert whole.headers["content-type"].startswith("text/event-stream")
-    assert [(e["id"], e["event"]) for e in _parse_sse(whole.text)] == [(1, "queued"), (2, "cancelled")]
+    assert [(e["id"], e["event"]) for e in parse_sse(whole.text)] == [(1, "queued"), (2, "cancelled")]
 
     rest = await client.get(f"{base}/events/stream", headers={**caller.headers, "Last-Event-ID": "1"})
-    assert [e["id"] for e in _parse_sse(rest.text)] == [2]
+    assert [e["id"] for e in parse_sse(rest.text)] == [2]
     after = (await client.get(f"{base}/events?after=1", headers=caller.headers)).json()
     assert [e["seq"] for e in after["items"]] == [2]
     bad = await client.get(f"{base}/events/stream", headers={**caller.headers, "Last-Event-ID": "x"})
