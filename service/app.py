@@ -38,6 +38,7 @@ from service.storage import ObjectStorage, storage_from_settings
 from service.system.controllers import healthz, readyz
 from service.uploads.cleanup import run_cleanup_forever
 from service.uploads.controllers import AssetController, UploadController
+from service.usage.controllers import UsageController
 from service.webhooks.controllers import WebhookController
 from service.webhooks.dispatcher import run_webhook_dispatcher
 
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             FineTuneController,
             ModelController,
             GenerationController,
+            UsageController,
             AdminController,
             create_static_files_router(
                 path="/", directories=[WEB_ROOT], html_mode=True, opt=access(Access.PUBLIC)

@@ -33,6 +33,7 @@ from rushes.resources import (
     Models,
     Tenant,
     Uploads,
+    UsageResource,
     Webhooks,
 )
 from rushes.types import Page
@@ -120,6 +121,7 @@ class _ClientBase(Generic[R]):
         self.models = Models(requester)
         self.generations = Generations(requester)
         self.webhooks = Webhooks(requester)
+        self.usage = UsageResource(requester)
         self.admin = Admin(requester)
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Self, TypeVar
 
 T = TypeVar("T")
@@ -50,6 +50,8 @@ def _convert(hint: Any, value: Any) -> Any:
         return value
     if hint is datetime:
         return datetime.fromisoformat(value)
+    if hint is date:
+        return date.fromisoformat(value)
     if isinstance(hint, type) and issubclass(hint, Model):
         return hint.from_json(value)
     return value
@@ -60,6 +62,6 @@ def _plain(value: Any) -> Any:
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    if isinstance(value, datetime):
+    if isinstance(value, date):  # datetimes too
         return value.isoformat()
     return value

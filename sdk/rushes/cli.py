@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from datetime import date
 from itertools import islice
 from typing import Any
 
@@ -292,10 +293,58 @@ def _generations_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(n: int) -> str:
+    value, unit = float(n), "B"
+    for bigger in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def _print_usage(args: argparse.Namespace, usage: types.Usage) -> None:
+    """Totals, then one line per day with work attributed to it."""
+    if args.json:
+        print(json.dumps(usage.to_dict(), indent=2))
+        return
+    tunes, made, stored = usage.fine_tunes, usage.generations, usage.storage
+    lines = [
+        f"period       {usage.since} to {usage.until} (UTC days, both included)",
+        f"fine-tunes   {tunes.count} ({tunes.succeeded} succeeded), {tunes.gpu_seconds:,.2f} GPU-seconds",
+        f"generations  {made.count} ({made.succeeded} succeeded), {made.gpu_seconds:,.2f} GPU-seconds,"
+        f" {_size(made.output_bytes)} of outputs",
+        f"storage now  {_size(stored.total_bytes)}: footage {_size(stored.footage_bytes)},"
+        f" adapters {_size(stored.adapter_bytes)}, outputs {_size(stored.output_bytes)}",
+        "",
+    ]
+    if usage.days:
+        lines.append(f"{'day':<10}  {'fine-tune GPU-s':>15}  {'generation GPU-s':>16}  {'generations':>11}")
+        lines += [
+            f"{day.date}  {day.fine_tune_gpu_seconds:>15,.2f}  {day.generation_gpu_seconds:>16,.2f}"
+            f"  {day.generations:>11}"
+            for day in usage.days
+        ]
+    else:
+        lines.append("no fine-tunes or generations in this period")
+    print("\n".join(lines))
+
+
+def _usage(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _print_usage(args, client.usage.get(since=args.since, until=args.until))
+    return 0
+
+
 def _admin_tenants(args: argparse.Namespace) -> int:
     with _client(args) as client:
         columns = ("id", "name", "status", "members", "assets", "storage_bytes")
         _emit(args, _listed(args, client.admin.tenants.list()), columns)
+    return 0
+
+
+def _admin_tenant_usage(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _print_usage(args, client.admin.tenants.usage(args.tenant_id, since=args.since, until=args.until))
     return 0
 
 
@@ -308,6 +357,13 @@ def _admin_users(args: argparse.Namespace) -> int:
 
 
 # --- parser -----------------------------------------------------------------------------------
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -334,6 +390,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_limit(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sub.add_argument("--limit", type=int, default=None, help="show at most this many")
+        return sub
+
+    def with_period(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument(
+            "--since",
+            type=_day,
+            default=None,
+            help="first UTC day, YYYY-MM-DD (default: 1st of --until's month)",
+        )
+        sub.add_argument("--until", type=_day, default=None, help="last UTC day, included (default: today)")
         return sub
 
     command(commands, "login", _login, "verify an API key and store it for later commands")
@@ -441,10 +507,19 @@ def build_parser() -> argparse.ArgumentParser:
     generations.add_argument("--model-id", default=None, help="only those of this model")
     generations.add_argument("--limit", type=int, default=20, help="show at most this many (0: all)")
 
+    with_period(
+        command(commands, "usage", _usage, "GPU time, generations and storage, this month by default")
+    )
+
     admin = command(commands, "admin", None, "platform administration (admins only)").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    with_limit(command(admin, "tenants", _admin_tenants, "list every tenant"))
+    # `rushes admin tenants` alone lists them.
+    tenants = with_limit(
+        command(admin, "tenants", _admin_tenants, "list every tenant, or show one's usage")
+    ).add_subparsers(dest="tenants_action", required=False, metavar="ACTION")
+    with_limit(command(tenants, "list", _admin_tenants, "list every tenant"))
+    with_period(command(tenants, "usage", _admin_tenant_usage, "a tenant's usage")).add_argument("tenant_id")
     with_limit(command(admin, "users", _admin_users, "list every user"))
     return parser
 

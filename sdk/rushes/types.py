@@ -1,9 +1,9 @@
-"""Response models. Ids are strings; timestamps are timezone-aware datetimes."""
+"""Response models. Ids are strings; timestamps are timezone-aware datetimes; days are dates."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from rushes._models import Model as _Model
@@ -19,8 +19,10 @@ __all__ = [
     "DatasetItem",
     "DatasetVersion",
     "FineTune",
+    "FineTuneUsage",
     "Generation",
     "GenerationEvent",
+    "GenerationUsage",
     "Guardrails",
     "JobEvent",
     "Me",
@@ -30,10 +32,13 @@ __all__ = [
     "ModelVersion",
     "Page",
     "Rights",
+    "StorageUsage",
     "Tenant",
     "TenantSummary",
     "Upload",
     "UploadPart",
+    "Usage",
+    "UsageDay",
     "User",
     "Webhook",
     "WebhookAttempt",
@@ -392,3 +397,59 @@ class Generation(_Model):
     def total_steps(self) -> int:
         """The denoising steps it takes (``steps``), as its progress events call them."""
         return self.steps
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FineTuneUsage(_Model):
+    """Fine-tunes attributed to a period, those that succeeded, and their GPU seconds."""
+
+    count: int
+    succeeded: int
+    gpu_seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenerationUsage(_Model):
+    """Generations attributed to a period, those that succeeded, their GPU seconds and output size."""
+
+    count: int
+    succeeded: int
+    gpu_seconds: float
+    output_bytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorageUsage(_Model):
+    """What a tenant stores now: footage, trained adapters and generation outputs, in bytes."""
+
+    footage_bytes: int
+    adapter_bytes: int
+    output_bytes: int
+    total_bytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageDay(_Model):
+    """One UTC day of a period that had work attributed to it."""
+
+    date: date
+    fine_tune_gpu_seconds: float
+    generation_gpu_seconds: float
+    generations: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage(_Model):
+    """A tenant's usage over the UTC days ``since`` to ``until`` (both included).
+
+    Each fine-tune and generation counts on the UTC day it finished; work still under way counts
+    on today, with its GPU seconds so far. ``storage`` is what the tenant stores now, whatever
+    the period; ``days`` lists the days with work attributed to them, oldest first.
+    """
+
+    since: date
+    until: date
+    fine_tunes: FineTuneUsage
+    generations: GenerationUsage
+    storage: StorageUsage
+    days: list[UsageDay] = field(default_factory=list)

@@ -18,6 +18,9 @@ from service.admin.schemas import (
 from service.auth.policy import Access, access
 from service.db.pagination import PageRequest, page_body
 from service.schemas import Page
+from service.usage import service as usage
+from service.usage.controllers import Since, Until
+from service.usage.schemas import UsageOut
 
 
 class AdminController(Controller):
@@ -61,6 +64,19 @@ class AdminController(Controller):
         db_session: NamedDependency[AsyncSession],
     ) -> TenantComputeOut:
         return await service.set_compute(db_session, tenant_id, data)
+
+    @get("/tenants/{tenant_id:uuid}/usage", operation_id="adminGetTenantUsage")
+    async def get_usage(
+        self,
+        tenant_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        since: Since = None,
+        until: Until = None,
+    ) -> UsageOut:
+        """A tenant's usage, as its members see it at ``GET /v1/usage``."""
+        today = usage.utc_today()
+        period = usage.resolve_period(since, until, today)
+        return await service.get_usage(db_session, tenant_id, period, today)
 
     @get("/users", operation_id="adminListUsers")
     async def list_users(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import date
 from uuid import UUID
 
 from sqlalchemy import Select, func, select
@@ -15,6 +16,8 @@ from service.db.tenancy import unscoped
 from service.errors import NotFound
 from service.jobs.models import TenantCompute
 from service.uploads.models import Asset
+from service.usage import service as usage
+from service.usage.schemas import UsageOut
 
 
 def _summaries() -> Select[tuple[Tenant, int, int, int]]:
@@ -65,6 +68,14 @@ async def set_tenant_status(session: AsyncSession, tenant_id: UUID, status: Tena
     tenant.status = status
     await session.commit()
     return await get_tenant(session, tenant_id)
+
+
+async def get_usage(session: AsyncSession, tenant_id: UUID, period: usage.Period, today: date) -> UsageOut:
+    """Any tenant's usage, by the same queries its members' ``GET /v1/usage`` runs."""
+    if await session.get(Tenant, tenant_id) is None:
+        raise NotFound("No such tenant.")
+    with unscoped(session):
+        return await usage.tenant_usage(session, tenant_id, period, today)
 
 
 async def list_users(session: AsyncSession, page: PageRequest) -> tuple[list[UserOut], int]:

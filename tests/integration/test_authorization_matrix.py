@@ -324,6 +324,8 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     # The world's generation has succeeded, so its stream sends every event and ends.
     "streamGenerationEvents": (MEMBER_OBJECT, fixed("GET", f"{_GENERATION}/events/stream")),
     "downloadGenerationOutput": (MEMBER_OBJECT, fixed("GET", f"{_GENERATION}/outputs/video.mp4")),
+    # Each caller reads their own tenant's usage (test_usage.py holds B's answer to none of A's work).
+    "getUsage": (MEMBER_COLLECTION, fixed("GET", "/v1/usage")),
     "createWebhook": (OWNER_COLLECTION, fixed("POST", "/v1/webhooks", json=WEBHOOK)),
     "listWebhooks": (MEMBER_COLLECTION, fixed("GET", "/v1/webhooks")),
     "getWebhook": (MEMBER_OBJECT, fixed("GET", "/v1/webhooks/{w.webhook_id}")),
@@ -343,6 +345,7 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
         fixed("PATCH", "/v1/admin/tenants/{w.owner.tenant_id}", json={"status": "active"}),
     ),
     "adminListUsers": (ADMIN_ONLY, fixed("GET", "/v1/admin/users")),
+    "adminGetTenantUsage": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants/{w.owner.tenant_id}/usage")),
     "adminGetTenantCompute": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants/{w.owner.tenant_id}/compute")),
     "adminSetTenantCompute": (
         ADMIN_ONLY,

@@ -9,6 +9,7 @@ from rushes.resources.fine_tunes import Bases, FineTunes
 from rushes.resources.generations import Generations
 from rushes.resources.models import Models, ModelVersions
 from rushes.resources.uploads import Uploads
+from rushes.resources.usage import UsageResource
 from rushes.resources.webhooks import Webhooks
 
 __all__ = [
@@ -28,5 +29,6 @@ __all__ = [
     "Tenant",
     "TenantMembers",
     "Uploads",
+    "UsageResource",
     "Webhooks",
 ]

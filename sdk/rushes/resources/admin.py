@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from rushes import types
 from rushes._base import Op
 from rushes._resource import R, Resource, endpoint, list_op, paginated, path_segment
+from rushes.resources.usage import usage_op
 
 
 class Admin(Resource[R]):
@@ -37,6 +39,13 @@ class AdminTenants(Resource[R]):
             types.TenantSummary.from_json,
             json={"status": status},
         )
+
+    @endpoint
+    def usage(
+        self, tenant_id: str, *, since: date | str | None = None, until: date | str | None = None
+    ) -> Op[types.Usage]:
+        """Any tenant's usage, as its members see it with ``client.usage.get``."""
+        return usage_op(f"/v1/admin/tenants/{path_segment(tenant_id)}/usage", since, until)
 
 
 class AdminUsers(Resource[R]):

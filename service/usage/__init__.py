@@ -1,0 +1,1 @@
+"""Usage metering: a tenant's GPU time, generations and storage, summed from the rows that hold them."""
