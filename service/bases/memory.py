@@ -119,7 +119,8 @@ def estimate_peak_memory(
 
 def estimate_serving_memory(dims: BaseDims, *, adapter_cache_bytes: int) -> int:
     """What a generation worker keeps resident for one base: bf16 transformer and text encoder,
-    the fp32 VAE, the adapter rows, a CUDA context; plus slack for a batch's activations."""
+    the fp32 VAE, the adapter rows and a CUDA context, with allocator slack. A batch's
+    activations and the VAE's decoding buffers come on top and are not counted."""
     t = dims.transformer
     weights = (t.block_linear_params + t.other_params + dims.text_encoder_params) * _BF16
     return int((weights + dims.vae_params * _FP32 + adapter_cache_bytes) * _SLACK) + _CUDA_CONTEXT

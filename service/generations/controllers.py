@@ -78,7 +78,7 @@ class GenerationController(Controller):
     async def cancel(
         self, generation_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
     ) -> GenerationOut:
-        """A queued generation ends at once; a running one stops at its next denoising step."""
+        """A queued generation ends at once; a running one is dropped by its worker within a heartbeat."""
         generation = await service.cancel_generation(db_session, generation_id)
         return await service.generation_out(db_session, generation)
 

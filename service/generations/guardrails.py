@@ -7,7 +7,9 @@ they match in any case as whole words or phrases, with any run of spaces between
 
 from __future__ import annotations
 
+import html
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from service.errors import Invalid
@@ -47,8 +49,9 @@ def check_platform(shape: Shape, settings: GenerationSettings) -> None:
 
 
 def check_guardrails(shape: Shape, prompt: str, guardrails: Guardrails) -> None:
+    seen = (prompt, as_encoded(prompt))
     for term in guardrails.blocked_terms:
-        if _term_pattern(term).search(prompt):
+        if any(_term_pattern(term).search(text) for text in seen):
             raise Invalid(
                 f"This model's owner blocks the term '{term}' in prompts.", guardrail="blocked_terms"
             )
@@ -60,6 +63,12 @@ def check_guardrails(shape: Shape, prompt: str, guardrails: Guardrails) -> None:
                 f"This model allows at most {allowed} {measure}; the request asks for {asked}.",
                 guardrail=limit,
             )
+
+
+def as_encoded(prompt: str) -> str:
+    """The prompt as the text encoder reads it: the pipeline unescapes HTML twice (so
+    ``&#115;torm`` is "storm" to the model), and compatible Unicode forms read alike."""
+    return unicodedata.normalize("NFKC", html.unescape(html.unescape(prompt)))
 
 
 def _term_pattern(term: str) -> re.Pattern[str]:

@@ -37,7 +37,10 @@ class Generation(EventSource, Base):
 
     # Either may be deleted later with its model; the generation and its outputs stay.
     model_id: Mapped[UUID | None] = mapped_column(ForeignKey("model.id", ondelete="SET NULL"), index=True)
-    model_version_id: Mapped[UUID | None] = mapped_column(ForeignKey("model_version.id", ondelete="SET NULL"))
+    # Indexed so that deleting a version (SET NULL here) does not scan every generation.
+    model_version_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("model_version.id", ondelete="SET NULL"), index=True
+    )
     base_id: Mapped[str] = mapped_column(String(64))
     prompt: Mapped[str] = mapped_column(Text)
     negative_prompt: Mapped[str] = mapped_column(Text, default="")

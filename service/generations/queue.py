@@ -10,8 +10,10 @@ the same generation. Heartbeats from the denoising loop extend the leases; a lea
 out puts its generation back in its place in the queue until ``max_attempts`` leases were
 lost, then fails it. Every change of state appends a numbered event in the same transaction.
 
-The worker-side methods write before they read, so that on SQLite their transaction takes
-the write lock first and never finds its snapshot overtaken by another writer.
+The heartbeat and finish methods write before they read, so that on SQLite their
+transaction takes the write lock first and never finds its snapshot overtaken by another
+writer; ``claim_batch`` reads first (to choose) and treats SQLite's "locked" refusal as a
+lost race, trying again at the next poll.
 """
 
 from __future__ import annotations
@@ -371,8 +373,16 @@ class GenerationQueue:
             await session.commit()
             return True
 
-    async def release(self, worker_id: str, ids: Collection[UUID], now: datetime | None = None) -> set[UUID]:
-        """Hand generations back without counting the attempt (a worker shutting down).
+    async def release(
+        self,
+        worker_id: str,
+        ids: Collection[UUID],
+        *,
+        reason: str = "worker shut down",
+        now: datetime | None = None,
+    ) -> set[UUID]:
+        """Hand generations back without counting the attempt (a worker shutting down, or a
+        batch-mate's adapter that could not be served).
 
         They return to their place in the queue; one whose cancel was requested ends
         cancelled instead. Returns the generations released.
@@ -399,7 +409,7 @@ class GenerationQueue:
             )
             for generation in requeued:
                 await GENERATION_EVENTS.record(
-                    session, generation, "requeued", {"reason": "worker shut down", "worker": worker_id}
+                    session, generation, "requeued", {"reason": reason, "worker": worker_id}
                 )
             await session.commit()
         return {generation.id for generation in cancelled + requeued}

@@ -122,7 +122,7 @@ async def list_generations(
 
 
 async def cancel_generation(session: AsyncSession, generation_id: UUID) -> Generation:
-    """A queued generation ends now; a running one is stopped by its worker at its next step."""
+    """A queued generation ends now; a running one is dropped by its worker at its next heartbeat."""
     return await lifecycle.cancel(
         session, GENERATION_EVENTS, lambda: get_generation(session, generation_id), "generation"
     )

@@ -98,7 +98,12 @@ class GenerationServer:
         while True:
             await anyio.sleep(PREFETCH_SECONDS)
             for base_id, served in list(self.engines.items()):
-                upcoming = await queue.peek([base_id], self.config.max_batch * 2)
+                try:
+                    upcoming = await queue.peek([base_id], self.config.max_batch * 2)
+                except Exception:
+                    # Prefetching only saves time; a failed look must not stop rendering.
+                    logger.exception("adapter prefetch failed")
+                    continue
                 served.prefetch([AdapterKey(str(tenant), str(version)) for tenant, version in upcoming])
 
     async def _engine(self, base_id: str) -> GenerationEngine:
@@ -123,26 +128,46 @@ class GenerationServer:
         return self.engines[base_id]
 
     async def _render(self, queue: GenerationQueue, batch: list[ClaimedGeneration]) -> None:
+        """Render one batch and end each of its generations, beating for its whole life.
+
+        The beat runs beside everything a batch waits on (loading the base, encoding,
+        denoising, decoding, writing outputs), so a slow stage never lets the leases lapse.
+        It collects the generations to stop: cancelled, or no longer held by this worker.
+        """
         ids = [claimed.id for claimed in batch]
         stop: set[UUID] = set()
-        last_beat = time.monotonic()
+        step = [0]
+        async with anyio.create_task_group() as beats:
+            beats.start_soon(self._beat, queue, ids, step, stop)
+            try:
+                await self._render_and_finish(queue, batch, step, stop)
+            finally:
+                beats.cancel_scope.cancel()
 
-        def on_step(step: int) -> None:
+    async def _beat(self, queue: GenerationQueue, ids: list[UUID], step: list[int], stop: set[UUID]) -> None:
+        while True:
+            await anyio.sleep(self.settings.worker.heartbeat_seconds)
+            try:
+                stop.update(await queue.heartbeat(self.worker_id, ids, step[0]))
+            except Exception:
+                # A missed beat is not fatal while the lease lasts; the next one tries again.
+                logger.exception("generation heartbeat failed")
+
+    async def _render_and_finish(
+        self, queue: GenerationQueue, batch: list[ClaimedGeneration], step: list[int], stop: set[UUID]
+    ) -> None:
+        ids = [claimed.id for claimed in batch]
+
+        def on_step(done: int) -> None:
             # Runs on the engine's thread, between denoising steps.
-            nonlocal last_beat
-            if (
-                time.monotonic() - last_beat >= self.settings.worker.heartbeat_seconds
-                or step == batch[0].steps
-            ):
-                stop.update(anyio.from_thread.run(queue.heartbeat, self.worker_id, ids, step))
-                last_beat = time.monotonic()
+            step[0] = done
             if self.stopping.is_set() or stop.issuperset(ids):
                 raise GenerationStopped
 
-        started = time.monotonic()
         try:
             served = await self._engine(batch[0].base_id)
             requests = [self._request(claimed) for claimed in batch]
+            started = time.monotonic()
             frames = await anyio.to_thread.run_sync(lambda: served.generate(requests, on_step))
         except GenerationStopped:
             await self._stopped(queue, ids, stop)
@@ -155,10 +180,11 @@ class GenerationServer:
             for generation_id in ids:
                 await queue.finish_failed(self.worker_id, generation_id, _reason(exc))
             return
+        # Every sample of the batch cost the same; a cancelled one that rendered is charged too.
         share = (time.monotonic() - started) / len(batch)
         for claimed, video in zip(batch, frames, strict=True):
             if claimed.id in stop:
-                await queue.finish_cancelled(self.worker_id, claimed.id)
+                await queue.finish_cancelled(self.worker_id, claimed.id, gpu_seconds=share)
                 continue
             size = await anyio.to_thread.run_sync(self._store_outputs, claimed, video)
             await queue.finish_succeeded(self.worker_id, claimed.id, output_bytes=size, gpu_seconds=share)
@@ -192,10 +218,12 @@ class GenerationServer:
         failed = [c.id for c in batch if exc.key is None or adapter_key(c) == exc.key]
         for generation_id in failed:
             await queue.finish_failed(self.worker_id, generation_id, reason)
-        await queue.release(self.worker_id, [c.id for c in batch if c.id not in failed])
+        others = [c.id for c in batch if c.id not in failed]
+        await queue.release(self.worker_id, others, reason="a batch-mate's adapter could not be served")
 
     def _store_outputs(self, claimed: ClaimedGeneration, frames: torch.Tensor) -> int:
-        """Write the three files, the video last: its presence means the outputs are whole."""
+        """Write the three files; downloads open only when ``finish_succeeded`` marks the
+        generation succeeded, after all three are in storage."""
         outputs = {
             OUTPUT_POSTER: encode_poster(frames),
             OUTPUT_PREVIEW: encode_preview(frames, max_side=self.config.preview_max_side),

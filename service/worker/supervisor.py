@@ -100,6 +100,11 @@ class Supervisor:
             self.training_bytes -= sum(
                 estimate_serving_memory(entry.dims, adapter_cache_bytes=cache) for entry in catalogue
             )
+            if "train" in options.roles and self.training_bytes <= 0:
+                logger.error(
+                    "the generation role plans to hold all of this device's memory; no fine-tune will fit",
+                    extra={"memory_bytes": options.memory_bytes},
+                )
 
     async def run(self) -> None:
         engine = create_engine(self.settings.database_url)

@@ -304,6 +304,10 @@ async def test_guardrails_are_set_by_owners_and_shown_with_the_model(
             "This model's owner blocks the term 'Gore' in prompts.",
         ),
         ({"prompt": "a blood  bath, slowly"}, "blocked_terms", "blocks the term 'blood bath'"),
+        # The text encoder's pipeline unescapes HTML twice: entities cannot smuggle a term in.
+        ({"prompt": "a &#103;ore scene"}, "blocked_terms", "blocks the term 'Gore'"),
+        ({"prompt": "a &amp;#103;ore scene"}, "blocked_terms", "blocks the term 'Gore'"),
+        ({"prompt": "a \uff47\uff4f\uff52\uff45 scene"}, "blocked_terms", "blocks the term 'Gore'"),
         (
             {"width": 64},
             "max_width",

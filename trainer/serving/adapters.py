@@ -28,8 +28,9 @@ class AdapterError(ValueError):
         self.key = key
 
 
-class CacheFullError(AdapterError):
-    """The adapters of one batch do not fit in the accelerator tier together."""
+class CacheFullError(RuntimeError):
+    """The adapters of one batch do not fit in the accelerator tier together: a capacity
+    limit of this server, not a fault of any adapter."""
 
 
 class AdapterKey(NamedTuple):

@@ -61,6 +61,9 @@ class TieredAdapterCache:
         self._device_policy: GreedyDualSizeFrequency[AdapterKey] = GreedyDualSizeFrequency()
         self._free_rows = list(range(pool.rows - 1, 0, -1))  # row 0 is the zero row
         self._pins: Counter[AdapterKey] = Counter()
+        # Adapters a waiting ``acquire`` needs: loading one of its batch-mates, or a
+        # prefetch, never evicts them, so a batch that fits always gets all of them.
+        self._wanted: Counter[AdapterKey] = Counter()
         self._pending: dict[AdapterKey, Future[None]] = {}
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adapter-loader")
         cuda = pool.device.type == "cuda"
@@ -77,14 +80,20 @@ class TieredAdapterCache:
     def acquire(self, keys: Sequence[AdapterKey]) -> dict[AdapterKey, Resident]:
         """Wait until every adapter is on the accelerator and pin it there until ``release``."""
         unique = list(dict.fromkeys(keys))
-        self.prefetch(unique)
+        with self._lock:
+            self._wanted.update(unique)
         pinned: list[AdapterKey] = []
         try:
+            self.prefetch(unique)
             for key in unique:
                 pinned.append(self._wait_and_pin(key))
         except BaseException:
             self.release(pinned)
             raise
+        finally:
+            with self._lock:
+                self._wanted.subtract(unique)
+                self._wanted = +self._wanted
         with self._lock:
             resident = {key: self._device[key] for key in unique}
         if self._stream is not None:
@@ -140,8 +149,8 @@ class TieredAdapterCache:
                 del self._pending[key]
 
     def _wait_and_pin(self, key: AdapterKey) -> AdapterKey:
-        # A prefetched adapter can be evicted by a later prefetch before this batch pins it;
-        # then it is loaded again. Two rounds cover that race; a third would mean thrashing.
+        # A load that finished before this acquire marked the key wanted may have been
+        # evicted since; it is loaded again once. A third round would mean a bug.
         for _ in range(3):
             with self._lock:
                 if key in self._device:
@@ -154,7 +163,7 @@ class TieredAdapterCache:
                 future.result()
             except AdapterError as exc:
                 raise type(exc)(str(exc), key) from exc
-        raise CacheFullError("the accelerator's adapter cache is too small for this batch", key)
+        raise CacheFullError("the accelerator's adapter cache is too small for this batch")
 
     def _load(self, key: AdapterKey) -> None:
         started = time.perf_counter()
@@ -178,7 +187,12 @@ class TieredAdapterCache:
                 self._keep_in_host(adapter, fetch_seconds)
         with self._lock:
             rows = self._take_rows(adapter.rank)
-        ready = self._write(adapter, rows)
+        try:
+            ready = self._write(adapter, rows)
+        except BaseException:
+            with self._lock:
+                self._free_rows.extend(rows)
+            raise
         seconds = time.perf_counter() - started
         with self._lock:
             self._device[key] = Resident(tuple(rows), adapter.scaling, ready)
@@ -193,6 +207,8 @@ class TieredAdapterCache:
             self.pool.write(adapter, rows)
             ready = torch.cuda.Event()  # type: ignore[no-untyped-call]
             ready.record(self._stream)
+        # Waited for here, on the loader thread, so the measured reload cost includes the copy.
+        ready.synchronize()
         return ready
 
     def _keep_in_host(self, adapter: HostAdapter, cost: float) -> None:
@@ -209,11 +225,11 @@ class TieredAdapterCache:
 
     def _take_rows(self, rank: int) -> list[int]:
         while len(self._free_rows) < rank:
-            victim = self._device_policy.victim(exclude=self._pins)
+            victim = self._device_policy.victim(exclude=self._pins.keys() | self._wanted.keys())
             if victim is None:
                 raise CacheFullError(
                     f"the accelerator's adapter cache ({self.pool.rows - 1} rows) cannot hold "
-                    f"another rank-{rank} adapter beside the running batch"
+                    f"another rank-{rank} adapter beside the adapters in use"
                 )
             self._drop_device(victim, evicted=True)
         return [self._free_rows.pop() for _ in range(rank)]

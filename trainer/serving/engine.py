@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from service.bases.quantization import Quantization
+from trainer.devices import free_memory
 from trainer.models.registry import ModelSpecification
 from trainer.serving.adapters import AdapterKey, CacheFullError
 from trainer.serving.cache import MAX_RANK, Fetch, TieredAdapterCache
@@ -86,9 +87,10 @@ class GenerationEngine:
     ) -> torch.Tensor:
         """Frames ``[b, f, h, w, 3]`` in [0, 1], one video per request, in order.
 
-        When the batch's adapters do not fit in the accelerator tier together, its halves
-        render one after the other (``on_step`` then counts each half's steps); a request
-        renders the same either way.
+        When the batch's adapters do not fit in the accelerator tier together, or the batch
+        runs out of accelerator memory, its halves render one after the other (``on_step``
+        then counts each half's steps); a request renders the same either way. A single
+        request that still does not fit raises.
         """
         if not requests or len(requests) > self.max_batch:
             raise ValueError(f"a batch holds 1 to {self.max_batch} requests")
@@ -96,9 +98,10 @@ class GenerationEngine:
             raise ValueError("a batch's requests must share size, frames, steps and guidance on/off")
         try:
             return self._render(requests, on_step)
-        except CacheFullError:
+        except (CacheFullError, torch.OutOfMemoryError):
             if len(requests) == 1:
                 raise
+            free_memory(self.spec.device)
             half = len(requests) // 2
             return torch.cat(
                 [self.generate(requests[:half], on_step), self.generate(requests[half:], on_step)]
@@ -112,11 +115,10 @@ class GenerationEngine:
         keys = [r.adapter for r in requests if r.adapter is not None]
         # Cold adapters load while the prompts are encoded.
         self.cache.prefetch(keys)
-        embeds = self.spec.encode_prompts(
-            self.text_encoder, [r.prompt for r in requests] + [r.negative_prompt for r in requests]
-        )
-        prompts = self.spec.batch_prompt_embeds(embeds[: len(requests)])
         cfg = first.guidance > 1.0
+        texts = [r.prompt for r in requests] + ([r.negative_prompt for r in requests] if cfg else [])
+        embeds = self.spec.encode_prompts(self.text_encoder, texts)
+        prompts = self.spec.batch_prompt_embeds(embeds[: len(requests)])
         negatives = self.spec.batch_prompt_embeds(embeds[len(requests) :]) if cfg else None
         resident = self.cache.acquire(keys)
         try:

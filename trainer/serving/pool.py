@@ -10,8 +10,9 @@ with row 0, which is never written and stays zero. So:
   (diffusers' ``set_adapters`` walks every module and every loaded adapter instead);
 - each sample of a batch gets its own adapter and strength: peft's mixed-adapter batches,
   without a Python loop over adapters;
-- loading or evicting an adapter writes rows in place: after start-up the pool allocates
-  nothing, so adapters coming and going cannot grow or fragment accelerator memory.
+- loading or evicting an adapter writes rows in place: the tables are allocated once, and a
+  load's only transient device memory is one layer's weights, so adapters coming and going
+  cannot grow or fragment accelerator memory.
 """
 
 from __future__ import annotations
@@ -55,11 +56,14 @@ class SlotLinear(nn.Module):
         rows, scales = self.routing.rows, self.routing.scales
         if rows is None or scales is None:
             return result
-        # As peft computes it: B(A(x)) * scaling, in the adapter's dtype, added to the base.
+        if x.shape[0] != rows.shape[0]:
+            # A sample's rows must meet that sample's tokens and no other's.
+            raise RuntimeError(f"routed for {rows.shape[0]} samples, called with {x.shape[0]}")
+        # As peft computes it: B(A(x)) in the adapter's dtype, times the scaling (fp32 here,
+        # a Python float there), added to the base's output.
         flat = x.reshape(rows.shape[0], -1, x.shape[-1]).to(self.a_rows.dtype)
-        hidden = torch.bmm(flat, self.a_rows[rows].transpose(1, 2)) * scales.view(-1, 1, 1)
-        delta = torch.bmm(hidden, self.b_rows[rows])
-        return result + delta.view(result.shape).to(result.dtype)
+        delta = torch.bmm(torch.bmm(flat, self.a_rows[rows].transpose(1, 2)), self.b_rows[rows])
+        return result + (delta * scales.view(-1, 1, 1)).view(result.shape).to(result.dtype)
 
 
 class AdapterPool:
@@ -101,19 +105,18 @@ class AdapterPool:
     def write(self, adapter: HostAdapter, rows: Sequence[int]) -> None:
         """Copy an adapter into free rows (every module: untargeted ones get its zero rows)."""
         index = torch.tensor(rows, dtype=torch.long, device=self.device)
-        staged = adapter.flat.to(self.device, non_blocking=True)
-        staged_adapter = HostAdapter(adapter.key, adapter.rank, adapter.scaling, staged)
+        # Module by module, so the transient device copies are one layer's, not the adapter's.
         with torch.no_grad():
-            for module, (a, b) in zip(self.modules, staged_adapter.views(self.shapes), strict=True):
-                module.a_rows.index_copy_(0, index, a)
-                module.b_rows.index_copy_(0, index, b)
+            for module, (a, b) in zip(self.modules, adapter.views(self.shapes), strict=True):
+                module.a_rows.index_copy_(0, index, a.to(self.device, non_blocking=True))
+                module.b_rows.index_copy_(0, index, b.to(self.device, non_blocking=True))
 
     def route(self, rows: Sequence[Sequence[int]], scales: Sequence[float]) -> None:
         """Give sample i the adapter in ``rows[i]`` at ``scales[i]``; an empty list means the bare base."""
         width = max((len(r) for r in rows), default=0) or 1
         padded = [list(r) + [0] * (width - len(r)) for r in rows]
         self.routing.rows = torch.tensor(padded, dtype=torch.long, device=self.device)
-        self.routing.scales = torch.tensor(scales, dtype=self.dtype, device=self.device)
+        self.routing.scales = torch.tensor(scales, dtype=torch.float32, device=self.device)
 
     def clear_route(self) -> None:
         self.routing.rows = self.routing.scales = None

@@ -214,7 +214,7 @@ class Generations(Resource[R]):
 
     @endpoint
     def cancel(self, generation_id: str) -> Op[types.Generation]:
-        """A queued generation ends now; a running one stops at its next denoising step."""
+        """A queued generation ends now; a running one is dropped by its worker within a heartbeat."""
         return Op("POST", f"{_path(generation_id)}/cancel", types.Generation.from_json)
 
     @paginated
@@ -222,4 +222,4 @@ class Generations(Resource[R]):
         self, generation_id: str, *, after: int = 0, limit: int | None = None
     ) -> Op[types.Page[types.GenerationEvent]]:
         """The generation's events so far, oldest first, after sequence number ``after``."""
-        return list_op(f"{_path(generation_id)}/events", types.JobEvent.from_json, limit, after=after)
+        return list_op(f"{_path(generation_id)}/events", types.GenerationEvent.from_json, limit, after=after)

@@ -61,6 +61,7 @@ def upgrade() -> None:
     with op.batch_alter_table('generation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_generation_lease_expires_at'), ['lease_expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_generation_model_id'), ['model_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_generation_model_version_id'), ['model_version_id'], unique=False)
         batch_op.create_index('ix_generation_queue', ['status', 'base_id', 'queued_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_generation_tenant_id'), ['tenant_id'], unique=False)
 
@@ -100,6 +101,7 @@ def downgrade() -> None:
     with op.batch_alter_table('generation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_generation_tenant_id'))
         batch_op.drop_index('ix_generation_queue')
+        batch_op.drop_index(batch_op.f('ix_generation_model_version_id'))
         batch_op.drop_index(batch_op.f('ix_generation_model_id'))
         batch_op.drop_index(batch_op.f('ix_generation_lease_expires_at'))
 
