@@ -235,7 +235,23 @@ class GenerationQueue:
         await session.commit()
         return batch
 
-    async def _sweep(self, session: AsyncSession, now: datetime) -> None:
+    async def abandon(self, worker_id: str, now: datetime | None = None) -> None:
+        """End every lease a dead generation process held, now, rather than when they run out.
+
+        The attempts count, as if the leases had expired.
+        """
+        now = now or _now()
+        async with self._session() as session:
+            await session.execute(
+                update(Generation)
+                .where(Generation.status == JobStatus.RUNNING, Generation.lease_owner == worker_id)
+                .values(lease_expires_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            await self._sweep(session, now + timedelta(microseconds=1), reason="worker process died")
+            await session.commit()
+
+    async def _sweep(self, session: AsyncSession, now: datetime, reason: str = "lease expired") -> None:
         """End leases that ran out, and fail queued generations whose model version was deleted."""
         stale = await session.scalars(
             select(Generation)
@@ -264,7 +280,7 @@ class GenerationQueue:
                 # It keeps its place in the queue: it has waited longest, through no fault of its own.
                 generation.status = JobStatus.QUEUED
                 await GENERATION_EVENTS.record(
-                    session, generation, "requeued", {"reason": "lease expired", "worker": worker}
+                    session, generation, "requeued", {"reason": reason, "worker": worker}
                 )
         # A model deleted between a request's check and its commit leaves it with no version.
         orphans = await session.scalars(

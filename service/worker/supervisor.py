@@ -33,6 +33,7 @@ import service.db.models  # noqa: F401  (every mapper is known before the first 
 from service.bases.catalogue import load_catalogue
 from service.bases.memory import estimate_serving_memory
 from service.db.engine import create_engine, session_factory
+from service.generations.queue import GenerationQueue
 from service.jobs.queue import JobQueue, Lease
 from service.jobs.scheduling import WorkerSlot
 from service.settings import Settings
@@ -91,7 +92,9 @@ class Supervisor:
         self.worker_id = f"{options.worker_id}:{uuid.uuid4().hex[:8]}"
         self.children: list[Child] = []
         self.generator: subprocess.Popen[bytes] | None = None
+        self.generator_id = f"{self.worker_id}:generate"
         self.generator_started = 0.0
+        self.generator_abandoned = False
         self.stopping = anyio.Event()
         self.training_bytes = options.memory_bytes
         if "generate" in options.roles:
@@ -109,6 +112,7 @@ class Supervisor:
     async def run(self) -> None:
         engine = create_engine(self.settings.database_url)
         queue = JobQueue(session_factory(engine), self.settings.jobs)
+        generations = GenerationQueue(session_factory(engine), self.settings.generations)
         logger.info(
             "worker started",
             extra={
@@ -122,7 +126,7 @@ class Supervisor:
                 tasks.start_soon(self._watch_signals)
                 while not self.stopping.is_set():
                     await self._reap(queue)
-                    self._keep_generator()
+                    await self._keep_generator(generations)
                     if "train" not in self.options.roles or await self._lease(queue) is None:
                         with anyio.move_on_after(self.options.poll_seconds):
                             await self.stopping.wait()
@@ -167,22 +171,33 @@ class Supervisor:
             command.append(f"--device={self.options.device}")
         return subprocess.Popen(command, preexec_fn=die_with_parent)  # noqa: S603
 
-    def _keep_generator(self) -> None:
-        """Start the generation process, and start it again if it died (its leases then run out)."""
+    async def _keep_generator(self, generations: GenerationQueue) -> None:
+        """Start the generation process, and start it again if it died.
+
+        A dead process's batch goes back to the queue at once (``abandon``), not when its
+        leases run out; only then may a new process take the same worker id.
+        """
         if "generate" not in self.options.roles:
             return
         if self.generator is not None:
             code = self.generator.poll()
             if code is None:
                 return
+            if not self.generator_abandoned:
+                logger.error("generation process died", extra={"exit_code": code})
+                await generations.abandon(self.generator_id)
+                self.generator_abandoned = True
             if time.monotonic() - self.generator_started < GENERATOR_RESTART_SECONDS:
                 return  # a process that dies at start-up is not restarted in a tight loop
-            logger.error("generation process died", extra={"exit_code": code})
         self.generator_started = time.monotonic()
-        command = [sys.executable, "-m", "service.worker.generate", f"--worker-id={self.worker_id}:generate"]
+        self.generator_abandoned = False
+        self.generator = self._start_generator()
+
+    def _start_generator(self) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "service.worker.generate", f"--worker-id={self.generator_id}"]
         if self.options.device:
             command.append(f"--device={self.options.device}")
-        self.generator = subprocess.Popen(command, preexec_fn=die_with_parent)  # noqa: S603
+        return subprocess.Popen(command, preexec_fn=die_with_parent)  # noqa: S603
 
     async def _reap(self, queue: JobQueue) -> None:
         for child in list(self.children):

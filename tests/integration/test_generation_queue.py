@@ -234,6 +234,24 @@ async def test_lost_leases_requeue_then_fail(
     ]
 
 
+async def test_a_dead_workers_batch_is_abandoned_at_once_and_counts_the_attempt(
+    sessions: async_sessionmaker[AsyncSession], queue: GenerationQueue
+) -> None:
+    owner = await make_owner(sessions, "t")
+    ids = await enqueue(sessions, owner, 2)
+    await queue.claim_batch("w1", ["tiny"], 4)
+    await queue.claim_batch("w2", ["tiny"], 4)  # nothing left: w2 holds nothing
+    await queue.abandon("w1")
+    for generation_id in ids:
+        requeued = await fetch(sessions, generation_id)
+        assert (requeued.status, requeued.lease_owner, requeued.attempts) == (JobStatus.QUEUED, None, 1)
+        assert await event_types(sessions, generation_id) == ["started", "requeued"]
+    # Well before any lease would have run out, another worker has them; a second death fails them.
+    assert {c.id for c in await queue.claim_batch("w2", ["tiny"], 4)} == set(ids)
+    await queue.abandon("w2")
+    assert {(await fetch(sessions, i)).status for i in ids} == {JobStatus.FAILED}
+
+
 async def test_cancel_requests_reach_the_worker_and_release_keeps_the_attempt(
     sessions: async_sessionmaker[AsyncSession], queue: GenerationQueue
 ) -> None:
