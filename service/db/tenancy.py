@@ -18,7 +18,7 @@ from uuid import UUID
 
 from advanced_alchemy.types import GUID
 from sqlalchemy import Select, Table, event, type_coerce
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql.selectable import Join
 
@@ -55,6 +55,13 @@ def unscoped(session: AsyncSession | Session) -> Iterator[None]:
 def mark_unscoped(session: AsyncSession | Session) -> None:
     """For sessions that serve platform-wide work for their whole life (admin, cleanup)."""
     session.info[_UNSCOPED] = True
+
+
+def unscoped_session(sessions: async_sessionmaker[AsyncSession]) -> AsyncSession:
+    """A new session for work that serves every tenant (queues, dispatchers)."""
+    session = sessions()
+    mark_unscoped(session)
+    return session
 
 
 def _scoped_mappers(state: ORMExecuteState) -> set[Any]:

@@ -19,7 +19,7 @@ lost race, trying again at the next poll.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,9 +29,9 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.db.tenancy import mark_unscoped
+from service.db.tenancy import unscoped_session
 from service.generations.events import GENERATION_EVENTS
-from service.generations.models import Generation
+from service.generations.models import Generation, GenerationEventType
 from service.generations.schemas import output_paths
 from service.jobs.models import JobStatus
 from service.settings import GenerationSettings
@@ -40,6 +40,13 @@ from service.settings import GenerationSettings
 _WINDOW = 200
 # Claims that lose every generation they chose to another worker look again, a bounded number of times.
 _CLAIM_TRIES = 3
+
+# The event that ends a generation in each final status.
+_FINAL_EVENTS: dict[JobStatus, GenerationEventType] = {
+    JobStatus.SUCCEEDED: "succeeded",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "cancelled",
+}
 
 # What generations must share to be rendered together: base, width, height, frames, steps,
 # and whether classifier-free guidance is on (which doubles the batch inside the pipeline).
@@ -121,9 +128,7 @@ class GenerationQueue:
         self.settings = settings
 
     def _session(self) -> AsyncSession:
-        session = self.sessions()
-        mark_unscoped(session)  # the queue serves every tenant
-        return session
+        return unscoped_session(self.sessions)  # the queue serves every tenant
 
     async def claim_batch(
         self, worker_id: str, base_ids: Collection[str], max_batch: int, now: datetime | None = None
@@ -332,22 +337,16 @@ class GenerationQueue:
         now: datetime | None = None,
     ) -> bool:
         """Record a rendered generation whose outputs are stored; False if the lease was lost."""
-        async with self._session() as session:
-            changed = await self._update_held(
-                session,
-                worker_id,
-                [generation_id],
-                **self._ended(JobStatus.SUCCEEDED, gpu_seconds, now),
-                step=Generation.steps,
-                output_bytes=output_bytes,
-            )
-            if not changed:
-                return False
-            (generation,) = changed
-            data = {"outputs": output_paths(generation.id), "gpu_seconds": generation.gpu_seconds}
-            await GENERATION_EVENTS.record(session, generation, "succeeded", data)
-            await session.commit()
-            return True
+        return await self._finish(
+            worker_id,
+            generation_id,
+            JobStatus.SUCCEEDED,
+            gpu_seconds,
+            now,
+            lambda g: {"outputs": output_paths(g.id), "gpu_seconds": g.gpu_seconds},
+            step=Generation.steps,
+            output_bytes=output_bytes,
+        )
 
     async def finish_failed(
         self,
@@ -359,33 +358,43 @@ class GenerationQueue:
         now: datetime | None = None,
     ) -> bool:
         """Fail a generation with a reason its requester can act on; False if the lease was lost."""
-        async with self._session() as session:
-            changed = await self._update_held(
-                session,
-                worker_id,
-                [generation_id],
-                **self._ended(JobStatus.FAILED, gpu_seconds, now),
-                failure_reason=reason,
-            )
-            if not changed:
-                return False
-            (generation,) = changed
-            await GENERATION_EVENTS.record(session, generation, "failed", {"reason": reason})
-            await session.commit()
-            return True
+        return await self._finish(
+            worker_id,
+            generation_id,
+            JobStatus.FAILED,
+            gpu_seconds,
+            now,
+            lambda _: {"reason": reason},
+            failure_reason=reason,
+        )
 
     async def finish_cancelled(
         self, worker_id: str, generation_id: UUID, *, gpu_seconds: float = 0.0, now: datetime | None = None
     ) -> bool:
         """End a generation stopped on its cancel request; False if the lease was lost."""
+        return await self._finish(
+            worker_id, generation_id, JobStatus.CANCELLED, gpu_seconds, now, lambda g: {"step": g.step}
+        )
+
+    async def _finish(
+        self,
+        worker_id: str,
+        generation_id: UUID,
+        status: JobStatus,
+        gpu_seconds: float,
+        now: datetime | None,
+        event_data: Callable[[Generation], dict[str, Any]],
+        **values: Any,
+    ) -> bool:
+        """End a held generation with its final event in one transaction; False if not held."""
         async with self._session() as session:
             changed = await self._update_held(
-                session, worker_id, [generation_id], **self._ended(JobStatus.CANCELLED, gpu_seconds, now)
+                session, worker_id, [generation_id], **self._ended(status, gpu_seconds, now), **values
             )
             if not changed:
                 return False
             (generation,) = changed
-            await GENERATION_EVENTS.record(session, generation, "cancelled", {"step": generation.step})
+            await GENERATION_EVENTS.record(session, generation, _FINAL_EVENTS[status], event_data(generation))
             await session.commit()
             return True
 

@@ -21,7 +21,7 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.db.tenancy import mark_unscoped
+from service.db.tenancy import unscoped_session
 from service.jobs.events import JOB_EVENTS
 from service.jobs.models import FineTuneJob, JobEventType, JobStatus, TenantCompute
 from service.jobs.scheduling import QueuedJob, TenantState, WorkerSlot, add_decayed, decayed_value, pick_next
@@ -60,9 +60,7 @@ class JobQueue:
         self.settings = settings
 
     def _session(self) -> AsyncSession:
-        session = self.sessions()
-        mark_unscoped(session)  # the queue serves every tenant
-        return session
+        return unscoped_session(self.sessions)  # the queue serves every tenant
 
     async def lease(self, worker_id: str, slot: WorkerSlot, now: datetime | None = None) -> Lease | None:
         now = now or _now()

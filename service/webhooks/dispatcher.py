@@ -36,7 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.db.tenancy import mark_unscoped
+from service.db.tenancy import unscoped_session
 from service.errors import Invalid
 from service.jobs.models import JobEvent
 from service.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -178,9 +178,7 @@ async def run_webhook_dispatcher(
 
 
 def _session(sessions: async_sessionmaker[AsyncSession]) -> AsyncSession:
-    session = sessions()
-    mark_unscoped(session)  # the dispatcher serves every tenant
-    return session
+    return unscoped_session(sessions)  # the dispatcher serves every tenant
 
 
 async def _fan_out(

@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from service.bases.quantization import Quantization
-from service.bases.tiny import SCHEDULER_CONFIG
 from tests.adapters import random_adapter
+from tests.pipelines import stock_pipeline
 from trainer.models import load_specification
-from trainer.models._untyped import UniPCMultistepScheduler, WanPipeline
 from trainer.serving import (
     AdapterError,
     AdapterKey,
@@ -76,15 +75,7 @@ def test_the_engine_renders_what_the_stock_pipeline_does_with_the_adapter(
 ) -> None:
     path = tmp_path / "adapter.safetensors"
     path.write_bytes(random_adapter(1))
-    encoder = spec.load_text_encoder()
-    pipeline = WanPipeline(
-        tokenizer=encoder.tokenizer,
-        text_encoder=encoder.model,
-        vae=spec.load_vae(),
-        scheduler=UniPCMultistepScheduler(**SCHEDULER_CONFIG),
-        transformer=spec.load_transformer(Quantization.FP32),
-    )
-    pipeline.set_progress_bar_config(disable=True)
+    pipeline = stock_pipeline(spec, Quantization.FP32)
 
     def stock() -> np.ndarray:
         return pipeline(

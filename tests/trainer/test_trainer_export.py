@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from diffusers import UniPCMultistepScheduler, WanPipeline
 from safetensors import safe_open
 
+from tests.pipelines import stock_pipeline
 from trainer import Quantization, RunStorage, Trainer
-from trainer.models.tiny import SCHEDULER_CONFIG
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +78,7 @@ def test_stock_wan_pipeline_with_the_export_renders_the_trainers_frames(
     ours = trainer.render(0).numpy()
 
     spec = trainer.spec
-    encoder = spec.load_text_encoder()
-    pipeline = WanPipeline(
-        tokenizer=encoder.tokenizer,
-        text_encoder=encoder.model,
-        vae=spec.load_vae(),
-        scheduler=UniPCMultistepScheduler(**SCHEDULER_CONFIG),
-        transformer=spec.load_transformer(quantization),
-    )
-    pipeline.set_progress_bar_config(disable=True)
+    pipeline = stock_pipeline(spec, quantization)
 
     def render() -> np.ndarray:
         return pipeline(

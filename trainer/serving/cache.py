@@ -56,6 +56,7 @@ class TieredAdapterCache:
         self.stats = CacheStats()
         self._lock = threading.Lock()
         self._host: dict[AdapterKey, HostAdapter] = {}
+        self._host_used = 0
         self._host_policy: GreedyDualSizeFrequency[AdapterKey] = GreedyDualSizeFrequency()
         self._device: dict[AdapterKey, Resident] = {}
         self._device_policy: GreedyDualSizeFrequency[AdapterKey] = GreedyDualSizeFrequency()
@@ -131,7 +132,7 @@ class TieredAdapterCache:
 
     def host_bytes_used(self) -> int:
         with self._lock:
-            return sum(adapter.nbytes for adapter in self._host.values())
+            return self._host_used
 
     def close(self) -> None:
         self._loader.shutdown(wait=True, cancel_futures=True)
@@ -214,13 +215,12 @@ class TieredAdapterCache:
     def _keep_in_host(self, adapter: HostAdapter, cost: float) -> None:
         if adapter.nbytes > self.host_bytes:
             return  # larger than the whole tier: it passes straight through to the accelerator
-        used = sum(entry.nbytes for entry in self._host.values())
-        while used + adapter.nbytes > self.host_bytes:
+        while self._host_used + adapter.nbytes > self.host_bytes:
             victim = self._host_policy.victim()
             assert victim is not None  # the tier is non-empty while over budget
-            used -= self._host[victim].nbytes
             self._drop_host(victim, evicted=True)
         self._host[adapter.key] = adapter
+        self._host_used += adapter.nbytes
         self._host_policy.touch(adapter.key, cost=cost, size=adapter.nbytes)
 
     def _take_rows(self, rank: int) -> list[int]:
@@ -244,7 +244,7 @@ class TieredAdapterCache:
             self._device_policy.forget(key)
 
     def _drop_host(self, key: AdapterKey, *, evicted: bool = False) -> None:
-        del self._host[key]
+        self._host_used -= self._host.pop(key).nbytes
         if evicted:
             self._host_policy.evict(key)
             self.stats.host_evictions += 1

@@ -1,0 +1,23 @@
+"""The stock diffusers pipeline over the tiny base, the reference the trainer and the serving engine match."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.bases.quantization import Quantization
+from service.bases.tiny import SCHEDULER_CONFIG
+from trainer.models._untyped import UniPCMultistepScheduler, WanPipeline
+
+
+def stock_pipeline(spec: Any, quantization: Quantization) -> Any:
+    """diffusers' own ``WanPipeline`` over the same tiny components, as a tenant would run it."""
+    encoder = spec.load_text_encoder()
+    pipeline = WanPipeline(
+        tokenizer=encoder.tokenizer,
+        text_encoder=encoder.model,
+        vae=spec.load_vae(),
+        scheduler=UniPCMultistepScheduler(**SCHEDULER_CONFIG),
+        transformer=spec.load_transformer(quantization),
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
