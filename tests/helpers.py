@@ -216,6 +216,6 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
         fields = dict(
             line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":")
         )
-        if "data" in fields:
+        if fields.get("data"):  # as EventSource does, events with no data are not dispatched
             events.append({**json.loads(fields["data"]), "id": int(fields["id"]), "event": fields["event"]})
     return events

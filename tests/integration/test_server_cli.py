@@ -123,7 +123,9 @@ def _stream_events(http: httpx.Client, source: str) -> list[dict[str, Any]]:
         fields: dict[str, str] = {}
         for line in response.iter_lines():
             if line == "":
-                if "data" in fields:
+                # As EventSource does, an event with no data (litestar's keep-alive carries an
+                # empty data line after its comment) is not dispatched.
+                if fields.get("data"):
                     events.append({"sse_id": int(fields["id"]), **json.loads(fields["data"])})
                 fields = {}
             elif not line.startswith(":") and ": " in line:
