@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: any other torch requirement pulls several GB of CUDA wheels.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[worker,dev]"
 	# compat mode: a path-based editable install that mypy can follow.
 	$(PY) -m pip install -q -e ./sdk --config-settings editable_mode=compat
 	touch $(STAMP)
@@ -26,4 +26,5 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy service trainer sdk/rushes
+	$(VENV)/bin/mypy core service worker trainer sdk/rushes
+	$(VENV)/bin/lint-imports

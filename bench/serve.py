@@ -38,10 +38,10 @@ from uuid import UUID
 import numpy as np
 import torch
 
-from service.bases.quantization import Quantization
-from service.bases.tiny import TRANSFORMER_CONFIG
-from service.storage.keys import TenantKeys
-from service.storage.local import LocalStorage
+from core.bases.quantization import Quantization
+from core.bases.tiny import TRANSFORMER_CONFIG
+from core.storage.keys import TenantKeys
+from core.storage.local import LocalStorage
 from trainer.devices import compute_dtype, resolve_device
 from trainer.export import LoraLayout, adapter_bytes
 from trainer.models._untyped import WanTransformer3DModel
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    # As the generation worker does: see service/worker/generate.py.
+    # As the generation worker does: see worker/generate.py.
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"

@@ -45,7 +45,7 @@ def _measure(
     import torch
     from peft import LoraConfig
 
-    from service.bases.architecture import WAN21_T2V_1_3B, wan_transformer_dims
+    from core.bases.architecture import WAN21_T2V_1_3B, wan_transformer_dims
     from trainer.devices import compute_dtype
     from trainer.models.wan import WanSpecification
     from trainer.quantize import Quantization, bnb

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import anyio
 from advanced_alchemy.extensions.litestar import AsyncSessionConfig, SQLAlchemyAsyncConfig, SQLAlchemyPlugin
 from litestar import Litestar, Router
 from litestar.di import Provide
@@ -17,12 +14,15 @@ from litestar.plugins.problem_details import ProblemDetailsPlugin
 from litestar.static_files import create_static_files_router
 
 import web
+from core.bases.catalogue import load_catalogue
+from core.logs import configure_logging
+from core.settings import Settings, get_settings
+from core.storage import ObjectStorage, storage_from_settings
 from service.accounts.controllers import ApiKeyController, AuthController, MeController
 from service.admin.controllers import AdminController
 from service.auth.deps import provide_principal
 from service.auth.middleware import AuthenticationMiddleware
 from service.auth.policy import Access, access, enforce_access, undeclared_routes
-from service.bases.catalogue import load_catalogue
 from service.datasets.controllers import DatasetController
 from service.db.engine import create_engine, session_factory
 from service.db.pagination import provide_page
@@ -30,17 +30,12 @@ from service.errors import exception_handlers, problem_details_config
 from service.generations.controllers import GenerationController
 from service.idempotency.middleware import IdempotencyMiddleware
 from service.jobs.controllers import FineTuneController, list_bases
-from service.logging_setup import configure_logging
 from service.models.controllers import ModelController
 from service.request_context import request_id_middleware
-from service.settings import Settings, get_settings
-from service.storage import ObjectStorage, storage_from_settings
 from service.system.controllers import healthz, readyz
-from service.uploads.cleanup import run_cleanup_forever
 from service.uploads.controllers import AssetController, UploadController
 from service.usage.controllers import UsageController
 from service.webhooks.controllers import WebhookController
-from service.webhooks.dispatcher import run_webhook_dispatcher
 
 WEB_ROOT = Path(web.__file__).parent / "static"
 API_VERSION = "1.0.0"
@@ -60,14 +55,6 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
     object_storage = storage or storage_from_settings(settings)
     sessions = session_factory(engine)
     catalogue = load_catalogue(settings.bases)
-
-    @asynccontextmanager
-    async def background_tasks(_: Litestar) -> AsyncIterator[None]:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(run_cleanup_forever, sessions, object_storage, settings.uploads)
-            tasks.start_soon(run_webhook_dispatcher, sessions, settings.webhooks, settings.data_dir)
-            yield
-            tasks.cancel_scope.cancel()
 
     app = Litestar(
         route_handlers=[
@@ -118,7 +105,6 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
         # Logging is configured once, as JSON, by configure_logging; Litestar's own would replace it.
         logging_config=None,
         request_max_body_size=settings.server.max_json_body,
-        lifespan=[background_tasks],
         debug=settings.server.debug,
     )
     if missing := undeclared_routes(app):

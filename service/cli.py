@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from service.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 _M_ARENA_MAX = -8  # mallopt parameter, from glibc's malloc.h
 
@@ -29,14 +29,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     _limit_malloc_arenas()
+    from core.process import die_with_parent
     from service.db.migrate import migrate
-    from service.worker.supervisor import die_with_parent
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate(settings.database_url)
-    # The embedded default is a whole system: one worker beside the API, ending with it.
+    if settings.server.migrate:
+        migrate(settings.database_url)
+    # The embedded default is a whole system: one worker beside the API, ending with it. It is
+    # a process of its own, so the API's process never imports the torch engine.
     worker = (
-        subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], preexec_fn=die_with_parent)
+        subprocess.Popen([sys.executable, "-m", "worker"], preexec_fn=die_with_parent)
         if settings.worker.embedded
         else None
     )
@@ -56,57 +58,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "kib": 1 << 10,
-    "mib": 1 << 20,
-    "gib": 1 << 30,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-}
-
-
-def memory_size(text: str) -> int:
-    """``24GiB``, ``80GB``, ``512MiB`` or a byte count."""
-    number = text.strip().rstrip("BbIiKkMmGg")
-    unit = text.strip()[len(number) :].lower()
-    try:
-        value = float(number) * _UNITS[unit]
-    except (KeyError, ValueError):
-        raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (try 24GiB)") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("memory must be positive")
-    return int(value)
-
-
-def _roles(text: str) -> str:
-    roles = {role.strip() for role in text.split(",")}
-    unknown = roles - {"train", "generate"}
-    if unknown or not roles:
-        raise argparse.ArgumentTypeError(f"unknown role {sorted(unknown)[0]!r}; roles are train and generate")
-    return ",".join(sorted(roles))
-
-
-def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from service.logging_setup import configure_logging
-    from service.worker.supervisor import Supervisor, WorkerOptions, device_memory
-
-    configure_logging(settings.log)
-    device = args.device or settings.worker.device
-    memory = args.memory or settings.worker.memory_bytes or device_memory(device)
-    options = WorkerOptions(
-        device=device,
-        memory_bytes=memory,
-        max_jobs=args.max_jobs or settings.worker.max_jobs,
-        poll_seconds=settings.worker.poll_seconds,
-        roles=frozenset(args.roles.split(",")),
-    )
-    import anyio
-
-    anyio.run(Supervisor(settings, options).run)
-    return 0
+def _worker(worker_args: Sequence[str]) -> int:
+    # The worker imports torch: it runs as its own program, in place of this process, so
+    # signals from a process manager reach it directly.
+    os.execv(sys.executable, [sys.executable, "-m", "worker", *worker_args])  # noqa: S606
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -120,7 +75,11 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
     from service.accounts.bootstrap import make_platform_admin
+    from service.db.migrate import migrate
 
+    # A fresh data folder has no tables yet; migrating first is what any other command does.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.database_url)
     password = os.environ.get("RUSHES_ADMIN_PASSWORD") or getpass.getpass("Password for the new admin: ")
     created = asyncio.run(make_platform_admin(settings, args.email, password, args.tenant_name))
     print(f"{args.email.lower()} is a platform admin{' (new account)' if created else ''}")
@@ -131,8 +90,8 @@ def _cleanup(settings: Settings, args: argparse.Namespace) -> int:
     from service.uploads.cleanup import clean_up_uploads
 
     async def run() -> None:
+        from core.storage import storage_from_settings
         from service.db.engine import create_engine, session_factory
-        from service.storage import storage_from_settings
 
         engine = create_engine(settings.database_url)
         report = await clean_up_uploads(
@@ -174,19 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--tenant-name", default="Platform")
     admin.set_defaults(run=_create_admin)
 
-    worker = commands.add_parser("worker", help="run fine-tune jobs from the queue on this machine")
-    worker.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present)")
-    worker.add_argument(
-        "--memory", type=memory_size, default=None, help="accelerator memory to offer jobs, e.g. 80GiB"
+    commands.add_parser(
+        "worker",
+        help="run fine-tunes, generations, webhook delivery and cleanup from the queue "
+        "(rushes-server worker --help for its options)",
+        add_help=False,
     )
-    worker.add_argument("--max-jobs", type=int, default=None, help="jobs run at once when they fit")
-    worker.add_argument(
-        "--roles",
-        type=_roles,
-        default="train,generate",
-        help="work to take, comma-separated: train (fine-tunes), generate (videos)",
-    )
-    worker.set_defaults(run=_worker)
 
     cleanup = commands.add_parser(
         "cleanup", help="remove expired uploads and orphaned multipart uploads once"
@@ -205,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
         return _train(argv[1:])
+    if argv[:1] == ["worker"]:
+        return _worker(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = get_settings()

@@ -1,4 +1,4 @@
-"""Domain errors and the one mapping from exceptions to RFC 9457 problem details."""
+"""The one mapping from exceptions (the core's domain errors among them) to RFC 9457 problem details."""
 
 from __future__ import annotations
 
@@ -12,52 +12,13 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException
 from sqlalchemy.exc import IntegrityError
 
+from core.errors import DomainError
+from core.storage.base import ObjectNotFoundError
 from service.request_context import REQUEST_ID_HEADER, current_request_id
-from service.storage.base import ObjectNotFoundError
 
 logger = logging.getLogger("rushes.errors")
 
 PROBLEM_BASE = "https://docs.rushes.dev/problems/"
-
-
-class DomainError(Exception):
-    """An error a caller can act on. Subclasses fix the status and a stable problem type."""
-
-    status: int = 400
-    problem: str = "bad-request"
-
-    def __init__(self, detail: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.extra = extra
-
-
-class NotFound(DomainError):
-    status, problem = 404, "not-found"
-
-
-class Conflict(DomainError):
-    status, problem = 409, "conflict"
-
-
-class Invalid(DomainError):
-    status, problem = 422, "invalid"
-
-
-class Unauthorized(DomainError):
-    status, problem = 401, "unauthorized"
-
-
-class Forbidden(DomainError):
-    status, problem = 403, "forbidden"
-
-
-class Gone(DomainError):
-    status, problem = 410, "gone"
-
-
-class PayloadTooLarge(DomainError):
-    status, problem = 413, "payload-too-large"
 
 
 class Problem(ProblemDetailsException):

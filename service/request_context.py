@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from contextvars import ContextVar
 
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.logs import request_id_var as _request_id
+
 REQUEST_ID_HEADER = "x-request-id"
 SCOPE_KEY = "request_id"
-_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from service.bases.tiny import TRANSFORMER_CONFIG
+from core.bases.tiny import TRANSFORMER_CONFIG
 from trainer.export import LoraLayout, adapter_bytes
 from trainer.models._untyped import WanTransformer3DModel
 from trainer.models.wan import WanSpecification

@@ -25,10 +25,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
 
+from core.settings import DatabaseSettings, Settings, StorageSettings, UploadSettings
+from core.storage import ObjectStorage, storage_from_settings
 from service.app import create_app
 from service.db.migrate import migrate
-from service.settings import DatabaseSettings, Settings, StorageSettings, UploadSettings
-from service.storage import ObjectStorage, storage_from_settings
 
 POSTGRES_URL = os.environ.get("RUSHES_TEST_POSTGRES_URL", "")
 DATABASES = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]

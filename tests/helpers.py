@@ -14,12 +14,13 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from pydantic import BaseModel, SecretStr
 
+from core.settings import Settings
+from core.storage import ObjectStorage, TenantKeys
+from core.work.status import WorkStatus
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped
-from service.jobs.models import FineTuneJob, JobStatus
+from service.jobs.models import FineTuneJob
 from service.models.service import add_version
-from service.settings import Settings
-from service.storage import ObjectStorage, TenantKeys
 
 PASSWORD = "correct horse battery staple"
 
@@ -172,7 +173,7 @@ async def make_model_version(
     async with session_factory(engine)() as session:
         mark_unscoped(session)
         job = await session.get_one(FineTuneJob, uuid.UUID(created.json()["id"]))
-        job.status, job.finished_at = JobStatus.SUCCEEDED, datetime.now(UTC)
+        job.status, job.finished_at = WorkStatus.SUCCEEDED, datetime.now(UTC)
         version = await add_version(
             session,
             job,

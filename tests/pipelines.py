@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.bases.quantization import Quantization
-from service.bases.tiny import SCHEDULER_CONFIG
+from core.bases.quantization import Quantization
+from core.bases.tiny import SCHEDULER_CONFIG
 from trainer.models._untyped import UniPCMultistepScheduler, WanPipeline
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service.settings import Settings
+from core.settings import Settings
 from tests.helpers import settings_env
 
 

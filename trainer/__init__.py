@@ -6,7 +6,7 @@ The service calls ``train`` (or builds a ``Trainer``) with a ``TrainConfig``, a
 
 import logging
 
-from service.bases.quantization import Quantization
+from core.bases.quantization import Quantization
 
 # On import, bitsandbytes warns that an optional CPU kernel it would fetch from the hub is
 # missing. The trainer never downloads at run time, so the warning is noise in job logs.

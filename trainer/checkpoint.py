@@ -22,7 +22,7 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from service.storage.base import ObjectStorage
+from core.storage.base import ObjectStorage
 
 _STEP_DIR = re.compile(r"step-(\d{8})/meta\.json$")
 

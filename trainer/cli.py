@@ -24,7 +24,7 @@ from types import FrameType
 
 from tqdm import tqdm
 
-from service.bases.quantization import Quantization
+from core.bases.quantization import Quantization
 from trainer import checkpoint
 from trainer.config import LoraSettings, TrainConfig
 from trainer.data import TrainingAsset, TrainingDataset

@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.bases.architecture import geometry_problem
-from service.bases.quantization import Quantization
+from core.bases.architecture import geometry_problem
+from core.bases.quantization import Quantization
 from trainer.errors import TrainerInputError
 
 TIMESTEP_SAMPLING = ("uniform", "logit_normal")

@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from service.bases.quantization import Quantization
+from core.bases.quantization import Quantization
 from trainer.errors import TrainerInputError
 
 

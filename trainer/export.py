@@ -16,8 +16,8 @@ from typing import Any
 import safetensors.torch
 import torch
 
-from service.storage.base import ObjectStorage
-from service.storage.keys import ADAPTER_CONFIG_FILE, ADAPTER_FILE, TRAINING_RECORD_FILE
+from core.storage.base import ObjectStorage
+from core.storage.keys import ADAPTER_CONFIG_FILE, ADAPTER_FILE, TRAINING_RECORD_FILE
 
 RECORD_FORMAT = 1
 # diffusers.loaders.lora_base.LORA_ADAPTER_METADATA_KEY

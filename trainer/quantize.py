@@ -17,7 +17,7 @@ import bitsandbytes
 import torch
 from torch import nn
 
-from service.bases.quantization import Quantization
+from core.bases.quantization import Quantization
 
 # bitsandbytes' stubs do not export its layer and parameter classes.
 bnb: Any = bitsandbytes

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
-from service.storage.base import ObjectNotFoundError, ObjectStorage
-from service.storage.keys import TenantKeys
-from service.storage.local import LocalStorage
+from core.storage.base import ObjectNotFoundError, ObjectStorage
+from core.storage.keys import TenantKeys
+from core.storage.local import LocalStorage
 
 
 class AssetSource(Protocol):

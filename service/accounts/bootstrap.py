@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from core.settings import Settings
 from service.accounts.models import Membership, Role, Tenant, User
 from service.accounts.schemas import Password
 from service.auth.secrets import hash_password
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped
-from service.settings import Settings
 
 
 async def make_platform_admin(settings: Settings, email: str, password: str, tenant_name: str) -> bool:

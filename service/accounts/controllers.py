@@ -10,6 +10,8 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import Forbidden
+from core.settings import Settings
 from service.accounts import service
 from service.accounts.schemas import (
     ApiKeyCreate,
@@ -26,10 +28,8 @@ from service.accounts.schemas import (
 from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.db.pagination import PageRequest, page_body
-from service.errors import Forbidden
 from service.idempotency.middleware import SHOWN_ONCE
 from service.schemas import Page
-from service.settings import Settings
 
 
 def _session_cookie(settings: NamedDependency[Settings], token: str, max_age: int) -> Cookie:

@@ -9,6 +9,7 @@ from anyio import to_thread
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import Conflict, Forbidden, NotFound, Unauthorized
 from service.accounts.models import ApiKey, BrowserSession, Membership, Role, Tenant, User
 from service.accounts.schemas import (
     ApiKeyCreated,
@@ -26,7 +27,6 @@ from service.auth.principal import Principal
 from service.auth.secrets import hash_password, new_api_key, new_session_token, token_hash, verify_password
 from service.db.pagination import PageRequest, fetch_page
 from service.db.tenancy import set_tenant, unscoped
-from service.errors import Conflict, Forbidden, NotFound, Unauthorized
 
 
 async def sign_up(session: AsyncSession, body: SignUp, session_ttl: int) -> tuple[str, Principal]:

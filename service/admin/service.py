@@ -9,11 +9,11 @@ from uuid import UUID
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import NotFound
 from service.accounts.models import Membership, Tenant, TenantStatus, User
 from service.admin.schemas import TenantComputeOut, TenantComputeWrite, TenantSummary, UserOut
 from service.db.pagination import PageRequest, fetch_page
 from service.db.tenancy import unscoped
-from service.errors import NotFound
 from service.jobs.models import TenantCompute
 from service.uploads.models import Asset
 from service.usage import service as usage

@@ -8,11 +8,11 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import Forbidden
 from service.accounts.models import ApiKey, BrowserSession, Membership, Tenant, TenantStatus, User
 from service.auth.principal import Principal
 from service.auth.secrets import api_key_prefix, token_hash, tokens_match
 from service.db.tenancy import unscoped
-from service.errors import Forbidden
 
 # Writing last-used on every request would turn every read into a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)

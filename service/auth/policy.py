@@ -10,8 +10,8 @@ from litestar import Litestar
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from core.errors import Forbidden
 from service.auth.principal import Principal
-from service.errors import Forbidden
 
 ACCESS = "access"
 # Routes whose opt sets this skip authentication (see AuthenticationMiddleware).

@@ -8,10 +8,10 @@ from uuid import UUID
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import Conflict, Invalid, NotFound
 from service.datasets.models import Dataset, DatasetItem, DatasetVersion
 from service.datasets.schemas import DatasetCreate, DatasetUpdate, ItemOut, VersionOut, VersionWrite
 from service.db.pagination import PageRequest, fetch_page
-from service.errors import Conflict, Invalid, NotFound
 from service.uploads.models import Asset
 
 

@@ -14,17 +14,17 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import CursorResult, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.errors import Conflict
+from core.errors import Conflict
+from core.work.status import WorkStatus
 from service.events.log import EventLog
 from service.events.models import EventSource
-from service.jobs.models import JobStatus
 
 SourceT = TypeVar("SourceT", bound=EventSource)
 # Rounds of read-then-update a cancel makes before it gives up on a row that keeps changing.
 _TRIES = 3
 
 
-async def transition(session: AsyncSession, row: EventSource, expected: JobStatus, **values: object) -> bool:
+async def transition(session: AsyncSession, row: EventSource, expected: WorkStatus, **values: object) -> bool:
     """Set ``values`` on ``row`` if it is still in ``expected``; whether it was."""
     table = type(row)
     result = await session.execute(
@@ -47,15 +47,15 @@ async def cancel(
         row = await load()
         if row.status.is_final:
             raise Conflict(f"This {noun} has already {row.status.value}.")
-        if row.status is JobStatus.QUEUED:
+        if row.status is WorkStatus.QUEUED:
             changed = await transition(
-                session, row, JobStatus.QUEUED, status=JobStatus.CANCELLED, finished_at=datetime.now(UTC)
+                session, row, WorkStatus.QUEUED, status=WorkStatus.CANCELLED, finished_at=datetime.now(UTC)
             )
             event = "cancelled"
         else:
             if row.cancel_requested:
                 return row
-            changed = await transition(session, row, JobStatus.RUNNING, cancel_requested=True)
+            changed = await transition(session, row, WorkStatus.RUNNING, cancel_requested=True)
             event = "cancel_requested"
         if changed:
             await log.record(session, row, event, {"step": row.step})

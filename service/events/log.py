@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.attributes import set_committed_value
 
+from core.errors import Invalid
 from service.db.pagination import PageRequest, fetch_page
 from service.db.tenancy import set_tenant
-from service.errors import Invalid
 from service.events.models import EventRecord, EventSource
 from service.events.schemas import EventOut
 

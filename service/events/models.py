@@ -17,7 +17,7 @@ from service.db.base import TenantScoped
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from service.jobs.models import JobStatus
+    from core.work.status import WorkStatus
 
 
 class EventSource(TenantScoped):
@@ -28,7 +28,7 @@ class EventSource(TenantScoped):
     if TYPE_CHECKING:
         # Declared by the concrete classes (and ``Base``); named here for the type checker only.
         id: Mapped[UUID]
-        status: Mapped[JobStatus]
+        status: Mapped[WorkStatus]
         step: Mapped[int]
         cancel_requested: Mapped[bool]
 

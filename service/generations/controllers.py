@@ -11,18 +11,18 @@ from litestar.params import FromPath, JSONBody, Parameter, PathParameter
 from litestar.response import Redirect, ServerSentEvent, Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.bases.catalogue import Catalogue
+from core.settings import Settings
+from core.storage import ObjectStorage
+from core.work.status import WorkStatus
 from service.auth.policy import Access, access
 from service.auth.principal import Principal
-from service.bases.catalogue import Catalogue
 from service.db.pagination import PageRequest, page_body
 from service.events.log import resume_after
 from service.generations import service
 from service.generations.events import GENERATION_EVENTS
 from service.generations.schemas import GenerationCreate, GenerationEventOut, GenerationOut
-from service.jobs.models import JobStatus
 from service.schemas import Page
-from service.settings import Settings
-from service.storage import ObjectStorage
 
 _GENERATION = "/{generation_id:uuid}"
 
@@ -58,7 +58,7 @@ class GenerationController(Controller):
         self,
         db_session: NamedDependency[AsyncSession],
         page: NamedDependency[PageRequest],
-        status: Annotated[JobStatus | None, Parameter(description="Only generations in this state.")] = None,
+        status: Annotated[WorkStatus | None, Parameter(description="Only generations in this state.")] = None,
         model_id: Annotated[UUID | None, Parameter(description="Only generations of this model.")] = None,
     ) -> Page[GenerationOut]:
         generations, total = await service.list_generations(db_session, page, status, model_id)

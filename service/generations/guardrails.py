@@ -12,9 +12,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from service.errors import Invalid
+from core.errors import Invalid
+from core.settings import GenerationSettings
 from service.models.schemas import Guardrails
-from service.settings import GenerationSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import BigInteger, Enum, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.work.status import WorkStatus
 from service.db.base import Base
 from service.events.models import EventRecord, EventSource
-from service.jobs.models import JobStatus
 
 # Every kind of generation event.
 GenerationEventType = Literal[
@@ -52,8 +52,8 @@ class Generation(EventSource, Base):
     # Always stored (drawn when the request names none), so any generation can be rendered again.
     seed: Mapped[int] = mapped_column(Integer)
     adapter_strength: Mapped[float] = mapped_column(Float)
-    status: Mapped[JobStatus] = mapped_column(
-        Enum(JobStatus, native_enum=False, length=16), default=JobStatus.QUEUED
+    status: Mapped[WorkStatus] = mapped_column(
+        Enum(WorkStatus, native_enum=False, length=16), default=WorkStatus.QUEUED
     )
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
     cancel_requested: Mapped[bool] = mapped_column(default=False)

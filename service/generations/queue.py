@@ -29,12 +29,12 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.settings import GenerationSettings
+from core.work.status import WorkStatus
 from service.db.tenancy import unscoped_session
 from service.generations.events import GENERATION_EVENTS
 from service.generations.models import Generation, GenerationEventType
 from service.generations.schemas import output_paths
-from service.jobs.models import JobStatus
-from service.settings import GenerationSettings
 
 # How many of the oldest queued generations a claim considers when it fills a batch.
 _WINDOW = 200
@@ -42,10 +42,10 @@ _WINDOW = 200
 _CLAIM_TRIES = 3
 
 # The event that ends a generation in each final status.
-_FINAL_EVENTS: dict[JobStatus, GenerationEventType] = {
-    JobStatus.SUCCEEDED: "succeeded",
-    JobStatus.FAILED: "failed",
-    JobStatus.CANCELLED: "cancelled",
+_FINAL_EVENTS: dict[WorkStatus, GenerationEventType] = {
+    WorkStatus.SUCCEEDED: "succeeded",
+    WorkStatus.FAILED: "failed",
+    WorkStatus.CANCELLED: "cancelled",
 }
 
 # What generations must share to be rendered together: base, width, height, frames, steps,
@@ -117,7 +117,7 @@ def _now() -> datetime:
 def _held(worker_id: str, ids: Collection[UUID]) -> list[ColumnElement[bool]]:
     return [
         Generation.id.in_(ids),
-        Generation.status == JobStatus.RUNNING,
+        Generation.status == WorkStatus.RUNNING,
         Generation.lease_owner == worker_id,
     ]
 
@@ -172,7 +172,7 @@ class GenerationQueue:
     @staticmethod
     def _claimable(base_ids: Collection[str]) -> list[ColumnElement[bool]]:
         return [
-            Generation.status == JobStatus.QUEUED,
+            Generation.status == WorkStatus.QUEUED,
             Generation.base_id.in_(base_ids),
             Generation.model_version_id.is_not(None),
         ]
@@ -202,7 +202,7 @@ class GenerationQueue:
         # locks and runs one writer at a time); the status condition makes each claim win once.
         claimable = (
             select(Generation.id)
-            .where(Generation.id.in_(chosen), Generation.status == JobStatus.QUEUED)
+            .where(Generation.id.in_(chosen), Generation.status == WorkStatus.QUEUED)
             .with_for_update(skip_locked=True)
         )
         claimed_ids = set(
@@ -210,11 +210,11 @@ class GenerationQueue:
                 update(Generation)
                 .where(
                     Generation.id.in_(claimable),
-                    Generation.status == JobStatus.QUEUED,
+                    Generation.status == WorkStatus.QUEUED,
                     Generation.model_version_id.is_not(None),
                 )
                 .values(
-                    status=JobStatus.RUNNING,
+                    status=WorkStatus.RUNNING,
                     attempts=Generation.attempts + 1,
                     lease_owner=worker_id,
                     lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
@@ -249,7 +249,7 @@ class GenerationQueue:
         async with self._session() as session:
             await session.execute(
                 update(Generation)
-                .where(Generation.status == JobStatus.RUNNING, Generation.lease_owner == worker_id)
+                .where(Generation.status == WorkStatus.RUNNING, Generation.lease_owner == worker_id)
                 .values(lease_expires_at=now)
                 .execution_options(synchronize_session=False)
             )
@@ -260,7 +260,7 @@ class GenerationQueue:
         """End leases that ran out, and fail queued generations whose model version was deleted."""
         stale = await session.scalars(
             select(Generation)
-            .where(Generation.status == JobStatus.RUNNING, Generation.lease_expires_at < now)
+            .where(Generation.status == WorkStatus.RUNNING, Generation.lease_expires_at < now)
             .with_for_update(skip_locked=True)
         )
         for generation in stale.all():
@@ -268,11 +268,11 @@ class GenerationQueue:
             generation.lease_owner = None
             generation.lease_expires_at = None
             if generation.cancel_requested:
-                generation.status = JobStatus.CANCELLED
+                generation.status = WorkStatus.CANCELLED
                 generation.finished_at = now
                 await GENERATION_EVENTS.record(session, generation, "cancelled", {"step": generation.step})
             elif generation.attempts >= generation.max_attempts:
-                generation.status = JobStatus.FAILED
+                generation.status = WorkStatus.FAILED
                 generation.finished_at = now
                 generation.failure_reason = (
                     f"The generation's worker stopped responding {generation.attempts} times "
@@ -283,18 +283,18 @@ class GenerationQueue:
                 )
             else:
                 # It keeps its place in the queue: it has waited longest, through no fault of its own.
-                generation.status = JobStatus.QUEUED
+                generation.status = WorkStatus.QUEUED
                 await GENERATION_EVENTS.record(
                     session, generation, "requeued", {"reason": reason, "worker": worker}
                 )
         # A model deleted between a request's check and its commit leaves it with no version.
         orphans = await session.scalars(
             select(Generation)
-            .where(Generation.status == JobStatus.QUEUED, Generation.model_version_id.is_(None))
+            .where(Generation.status == WorkStatus.QUEUED, Generation.model_version_id.is_(None))
             .with_for_update(skip_locked=True)
         )
         for generation in orphans.all():
-            generation.status = JobStatus.FAILED
+            generation.status = WorkStatus.FAILED
             generation.finished_at = now
             generation.failure_reason = "The model version it was to render with has been deleted."
             await GENERATION_EVENTS.record(
@@ -340,7 +340,7 @@ class GenerationQueue:
         return await self._finish(
             worker_id,
             generation_id,
-            JobStatus.SUCCEEDED,
+            WorkStatus.SUCCEEDED,
             gpu_seconds,
             now,
             lambda g: {"outputs": output_paths(g.id), "gpu_seconds": g.gpu_seconds},
@@ -361,7 +361,7 @@ class GenerationQueue:
         return await self._finish(
             worker_id,
             generation_id,
-            JobStatus.FAILED,
+            WorkStatus.FAILED,
             gpu_seconds,
             now,
             lambda _: {"reason": reason},
@@ -373,14 +373,14 @@ class GenerationQueue:
     ) -> bool:
         """End a generation stopped on its cancel request; False if the lease was lost."""
         return await self._finish(
-            worker_id, generation_id, JobStatus.CANCELLED, gpu_seconds, now, lambda g: {"step": g.step}
+            worker_id, generation_id, WorkStatus.CANCELLED, gpu_seconds, now, lambda g: {"step": g.step}
         )
 
     async def _finish(
         self,
         worker_id: str,
         generation_id: UUID,
-        status: JobStatus,
+        status: WorkStatus,
         gpu_seconds: float,
         now: datetime | None,
         event_data: Callable[[Generation], dict[str, Any]],
@@ -419,7 +419,7 @@ class GenerationQueue:
                 worker_id,
                 ids,
                 Generation.cancel_requested.is_(True),
-                **self._ended(JobStatus.CANCELLED, 0.0, now),
+                **self._ended(WorkStatus.CANCELLED, 0.0, now),
             )
             for generation in cancelled:
                 await GENERATION_EVENTS.record(session, generation, "cancelled", {"step": generation.step})
@@ -427,7 +427,7 @@ class GenerationQueue:
                 session,
                 worker_id,
                 ids,
-                status=JobStatus.QUEUED,
+                status=WorkStatus.QUEUED,
                 attempts=Generation.attempts - 1,
                 lease_owner=None,
                 lease_expires_at=None,
@@ -440,7 +440,7 @@ class GenerationQueue:
         return {generation.id for generation in cancelled + requeued}
 
     @staticmethod
-    def _ended(status: JobStatus, gpu_seconds: float, now: datetime | None) -> dict[str, Any]:
+    def _ended(status: WorkStatus, gpu_seconds: float, now: datetime | None) -> dict[str, Any]:
         return {
             "status": status,
             "finished_at": now or _now(),

@@ -5,10 +5,10 @@ from uuid import UUID
 
 from pydantic import Field
 
+from core.storage.keys import OUTPUT_MEDIA_TYPES
+from core.work.status import WorkStatus
 from service.events.schemas import EventOut
-from service.jobs.models import JobStatus
 from service.schemas import Input, Output
-from service.storage.keys import OUTPUT_MEDIA_TYPES
 
 API_PATH = "/v1/generations"
 
@@ -42,7 +42,7 @@ class GenerationCreate(Input):
 
 class GenerationOut(Output):
     id: UUID
-    status: JobStatus
+    status: WorkStatus
     model_id: UUID | None
     model_version_id: UUID | None
     version: int | None = Field(description="The model version it renders with; null once that is deleted.")

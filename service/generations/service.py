@@ -17,23 +17,23 @@ import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.bases.architecture import geometry_problem
+from core.bases.catalogue import Catalogue
+from core.errors import Conflict, Invalid, NotFound
+from core.settings import GenerationSettings
+from core.storage import ObjectStorage, TenantKeys
+from core.storage.keys import OUTPUT_MEDIA_TYPES
+from core.work.status import WorkStatus
 from service.auth.principal import Principal
-from service.bases.architecture import geometry_problem
-from service.bases.catalogue import Catalogue
 from service.db.pagination import PageRequest, fetch_page
-from service.errors import Conflict, Invalid, NotFound
 from service.events import lifecycle
 from service.generations.events import GENERATION_EVENTS
 from service.generations.guardrails import Shape, check_guardrails, check_platform
 from service.generations.models import Generation, GenerationEvent
 from service.generations.schemas import GenerationCreate, GenerationOut, output_paths
-from service.jobs.models import JobStatus
 from service.models.models import Model, ModelVersion
 from service.models.schemas import Guardrails
 from service.models.service import get_model, get_version
-from service.settings import GenerationSettings
-from service.storage import ObjectStorage, TenantKeys
-from service.storage.keys import OUTPUT_MEDIA_TYPES
 
 # Seeds are drawn from the range a request may name (0 to 2**31 - 1).
 _SEEDS = 2**31
@@ -75,7 +75,7 @@ async def create_generation(
         guidance=defaults.guidance if body.guidance is None else body.guidance,
         seed=secrets.randbelow(_SEEDS) if body.seed is None else body.seed,
         adapter_strength=body.adapter_strength,
-        status=JobStatus.QUEUED,
+        status=WorkStatus.QUEUED,
         idempotency_key=idempotency_key,
         max_attempts=settings.max_attempts,
         queued_at=datetime.now(UTC),
@@ -110,7 +110,7 @@ async def get_generation(session: AsyncSession, generation_id: UUID) -> Generati
 
 
 async def list_generations(
-    session: AsyncSession, page: PageRequest, status: JobStatus | None, model_id: UUID | None
+    session: AsyncSession, page: PageRequest, status: WorkStatus | None, model_id: UUID | None
 ) -> tuple[list[Generation], int]:
     stmt = select(Generation).order_by(Generation.created_at.desc())
     if status is not None:
@@ -150,7 +150,7 @@ async def generations_out(session: AsyncSession, generations: list[Generation]) 
             {
                 **{name: getattr(generation, name) for name in fields},
                 "version": numbers.get(generation.model_version_id) if generation.model_version_id else None,
-                "outputs": output_paths(generation.id) if generation.status is JobStatus.SUCCEEDED else None,
+                "outputs": output_paths(generation.id) if generation.status is WorkStatus.SUCCEEDED else None,
             }
         )
         for generation in generations
@@ -178,7 +178,7 @@ async def output_download(
 ) -> Download:
     """One output of a succeeded generation, checked to exist before any of the answer goes out."""
     generation = await get_generation(session, generation_id)
-    if name not in OUTPUT_MEDIA_TYPES or generation.status is not JobStatus.SUCCEEDED:
+    if name not in OUTPUT_MEDIA_TYPES or generation.status is not WorkStatus.SUCCEEDED:
         raise NotFound("No such output.")
     key = TenantKeys(generation.tenant_id).output(generation.id, name)
     info = await anyio.to_thread.run_sync(storage.stat, key)

@@ -25,9 +25,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import Conflict, Invalid, PayloadTooLarge
 from service.auth.principal import Principal
 from service.db.tenancy import set_tenant
-from service.errors import Conflict, Invalid, PayloadTooLarge
 from service.idempotency.models import IdempotencyRecord
 
 HEADER = b"idempotency-key"

@@ -9,18 +9,18 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import ServerSentEvent, Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.bases.catalogue import Catalogue
+from core.settings import Settings
+from core.storage import ObjectStorage
+from core.work.status import WorkStatus
 from service.auth.policy import Access, access
 from service.auth.principal import Principal
-from service.bases.catalogue import Catalogue
 from service.db.pagination import PageRequest, page_body
 from service.events.log import resume_after
 from service.jobs import service
 from service.jobs.events import JOB_EVENTS
-from service.jobs.models import JobStatus
 from service.jobs.schemas import BaseOut, FineTuneCreate, FineTuneOut, JobEventOut, SampleOut
 from service.schemas import Page
-from service.settings import Settings
-from service.storage import ObjectStorage
 
 _JOB = "/{job_id:uuid}"
 
@@ -54,7 +54,7 @@ class FineTuneController(Controller):
         self,
         db_session: NamedDependency[AsyncSession],
         page: NamedDependency[PageRequest],
-        status: Annotated[JobStatus | None, Parameter(description="Only jobs in this state.")] = None,
+        status: Annotated[WorkStatus | None, Parameter(description="Only jobs in this state.")] = None,
     ) -> Page[FineTuneOut]:
         jobs, total = await service.list_jobs(db_session, page, status)
         items = await service.jobs_out(db_session, jobs)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -10,23 +9,9 @@ from sqlalchemy import BigInteger, Enum, Float, ForeignKey, Integer, String, Tex
 from sqlalchemy.orm import Mapped, mapped_column
 from uuid_utils.compat import uuid7
 
+from core.work.status import WorkStatus
 from service.db.base import Base
 from service.events.models import EventRecord, EventSource
-
-
-class JobStatus(enum.StrEnum):
-    """The life of any queued work: fine-tunes and generations alike."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-
 
 # Every kind of job event; webhooks subscribe to these names.
 JobEventType = Literal[
@@ -57,8 +42,8 @@ class FineTuneJob(EventSource, Base):
     model_version_id: Mapped[UUID] = mapped_column(GUID, default=uuid7)
     # The trainer's configuration, resolved from a preset and overrides when the job was made.
     config: Mapped[dict[str, Any]] = mapped_column(JsonB)
-    status: Mapped[JobStatus] = mapped_column(
-        Enum(JobStatus, native_enum=False, length=16), default=JobStatus.QUEUED, index=True
+    status: Mapped[WorkStatus] = mapped_column(
+        Enum(WorkStatus, native_enum=False, length=16), default=WorkStatus.QUEUED, index=True
     )
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
     estimated_bytes: Mapped[int] = mapped_column(BigInteger)

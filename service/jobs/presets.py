@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.bases.architecture import geometry_problem
-from service.bases.catalogue import BaseEntry
-from service.bases.memory import estimate_peak_memory
-from service.bases.quantization import Quantization
-from service.errors import Invalid
+from core.bases.architecture import geometry_problem
+from core.bases.catalogue import BaseEntry
+from core.bases.memory import estimate_peak_memory
+from core.bases.quantization import Quantization
+from core.errors import Invalid
 from service.jobs.schemas import Hyperparameters, Preset
 
 _COMMON: dict[str, Any] = {

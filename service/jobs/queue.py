@@ -21,11 +21,12 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.settings import JobSettings
+from core.work.status import WorkStatus
 from service.db.tenancy import unscoped_session
 from service.jobs.events import JOB_EVENTS
-from service.jobs.models import FineTuneJob, JobEventType, JobStatus, TenantCompute
+from service.jobs.models import FineTuneJob, JobEventType, TenantCompute
 from service.jobs.scheduling import QueuedJob, TenantState, WorkerSlot, add_decayed, decayed_value, pick_next
-from service.settings import JobSettings
 
 # Work done in the transaction that ends a job; returns extra data for the final event.
 Outcome = Callable[[AsyncSession, FineTuneJob], Awaitable[dict[str, Any]]]
@@ -98,7 +99,7 @@ class JobQueue:
             func.row_number()
             .over(partition_by=FineTuneJob.tenant_id, order_by=(FineTuneJob.queued_at, FineTuneJob.id))
             .label("rank"),
-        ).where(FineTuneJob.status == JobStatus.QUEUED, FineTuneJob.estimated_bytes <= slot.free_bytes)
+        ).where(FineTuneJob.status == WorkStatus.QUEUED, FineTuneJob.estimated_bytes <= slot.free_bytes)
         if passed_over:
             fitting = fitting.where(FineTuneJob.id.not_in(passed_over))
         ranked = fitting.subquery()
@@ -117,7 +118,7 @@ class JobQueue:
             (
                 await session.execute(
                     select(FineTuneJob.tenant_id, func.count(FineTuneJob.id))
-                    .where(FineTuneJob.status == JobStatus.RUNNING, FineTuneJob.tenant_id.in_(tenant_ids))
+                    .where(FineTuneJob.status == WorkStatus.RUNNING, FineTuneJob.tenant_id.in_(tenant_ids))
                     .group_by(FineTuneJob.tenant_id)
                 )
             )
@@ -159,16 +160,16 @@ class JobQueue:
         if session.get_bind().dialect.name != "sqlite":  # SQLite has no row locks; its writers queue
             locked = await session.scalar(
                 select(FineTuneJob.id)
-                .where(FineTuneJob.id == choice.id, FineTuneJob.status == JobStatus.QUEUED)
+                .where(FineTuneJob.id == choice.id, FineTuneJob.status == WorkStatus.QUEUED)
                 .with_for_update(skip_locked=True)
             )
         claimed = False
         if locked is not None:
             result = await session.execute(
                 update(FineTuneJob)
-                .where(FineTuneJob.id == choice.id, FineTuneJob.status == JobStatus.QUEUED)
+                .where(FineTuneJob.id == choice.id, FineTuneJob.status == WorkStatus.QUEUED)
                 .values(
-                    status=JobStatus.RUNNING,
+                    status=WorkStatus.RUNNING,
                     attempts=FineTuneJob.attempts + 1,
                     lease_owner=worker_id,
                     lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
@@ -191,7 +192,7 @@ class JobQueue:
         stale = (
             await session.scalars(
                 select(FineTuneJob)
-                .where(FineTuneJob.status == JobStatus.RUNNING, FineTuneJob.lease_expires_at < now)
+                .where(FineTuneJob.status == WorkStatus.RUNNING, FineTuneJob.lease_expires_at < now)
                 .with_for_update(skip_locked=True)
             )
         ).all()
@@ -200,7 +201,7 @@ class JobQueue:
             job.lease_owner = None
             job.lease_expires_at = None
             if job.attempts >= job.max_attempts:
-                job.status = JobStatus.FAILED
+                job.status = WorkStatus.FAILED
                 job.finished_at = now
                 job.failure_reason = (
                     f"The job's worker stopped responding {job.attempts} times (last on {worker}); "
@@ -208,7 +209,7 @@ class JobQueue:
                 )
                 await JOB_EVENTS.record(session, job, "failed", {"reason": job.failure_reason})
             else:
-                job.status = JobStatus.QUEUED
+                job.status = WorkStatus.QUEUED
                 job.queued_at = now
                 await JOB_EVENTS.record(
                     session, job, "requeued", {"reason": "lease expired", "worker": worker}
@@ -250,7 +251,7 @@ class JobQueue:
     async def finish(
         self,
         lease: Lease,
-        status: JobStatus,
+        status: WorkStatus,
         *,
         gpu_seconds: float,
         reason: str | None = None,
@@ -291,7 +292,7 @@ class JobQueue:
             if job is None:
                 return False
             await self._charge(session, job, gpu_seconds, now)
-            job.status = JobStatus.QUEUED
+            job.status = WorkStatus.QUEUED
             job.queued_at = now
             job.attempts -= 1
             job.lease_owner = None
@@ -316,7 +317,7 @@ class JobQueue:
             select(FineTuneJob)
             .where(
                 FineTuneJob.id == lease.job_id,
-                FineTuneJob.status == JobStatus.RUNNING,
+                FineTuneJob.status == WorkStatus.RUNNING,
                 FineTuneJob.lease_owner == lease.worker_id,
                 FineTuneJob.attempts == lease.attempt,
             )

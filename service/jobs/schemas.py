@@ -7,9 +7,9 @@ from uuid import UUID
 
 from pydantic import Field
 
-from service.bases.quantization import Quantization
+from core.bases.quantization import Quantization
+from core.work.status import WorkStatus
 from service.events.schemas import EventOut
-from service.jobs.models import JobStatus
 from service.schemas import Input, Output
 
 
@@ -56,7 +56,7 @@ class FineTuneCreate(Input):
 
 class FineTuneOut(Output):
     id: UUID
-    status: JobStatus
+    status: WorkStatus
     dataset_version_id: UUID
     base_id: str
     model_id: UUID | None

@@ -14,21 +14,22 @@ import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.bases.catalogue import Catalogue
+from core.errors import Conflict, Invalid, NotFound
+from core.settings import JobSettings
+from core.storage import ObjectStorage, TenantKeys
+from core.work.status import WorkStatus
 from service.auth.principal import Principal
-from service.bases.catalogue import Catalogue
 from service.datasets.models import Dataset
 from service.datasets.service import get_dataset, get_version, lock_version
 from service.db.pagination import PageRequest, fetch_page
-from service.errors import Conflict, Invalid, NotFound
 from service.events import lifecycle
 from service.jobs import presets
 from service.jobs.events import JOB_EVENTS
-from service.jobs.models import FineTuneJob, JobEvent, JobStatus
+from service.jobs.models import FineTuneJob, JobEvent
 from service.jobs.schemas import FineTuneCreate, FineTuneOut, SampleOut
 from service.models.models import Model, ModelVersion
 from service.models.service import ensure_name_free, get_model
-from service.settings import JobSettings
-from service.storage import ObjectStorage, TenantKeys
 
 
 async def create_job(
@@ -53,7 +54,7 @@ async def create_job(
         base_id=base.id,
         model_id=model.id,
         config=config,
-        status=JobStatus.QUEUED,
+        status=WorkStatus.QUEUED,
         idempotency_key=idempotency_key,
         estimated_bytes=presets.estimated_bytes(base, config),
         total_steps=config["steps"],
@@ -107,7 +108,7 @@ async def get_job(session: AsyncSession, job_id: UUID) -> FineTuneJob:
 
 
 async def list_jobs(
-    session: AsyncSession, page: PageRequest, status: JobStatus | None
+    session: AsyncSession, page: PageRequest, status: WorkStatus | None
 ) -> tuple[list[FineTuneJob], int]:
     stmt = select(FineTuneJob).order_by(FineTuneJob.created_at.desc())
     if status is not None:
@@ -126,11 +127,11 @@ async def resume_job(session: AsyncSession, job_id: UUID) -> FineTuneJob:
     job = await get_job(session, job_id)
     if job.model_id is None:
         raise Conflict("The model this fine-tune was training has been deleted; start a new fine-tune.")
-    changed = job.status in (JobStatus.FAILED, JobStatus.CANCELLED) and await lifecycle.transition(
+    changed = job.status in (WorkStatus.FAILED, WorkStatus.CANCELLED) and await lifecycle.transition(
         session,
         job,
         job.status,
-        status=JobStatus.QUEUED,
+        status=WorkStatus.QUEUED,
         attempts=0,
         cancel_requested=False,
         failure_reason=None,
@@ -156,7 +157,7 @@ async def list_events(
 
 async def jobs_out(session: AsyncSession, jobs: list[FineTuneJob]) -> list[FineTuneOut]:
     """Jobs as the API shows them, with the version number each succeeded one made (one query)."""
-    made = [job.model_version_id for job in jobs if job.status is JobStatus.SUCCEEDED]
+    made = [job.model_version_id for job in jobs if job.status is WorkStatus.SUCCEEDED]
     numbers: dict[UUID, int] = {}
     if made:
         rows = await session.execute(

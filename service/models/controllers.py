@@ -9,12 +9,12 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.storage import ObjectStorage, TenantKeys
 from service.auth.policy import Access, access
 from service.db.pagination import PageRequest, page_body
 from service.models import service
 from service.models.schemas import Guardrails, ModelOut, ModelUpdate, ModelVersionOut
 from service.schemas import Page
-from service.storage import ObjectStorage, TenantKeys
 
 _VERSION = "/{model_id:uuid}/versions/{number:int}"
 

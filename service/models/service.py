@@ -8,15 +8,16 @@ import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import Conflict, NotFound
+from core.storage import ObjectStorage, TenantKeys
+from core.work.status import WorkStatus
 from service.db.pagination import PageRequest, fetch_page
-from service.errors import Conflict, NotFound
 from service.generations.models import Generation
-from service.jobs.models import FineTuneJob, JobStatus
+from service.jobs.models import FineTuneJob
 from service.models.models import Model, ModelVersion
 from service.models.schemas import Guardrails, ModelUpdate
-from service.storage import ObjectStorage, TenantKeys
 
-_ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+_ACTIVE = (WorkStatus.QUEUED, WorkStatus.RUNNING)
 
 
 async def ensure_name_free(session: AsyncSession, name: str) -> None:

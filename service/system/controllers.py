@@ -6,8 +6,8 @@ from litestar.di import NamedDependency
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.storage import ObjectStorage
 from service.auth.policy import Access, access
-from service.storage import ObjectStorage
 
 
 @get("/healthz", operation_id="health", opt=access(Access.PUBLIC), tags=["system"])

@@ -17,11 +17,11 @@ from anyio import to_thread
 from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.settings import UploadSettings
+from core.storage import ObjectStorage
+from core.storage.keys import TENANTS_ROOT
 from service.db.tenancy import mark_unscoped
 from service.idempotency.models import IdempotencyRecord
-from service.settings import UploadSettings
-from service.storage import ObjectStorage
-from service.storage.keys import TENANTS_ROOT
 from service.uploads.models import UploadSession, UploadStatus
 from service.uploads.service import Uploads
 

@@ -10,12 +10,12 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.settings import Settings
+from core.storage import ObjectStorage, TenantKeys
 from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.db.pagination import PageRequest, page_body
 from service.schemas import Page
-from service.settings import Settings
-from service.storage import ObjectStorage, TenantKeys
 from service.uploads import service
 from service.uploads.schemas import AssetOut, PartOut, UploadCreate, UploadOut
 

@@ -18,14 +18,14 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import Conflict, Gone, Invalid, NotFound, PayloadTooLarge
+from core.settings import UploadSettings
+from core.storage import ObjectNotFoundError, ObjectStorage, PartWriter, TenantKeys
 from service.auth.principal import Principal
 from service.datasets.models import DatasetItem
 from service.db.pagination import PageRequest, fetch_page
 from service.db.tenancy import session_tenant
-from service.errors import Conflict, Gone, Invalid, NotFound, PayloadTooLarge
 from service.media import MediaError, MediaInfo, poster, probe
-from service.settings import UploadSettings
-from service.storage import ObjectNotFoundError, ObjectStorage, PartWriter, TenantKeys
 from service.uploads.models import Asset, AssetKind, UploadPart, UploadSession, UploadStatus
 from service.uploads.schemas import AssetOut, PartOut, UploadCreate, UploadOut
 

@@ -26,9 +26,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from service.errors import Invalid
+from core.errors import Invalid
+from core.work.status import WorkStatus
 from service.generations.models import Generation
-from service.jobs.models import FineTuneJob, JobStatus
+from service.jobs.models import FineTuneJob
 from service.models.models import ModelVersion
 from service.uploads.models import Asset
 from service.usage.schemas import FineTuneUsage, GenerationUsage, StorageUsage, UsageDay, UsageOut
@@ -128,7 +129,7 @@ async def tenant_usage(session: AsyncSession, tenant_id: UUID, period: Period, t
         await session.execute(
             select(
                 _count(),
-                _count(FineTuneJob.status == JobStatus.SUCCEEDED),
+                _count(FineTuneJob.status == WorkStatus.SUCCEEDED),
                 _total(FineTuneJob.gpu_seconds),
             )
             .select_from(FineTuneJob)
@@ -139,7 +140,7 @@ async def tenant_usage(session: AsyncSession, tenant_id: UUID, period: Period, t
         await session.execute(
             select(
                 _count(),
-                _count(Generation.status == JobStatus.SUCCEEDED),
+                _count(Generation.status == WorkStatus.SUCCEEDED),
                 _total(Generation.gpu_seconds),
                 _total(Generation.output_bytes, Integer),
             )
@@ -155,7 +156,7 @@ async def tenant_usage(session: AsyncSession, tenant_id: UUID, period: Period, t
                 .where(ModelVersion.tenant_id == tenant_id)
                 .scalar_subquery(),
                 select(_total(Generation.output_bytes, Integer))
-                .where(Generation.tenant_id == tenant_id, Generation.status == JobStatus.SUCCEEDED)
+                .where(Generation.tenant_id == tenant_id, Generation.status == WorkStatus.SUCCEEDED)
                 .scalar_subquery(),
             )
         )

@@ -8,11 +8,11 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.settings import Settings
 from service.auth.policy import Access, access
 from service.db.pagination import PageRequest, page_body
 from service.idempotency.middleware import SHOWN_ONCE
 from service.schemas import Page
-from service.settings import Settings
 from service.webhooks import service
 from service.webhooks.models import DeliveryStatus
 from service.webhooks.schemas import DeliveryOut, WebhookCreate, WebhookOut, WebhookUpdate, WebhookWithSecret

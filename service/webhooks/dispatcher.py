@@ -36,11 +36,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.errors import Invalid
+from core.settings import WebhookSettings
 from service.db.tenancy import unscoped_session
-from service.errors import Invalid
 from service.jobs.models import JobEvent
 from service.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from service.webhooks.settings import WebhookSettings
 from service.webhooks.signing import endpoint_secret, signature_header, signing_key
 from service.webhooks.urls import parse_endpoint_url, resolve_endpoint
 

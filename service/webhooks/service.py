@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
+from core.errors import Conflict, NotFound
+from core.settings import WebhookSettings
 from service.db.pagination import PageRequest, fetch_page
-from service.errors import Conflict, NotFound
 from service.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from service.webhooks.schemas import (
     DEFAULT_EVENT_TYPES,
@@ -21,7 +22,6 @@ from service.webhooks.schemas import (
     WebhookUpdate,
     WebhookWithSecret,
 )
-from service.webhooks.settings import WebhookSettings
 from service.webhooks.signing import endpoint_secret, signing_key
 from service.webhooks.urls import parse_endpoint_url, resolve_endpoint
 

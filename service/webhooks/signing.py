@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from uuid import UUID
 
-from service.webhooks.settings import WebhookSettings
+from core.settings import WebhookSettings
 
 KEY_FILE = "webhook-signing.key"
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)

@@ -9,7 +9,7 @@ import socket
 import anyio
 import httpx
 
-from service.errors import Invalid
+from core.errors import Invalid
 
 MAX_URL_LENGTH = 2048
 

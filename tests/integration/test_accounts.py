@@ -4,9 +4,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
+from core.settings import Settings
 from service.accounts.models import ApiKey
 from service.db.engine import create_engine
-from service.settings import Settings
 from tests.helpers import PASSWORD, sign_up
 
 Client = AsyncTestClient[Litestar]

@@ -8,11 +8,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
 
+from core.settings import Settings
 from service.accounts.models import User
 from service.db.engine import create_engine, session_factory
 from service.jobs.queue import JobQueue
 from service.jobs.scheduling import WorkerSlot
-from service.settings import Settings
 from tests.helpers import fine_tune_body, sign_up, trainable_dataset
 from tests.media_samples import make_clip
 

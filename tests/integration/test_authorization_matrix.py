@@ -18,15 +18,15 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.settings import Settings
+from core.storage import ObjectStorage, TenantKeys
+from core.storage.keys import OUTPUT_MEDIA_TYPES
 from service.accounts.models import User
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped, set_tenant
 from service.generations.queue import GenerationQueue
 from service.jobs.models import FineTuneJob
 from service.models.service import add_version
-from service.settings import Settings
-from service.storage import ObjectStorage, TenantKeys
-from service.storage.keys import OUTPUT_MEDIA_TYPES
 from service.webhooks.models import DeliveryStatus, WebhookDelivery
 from tests.helpers import PASSWORD, Caller, fine_tune_body, sign_up, upload_body, upload_file
 from tests.media_samples import make_clip

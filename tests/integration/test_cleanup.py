@@ -8,10 +8,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from core.settings import Settings
+from core.storage import ObjectStorage, TenantKeys
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped
-from service.settings import Settings
-from service.storage import ObjectStorage, TenantKeys
 from service.uploads.cleanup import clean_up_uploads
 from service.uploads.models import UploadSession
 from tests.helpers import sign_up, upload_body

@@ -6,10 +6,10 @@ from uuid import UUID
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from core.settings import Settings
 from service.datasets.service import lock_version
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import set_tenant
-from service.settings import Settings
 from tests.helpers import Caller, sign_up, upload_file
 from tests.media_samples import make_clip
 

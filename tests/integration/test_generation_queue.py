@@ -13,15 +13,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.settings import GenerationSettings, Settings
+from core.work.status import WorkStatus
 from service.accounts.models import Tenant, User
 from service.datasets.models import Dataset, DatasetVersion
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped
 from service.generations.models import Generation, GenerationEvent
 from service.generations.queue import ClaimedGeneration, GenerationQueue, Waiting, batch_key, pick_batch
-from service.jobs.models import FineTuneJob, JobStatus
+from service.jobs.models import FineTuneJob
 from service.models.models import Model, ModelVersion
-from service.settings import GenerationSettings, Settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SHAPE: dict[str, Any] = {"width": 64, "height": 64, "frames": 9, "steps": 8, "guidance": 5.0}
@@ -68,7 +69,7 @@ async def make_owner(sessions: async_sessionmaker[AsyncSession], name: str) -> O
             base_id="tiny",
             model_id=model.id,
             config={},
-            status=JobStatus.SUCCEEDED,
+            status=WorkStatus.SUCCEEDED,
             estimated_bytes=1,
             total_steps=1,
             queued_at=T0,
@@ -180,11 +181,11 @@ async def test_a_batch_is_compatible_with_its_head_and_fair_across_tenants(
         **SHAPE,
     )
     row = await fetch(sessions, fits)
-    assert (row.status, row.lease_owner, row.attempts) == (JobStatus.RUNNING, "w1", 1)
+    assert (row.status, row.lease_owner, row.attempts) == (WorkStatus.RUNNING, "w1", 1)
     assert await event_types(sessions, fits) == ["started"]
     # Other bases are not this worker's; the wide and unguided ones wait for a batch of their own.
     assert await queue.claim_batch("w2", ["wan"], max_batch=4) == []
-    assert {(await fetch(sessions, g)).status for g in (wide, unguided)} == {JobStatus.QUEUED}
+    assert {(await fetch(sessions, g)).status for g in (wide, unguided)} == {WorkStatus.QUEUED}
     assert await queue.peek(["tiny"], 2) == [(flood.tenant_id, flood.version_id)] * 2
 
 
@@ -223,7 +224,7 @@ async def test_lost_leases_requeue_then_fail(
 
     assert await queue.claim_batch("w3", ["tiny"], 4, now=t0 + timedelta(seconds=200)) == []
     failed = await fetch(sessions, generation_id)
-    assert failed.status is JobStatus.FAILED
+    assert failed.status is WorkStatus.FAILED
     assert "stopped responding 2 times (last on w2)" in (failed.failure_reason or "")
     assert await event_types(sessions, generation_id) == [
         "started",
@@ -244,12 +245,12 @@ async def test_a_dead_workers_batch_is_abandoned_at_once_and_counts_the_attempt(
     await queue.abandon("w1")
     for generation_id in ids:
         requeued = await fetch(sessions, generation_id)
-        assert (requeued.status, requeued.lease_owner, requeued.attempts) == (JobStatus.QUEUED, None, 1)
+        assert (requeued.status, requeued.lease_owner, requeued.attempts) == (WorkStatus.QUEUED, None, 1)
         assert await event_types(sessions, generation_id) == ["started", "requeued"]
     # Well before any lease would have run out, another worker has them; a second death fails them.
     assert {c.id for c in await queue.claim_batch("w2", ["tiny"], 4)} == set(ids)
     await queue.abandon("w2")
-    assert {(await fetch(sessions, i)).status for i in ids} == {JobStatus.FAILED}
+    assert {(await fetch(sessions, i)).status for i in ids} == {WorkStatus.FAILED}
 
 
 async def test_cancel_requests_reach_the_worker_and_release_keeps_the_attempt(
@@ -271,8 +272,8 @@ async def test_cancel_requests_reach_the_worker_and_release_keeps_the_attempt(
     assert await queue.release("w1", ids[1:]) == {ids[1], ids[2]}
     cancelled, requeued = await fetch(sessions, ids[1]), await fetch(sessions, ids[2])
     assert (cancelled.status, requeued.status, requeued.attempts) == (
-        JobStatus.CANCELLED,
-        JobStatus.QUEUED,
+        WorkStatus.CANCELLED,
+        WorkStatus.QUEUED,
         0,
     )
     (again,) = await queue.claim_batch("w2", ["tiny"], 3)
@@ -281,7 +282,7 @@ async def test_cancel_requests_reach_the_worker_and_release_keeps_the_attempt(
     assert not await queue.finish_failed("w2", ids[2], "too late")
     done = await fetch(sessions, ids[2])
     assert (done.status, done.output_bytes, done.gpu_seconds, done.step, done.lease_owner) == (
-        JobStatus.SUCCEEDED,
+        WorkStatus.SUCCEEDED,
         1234,
         2.0,
         8,
@@ -303,7 +304,7 @@ async def test_a_running_generation_whose_lease_expires_after_a_cancel_request_e
         (await session.get_one(Generation, generation_id)).cancel_requested = True
         await session.commit()
     assert await queue.claim_batch("w2", ["tiny"], 1, now=t0 + timedelta(seconds=31)) == []
-    assert (await fetch(sessions, generation_id)).status is JobStatus.CANCELLED
+    assert (await fetch(sessions, generation_id)).status is WorkStatus.CANCELLED
 
 
 async def test_a_generation_whose_model_was_deleted_fails_rather_than_waiting_forever(
@@ -317,4 +318,4 @@ async def test_a_generation_whose_model_was_deleted_fails_rather_than_waiting_fo
         await session.commit()
     assert await queue.claim_batch("w1", ["tiny"], 1) == []
     orphan = await fetch(sessions, generation_id)
-    assert orphan.status is JobStatus.FAILED and "deleted" in (orphan.failure_reason or "")
+    assert orphan.status is WorkStatus.FAILED and "deleted" in (orphan.failure_reason or "")

@@ -23,10 +23,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from PIL import Image
 
-from service.bases.quantization import Quantization
-from service.settings import GenerationSettings, Settings, WorkerSettings
-from service.storage import ObjectStorage, TenantKeys
-from service.storage.keys import OUTPUT_VIDEO
+from core.bases.quantization import Quantization
+from core.settings import GenerationSettings, Settings, WorkerSettings
+from core.storage import ObjectStorage, TenantKeys
+from core.storage.keys import OUTPUT_VIDEO
 from tests.adapters import random_adapter
 from tests.helpers import Caller, make_model_version, sign_up
 from tests.media_samples import make_clip
@@ -223,7 +223,7 @@ async def test_a_killed_generation_process_is_restarted_and_its_batch_rendered_a
     while not any(e["type"] == "progress" for e in await _events(client, caller, generation)):
         assert time.monotonic() < deadline, "the generation never made progress"
         await asyncio.sleep(0.1)
-    (child,) = [p for p in supervisor.children() if "service.worker.generate" in " ".join(p.cmdline())]
+    (child,) = [p for p in supervisor.children() if "worker.generate" in " ".join(p.cmdline())]
     child.kill()
 
     final = await _until_final(client, caller, generation, within=180)
@@ -232,5 +232,5 @@ async def test_a_killed_generation_process_is_restarted_and_its_batch_rendered_a
     requeued = next(e for e in events if e["type"] == "requeued")
     assert requeued["data"]["reason"] == "worker process died"
     assert [e["type"] for e in events].count("started") == 2
-    new_children = [p for p in supervisor.children() if "service.worker.generate" in " ".join(p.cmdline())]
+    new_children = [p for p in supervisor.children() if "worker.generate" in " ".join(p.cmdline())]
     assert [p.pid for p in new_children] != [child.pid] and len(new_children) == 1

@@ -15,12 +15,12 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
 
+from core.settings import Settings
+from core.storage import ObjectStorage, TenantKeys
+from core.storage.keys import OUTPUT_MEDIA_TYPES, OUTPUT_POSTER, OUTPUT_PREVIEW, OUTPUT_VIDEO
 from service.db.engine import create_engine, session_factory
 from service.generations.queue import ClaimedGeneration, GenerationQueue
 from service.models.models import ModelVersion
-from service.settings import Settings
-from service.storage import ObjectStorage, TenantKeys
-from service.storage.keys import OUTPUT_MEDIA_TYPES, OUTPUT_POSTER, OUTPUT_PREVIEW, OUTPUT_VIDEO
 from tests.helpers import (
     Caller,
     add_member,

@@ -8,9 +8,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
+from core.settings import Settings
 from service.db.engine import create_engine
 from service.idempotency.models import IdempotencyRecord
-from service.settings import Settings
 from tests.helpers import sign_up
 
 Client = AsyncTestClient[Litestar]

@@ -11,14 +11,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.settings import JobSettings, Settings
+from core.work.status import WorkStatus
 from service.accounts.models import Tenant, User
 from service.datasets.models import Dataset, DatasetVersion
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped
-from service.jobs.models import FineTuneJob, JobEvent, JobStatus, TenantCompute
+from service.jobs.models import FineTuneJob, JobEvent, TenantCompute
 from service.jobs.queue import JobQueue, Lease
 from service.jobs.scheduling import WorkerSlot
-from service.settings import JobSettings, Settings
 
 GiB = 1 << 30
 BIG = WorkerSlot(free_bytes=80 * GiB, total_bytes=80 * GiB)
@@ -103,7 +104,7 @@ async def test_concurrent_workers_never_share_a_job(
     results = await asyncio.gather(*(worker(f"w{i}") for i in range(6)))
     leased = [lease.job_id for leases in results for lease in leases]
     assert sorted(leased) == sorted(queued)  # every job once, none twice
-    assert (await job(sessions, leased[0])).status is JobStatus.RUNNING
+    assert (await job(sessions, leased[0])).status is WorkStatus.RUNNING
 
 
 async def test_fair_share_alternates_between_tenants(
@@ -155,7 +156,7 @@ async def test_lost_leases_requeue_then_fail(
     assert (await job(sessions, job_id)).step == 3  # the stale worker's step was not recorded
     assert await queue.lease("w3", BIG, now=t0 + timedelta(seconds=200)) is None
     failed = await job(sessions, job_id)
-    assert failed.status is JobStatus.FAILED
+    assert failed.status is WorkStatus.FAILED
     assert "stopped responding 2 times" in (failed.failure_reason or "")
     assert failed.gpu_seconds == pytest.approx(5)
     async with sessions() as session:
@@ -179,7 +180,7 @@ async def test_release_finish_and_cancel(sessions: async_sessionmaker[AsyncSessi
         (await session.get_one(FineTuneJob, job_id)).cancel_requested = True
         await session.commit()
     assert (await queue.heartbeat(again, step=1, gpu_seconds=1)).cancel
-    assert await queue.finish(again, JobStatus.CANCELLED, gpu_seconds=1)
+    assert await queue.finish(again, WorkStatus.CANCELLED, gpu_seconds=1)
     done = await job(sessions, job_id)
-    assert (done.status, done.gpu_seconds, done.lease_owner) == (JobStatus.CANCELLED, pytest.approx(4), None)
-    assert not await queue.finish(again, JobStatus.SUCCEEDED, gpu_seconds=1)
+    assert (done.status, done.gpu_seconds, done.lease_owner) == (WorkStatus.CANCELLED, pytest.approx(4), None)
+    assert not await queue.finish(again, WorkStatus.SUCCEEDED, gpu_seconds=1)

@@ -4,9 +4,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
+from core.settings import Settings
 from service.db.engine import create_engine
 from service.db.models import metadata
-from service.settings import Settings
 
 
 async def test_migrations_build_exactly_the_models(settings: Settings) -> None:

@@ -5,8 +5,8 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from core.settings import DatabaseSettings, Settings, StorageSettings
 from service.app import create_app
-from service.settings import DatabaseSettings, Settings, StorageSettings
 
 Client = AsyncTestClient[Litestar]
 

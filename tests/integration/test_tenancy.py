@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.settings import Settings
 from service.accounts.models import ApiKey, Tenant, User
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import TenantScopeError, set_tenant, unscoped
-from service.settings import Settings
 
 
 @pytest.fixture

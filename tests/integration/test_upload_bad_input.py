@@ -11,9 +11,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text, update
 
+from core.settings import Settings
+from core.storage import ObjectStorage, TenantKeys
 from service.db.engine import create_engine
-from service.settings import Settings
-from service.storage import ObjectStorage, TenantKeys
 from service.uploads.models import UploadSession
 from tests.helpers import Caller, sign_up, upload_body
 from tests.media_samples import make_clip, make_corrupt, make_not_media

@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from PIL import Image
 
-from service.storage import ObjectStorage, TenantKeys
+from core.storage import ObjectStorage, TenantKeys
 from tests.helpers import Caller, file_sha256, sign_up, upload_body, upload_file
 from tests.media_samples import make_clip, make_still
 

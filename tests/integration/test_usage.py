@@ -19,14 +19,15 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
 
+from core.settings import Settings
+from core.storage import ObjectStorage
+from core.work.status import WorkStatus
 from service.accounts.models import User
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped
 from service.generations.models import Generation
 from service.generations.queue import GenerationQueue
-from service.jobs.models import FineTuneJob, JobStatus
-from service.settings import Settings
-from service.storage import ObjectStorage
+from service.jobs.models import FineTuneJob
 from tests.helpers import Caller, add_member, fine_tune_body, make_model_version, sign_up
 from tests.media_samples import make_clip
 
@@ -36,7 +37,7 @@ MARCH = "since=2024-03-01&until=2024-03-31"
 
 
 FINE_TUNE, GENERATION = FineTuneJob, Generation
-SUCCEEDED, FAILED, CANCELLED = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
+SUCCEEDED, FAILED, CANCELLED = WorkStatus.SUCCEEDED, WorkStatus.FAILED, WorkStatus.CANCELLED
 NOW = "now"  # stands for the moment the world is built
 
 
@@ -48,7 +49,7 @@ class Ended(NamedTuple):
     """A finished piece of work as a worker leaves it."""
 
     kind: type[FineTuneJob] | type[Generation]
-    status: JobStatus
+    status: WorkStatus
     finished: str  # ISO 8601 in UTC, or NOW
     gpu_seconds: float
     output_bytes: int | None = None
@@ -140,7 +141,7 @@ class Builder:
         await self.set(
             FINE_TUNE,
             await self.create(tenant, FINE_TUNE),
-            status=JobStatus.RUNNING,
+            status=WorkStatus.RUNNING,
             started_at=now - timedelta(hours=1),
             lease_owner="usage-test",
             lease_expires_at=now + timedelta(hours=1),

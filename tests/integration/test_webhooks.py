@@ -22,17 +22,16 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from uuid_utils.compat import uuid7
 
+from core.errors import Conflict, Invalid
+from core.settings import Settings, WebhookSettings
 from service.datasets.models import Dataset, DatasetVersion
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped, set_tenant
-from service.errors import Conflict, Invalid
 from service.jobs.models import FineTuneJob, JobEvent
-from service.settings import Settings
 from service.webhooks import service
 from service.webhooks.dispatcher import DispatchReport, dispatch_once, http_client, post_pinned
 from service.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from service.webhooks.schemas import WebhookCreate
-from service.webhooks.settings import WebhookSettings
 from service.webhooks.signing import KEY_FILE, endpoint_secret, signing_key
 from service.webhooks.urls import parse_endpoint_url, resolve_endpoint
 from tests.helpers import Caller, sign_up

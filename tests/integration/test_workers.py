@@ -18,8 +18,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from service.settings import JobSettings, Settings, WorkerSettings
-from service.storage import ObjectStorage, TenantKeys
+from core.settings import JobSettings, Settings, WorkerSettings
+from core.storage import ObjectStorage, TenantKeys
 from tests.helpers import Caller, fine_tune_body, sign_up, trainable_dataset
 from tests.media_samples import make_clip
 from tests.workers import Workers

@@ -25,11 +25,11 @@ import rushes
 import uvicorn
 from PIL import Image
 
+from core.settings import DatabaseSettings, Settings, StorageSettings, UploadSettings
+from core.storage import ObjectStorage, storage_from_settings
 from service.accounts.bootstrap import make_platform_admin
 from service.app import create_app
 from service.db.migrate import migrate
-from service.settings import DatabaseSettings, Settings, StorageSettings, UploadSettings
-from service.storage import ObjectStorage, storage_from_settings
 from tests.conftest import free_port
 from tests.helpers import PASSWORD
 

@@ -17,11 +17,11 @@ from rushes._events import SSEParser
 from rushes.cli import main
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.storage import TenantKeys, storage_from_settings
 from service.db.engine import create_engine
 from service.db.tenancy import mark_unscoped
 from service.jobs.models import FineTuneJob
 from service.models.service import add_version
-from service.storage import TenantKeys, storage_from_settings
 from tests.helpers import TINY_HYPERPARAMETERS
 from tests.media_samples import make_clip
 from tests.sdk.conftest import LiveServer

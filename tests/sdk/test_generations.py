@@ -22,10 +22,10 @@ import rushes
 from rushes import types
 from rushes.cli import main
 
+from core.storage import TenantKeys
+from core.storage.keys import OUTPUT_MEDIA_TYPES, OUTPUT_POSTER, OUTPUT_PREVIEW, OUTPUT_VIDEO
 from service.db.engine import create_engine, session_factory
 from service.generations.queue import GenerationQueue
-from service.storage import TenantKeys
-from service.storage.keys import OUTPUT_MEDIA_TYPES, OUTPUT_POSTER, OUTPUT_PREVIEW, OUTPUT_VIDEO
 from tests.helpers import Caller, make_model_version
 from tests.media_samples import make_clip
 from tests.sdk.conftest import LiveServer

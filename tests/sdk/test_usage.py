@@ -20,10 +20,11 @@ from rushes import types
 from rushes.cli import main
 from sqlalchemy import update
 
+from core.work.status import WorkStatus
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped
 from service.generations.models import Generation
-from service.jobs.models import FineTuneJob, JobStatus
+from service.jobs.models import FineTuneJob
 from tests.helpers import Caller, make_model_version
 from tests.media_samples import make_clip
 from tests.sdk.conftest import LiveServer
@@ -75,7 +76,7 @@ def worked(live_server: LiveServer, api_key: str, client: rushes.Client, tmp_pat
             live_server,
             Generation,
             generation.id,
-            status=JobStatus.SUCCEEDED,
+            status=WorkStatus.SUCCEEDED,
             started_at=_at("2024-03-06"),
             finished_at=_at("2024-03-06"),
             gpu_seconds=2.5,

@@ -20,16 +20,15 @@ from litestar.testing import AsyncTestClient
 from rushes import types
 from rushes.webhooks import WebhookSignatureError, verify_signature
 
+from core.settings import DatabaseSettings, Settings, StorageSettings, WebhookSettings
+from core.storage import storage_from_settings
 from service.app import create_app
 from service.datasets.models import Dataset, DatasetVersion
 from service.db.engine import create_engine, session_factory
 from service.db.migrate import migrate
 from service.db.tenancy import set_tenant
 from service.jobs.models import FineTuneJob, JobEvent
-from service.settings import DatabaseSettings, Settings, StorageSettings
-from service.storage import storage_from_settings
 from service.webhooks.dispatcher import dispatch_once
-from service.webhooks.settings import WebhookSettings
 from tests.helpers import PASSWORD
 from tests.sdk.conftest import LiveServer
 from tests.webhook_receiver import Receiver, running_receiver

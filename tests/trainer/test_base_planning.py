@@ -10,7 +10,7 @@ from diffusers import AutoencoderKLWan, WanTransformer3DModel
 from torch import nn
 from transformers import UMT5Config, UMT5EncoderModel
 
-from service.bases.architecture import (
+from core.bases.architecture import (
     UMT5_XXL,
     WAN21_T2V_1_3B,
     WAN21_T2V_14B,
@@ -18,12 +18,12 @@ from service.bases.architecture import (
     umt5_encoder_params,
     wan_transformer_dims,
 )
-from service.bases.catalogue import BaseFolderError, folder_entry, load_catalogue, tiny_entry
-from service.bases.memory import BaseDims, estimate_peak_memory
-from service.bases.quantization import Quantization, bytes_per_weight
-from service.bases.tiny import TEXT_ENCODER_CONFIG, TRANSFORMER_CONFIG, VAE_CONFIG, VAE_PARAMS
-from service.errors import Invalid
-from service.settings import BasesSettings
+from core.bases.catalogue import BaseFolderError, folder_entry, load_catalogue, tiny_entry
+from core.bases.memory import BaseDims, estimate_peak_memory
+from core.bases.quantization import Quantization, bytes_per_weight
+from core.bases.tiny import TEXT_ENCODER_CONFIG, TRANSFORMER_CONFIG, VAE_CONFIG, VAE_PARAMS
+from core.errors import Invalid
+from core.settings import BasesSettings
 from trainer.models.tiny import write_diffusers_folder
 
 GiB = 1 << 30

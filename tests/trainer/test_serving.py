@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from service.bases.quantization import Quantization
+from core.bases.quantization import Quantization
 from tests.adapters import random_adapter
 from tests.pipelines import stock_pipeline
 from trainer.models import load_specification

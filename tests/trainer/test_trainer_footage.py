@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from service.storage.local import LocalStorage
+from core.storage.local import LocalStorage
 from trainer import FolderSource, TrainerInputError, TrainingAsset, TrainingDataset
 from trainer.data import Bucket, choose_bucket, compose_caption, frame_windows, make_buckets, prepare
 from trainer.data.footage import probe, read_frames

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 
-from service.storage.keys import TenantKeys
+from core.storage.keys import TenantKeys
 from trainer import (
     Control,
     LoraSettings,

@@ -5,8 +5,8 @@ from uuid import uuid4
 
 import pytest
 
-from service.storage import TenantKeys
-from service.storage.local import LocalStorage
+from core.storage import TenantKeys
+from core.storage.local import LocalStorage
 
 
 def test_local_backend_refuses_escaping_keys(tmp_path: Path) -> None:

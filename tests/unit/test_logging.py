@@ -3,8 +3,8 @@ from __future__ import annotations
 import json
 import logging
 
-from service.logging_setup import JsonFormatter
-from service.request_context import _request_id
+from core.logs import JsonFormatter
+from core.logs import request_id_var as _request_id
 
 
 def _format(message: str) -> dict[str, object]:

@@ -10,9 +10,9 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from service.storage import ObjectNotFoundError, ObjectStorage, TenantKeys
-from service.storage.keys import OUTPUT_VIDEO
-from service.storage.local import LocalStorage
+from core.storage import ObjectNotFoundError, ObjectStorage, TenantKeys
+from core.storage.keys import OUTPUT_VIDEO
+from core.storage.local import LocalStorage
 
 pytestmark = pytest.mark.parametrize("storage_kind", ["local", "s3"], indirect=True)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import safetensors.torch
 import torch
 
-from service.storage.base import ObjectNotFoundError, ObjectStorage
+from core.storage.base import ObjectNotFoundError, ObjectStorage
 from trainer.config import TrainConfig
 from trainer.data.assets import TrainingDataset, compose_caption
 from trainer.data.buckets import Bucket, choose_bucket, frame_windows, make_buckets

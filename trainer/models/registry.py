@@ -18,8 +18,8 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
-from service.bases.architecture import TransformerDims
-from service.bases.quantization import Quantization
+from core.bases.architecture import TransformerDims
+from core.bases.quantization import Quantization
 from trainer.errors import TrainerInputError
 
 

@@ -17,7 +17,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import nn
 from transformers import ByT5Tokenizer, UMT5Config
 
-from service.bases.tiny import (
+from core.bases.tiny import (
     SCHEDULER_CONFIG,
     TEXT_ENCODER_CONFIG,
     TINY_TEXT_TOKENS,

@@ -21,14 +21,14 @@ from safetensors import safe_open
 from torch import nn
 from transformers import AutoTokenizer
 
-from service.bases.architecture import (
+from core.bases.architecture import (
     SPATIAL_MULTIPLE,
     TEMPORAL_FACTOR,
     WAN_TEXT_TOKENS,
     TransformerDims,
     wan_transformer_dims,
 )
-from service.bases.quantization import Quantization
+from core.bases.quantization import Quantization
 from trainer.errors import TrainerInputError
 from trainer.models import flow_matching
 from trainer.models._untyped import AutoencoderKLWan, UMT5EncoderModel, WanTransformer3DModel, prompt_clean

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from service.bases.quantization import Quantization
+from core.bases.quantization import Quantization
 from trainer.devices import free_memory
 from trainer.models.registry import ModelSpecification
 from trainer.serving.adapters import AdapterKey, CacheFullError

@@ -1,10 +1,13 @@
-"""``rushes-server worker``: lease jobs that fit this machine and run each in a child process.
+"""``rushes-server worker``: lease work that fits this machine and run it in child processes.
 
 The supervisor holds no job state of its own: the database does. With the ``train`` role it
 leases while it has room (job count and accelerator memory), starts
-``service.worker.run_job`` for each lease, and reaps children. With the ``generate`` role it
-keeps one ``service.worker.generate`` process running, which holds the bases and adapters
-resident; the memory that process plans to hold is not offered to fine-tunes.
+``worker.run_job`` for each lease, and reaps children. With the ``generate`` role it
+keeps one ``worker.generate`` process running, which holds the bases and adapters
+resident; the memory that process plans to hold is not offered to fine-tunes. The
+``webhooks`` and ``cleanup`` roles run webhook delivery and storage cleanup as tasks of the
+supervisor itself: they need no accelerator, so a small pod (or ``serve``'s embedded
+worker) runs them, and API replicas do none of it.
 
 A child that dies without ending its job gives its lease up at once,
 so the job resumes elsewhere from its last checkpoint without waiting for the lease to
@@ -14,8 +17,6 @@ back, and exits when they have.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -30,31 +31,24 @@ import anyio
 import anyio.to_thread
 
 import service.db.models  # noqa: F401  (every mapper is known before the first query)
-from service.bases.catalogue import load_catalogue
-from service.bases.memory import estimate_serving_memory
+from core.bases.catalogue import load_catalogue
+from core.bases.memory import estimate_serving_memory
+from core.process import die_with_parent
+from core.settings import Settings
+from core.storage import storage_from_settings
 from service.db.engine import create_engine, session_factory
 from service.generations.queue import GenerationQueue
 from service.jobs.queue import JobQueue, Lease
 from service.jobs.scheduling import WorkerSlot
-from service.settings import Settings
-from service.worker.run_job import EXIT_DONE, EXIT_LEASE_LOST
+from service.uploads.cleanup import run_cleanup_forever
+from service.webhooks.dispatcher import run_webhook_dispatcher
+from worker.exit_codes import EXIT_DONE, EXIT_LEASE_LOST
 
 logger = logging.getLogger("rushes.worker")
-_PR_SET_PDEATHSIG = 1
 # How long children get to checkpoint after SIGTERM before they are killed.
 SHUTDOWN_GRACE_SECONDS = 120.0
 # The least time between two starts of the generation process.
 GENERATOR_RESTART_SECONDS = 10.0
-
-
-def die_with_parent() -> None:
-    """Run in a child before exec: the kernel kills it if its parent dies, even by SIGKILL.
-
-    Without this a job's child would outlive a killed worker and keep heartbeating, and the
-    job would never move to another worker.
-    """
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: the lease still expires
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -64,6 +58,8 @@ class WorkerOptions:
     max_jobs: int
     poll_seconds: float
     roles: frozenset[str] = frozenset({"train"})
+    # Exit once no fine-tune has run for this long (a worker started per burst of queued work).
+    exit_when_idle: float | None = None
 
     @property
     def worker_id(self) -> str:
@@ -96,6 +92,7 @@ class Supervisor:
         self.generator_started = 0.0
         self.generator_abandoned = False
         self.stopping = anyio.Event()
+        self.busy_at = time.monotonic()
         self.training_bytes = options.memory_bytes
         if "generate" in options.roles:
             catalogue = load_catalogue(settings.bases)
@@ -111,8 +108,9 @@ class Supervisor:
 
     async def run(self) -> None:
         engine = create_engine(self.settings.database_url)
-        queue = JobQueue(session_factory(engine), self.settings.jobs)
-        generations = GenerationQueue(session_factory(engine), self.settings.generations)
+        sessions = session_factory(engine)
+        queue = JobQueue(sessions, self.settings.jobs)
+        generations = GenerationQueue(sessions, self.settings.generations)
         logger.info(
             "worker started",
             extra={
@@ -124,9 +122,19 @@ class Supervisor:
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._watch_signals)
+                if "webhooks" in self.options.roles:
+                    tasks.start_soon(
+                        run_webhook_dispatcher, sessions, self.settings.webhooks, self.settings.data_dir
+                    )
+                if "cleanup" in self.options.roles:
+                    storage = storage_from_settings(self.settings)
+                    tasks.start_soon(run_cleanup_forever, sessions, storage, self.settings.uploads)
                 while not self.stopping.is_set():
                     await self._reap(queue)
                     await self._keep_generator(generations)
+                    if self._idle_too_long():
+                        logger.info("no work for a while; exiting", extra={"worker": self.worker_id})
+                        break
                     if "train" not in self.options.roles or await self._lease(queue) is None:
                         with anyio.move_on_after(self.options.poll_seconds):
                             await self.stopping.wait()
@@ -134,6 +142,12 @@ class Supervisor:
             await self._shut_down(queue)
         finally:
             await engine.dispose()
+
+    def _idle_too_long(self) -> bool:
+        if self.children:
+            self.busy_at = time.monotonic()
+        limit = self.options.exit_when_idle
+        return limit is not None and time.monotonic() - self.busy_at > limit
 
     async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -159,7 +173,7 @@ class Supervisor:
         command = [
             sys.executable,
             "-m",
-            "service.worker.run_job",
+            "worker.run_job",
             f"--job={lease.job_id}",
             f"--tenant={lease.tenant_id}",
             f"--worker-id={lease.worker_id}",
@@ -194,7 +208,7 @@ class Supervisor:
         self.generator = self._start_generator()
 
     def _start_generator(self) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "service.worker.generate", f"--worker-id={self.generator_id}"]
+        command = [sys.executable, "-m", "worker.generate", f"--worker-id={self.generator_id}"]
         if self.options.device:
             command.append(f"--device={self.options.device}")
         return subprocess.Popen(command, preexec_fn=die_with_parent)  # noqa: S603

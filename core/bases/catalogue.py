@@ -15,22 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.bases.architecture import (
+from core.bases.architecture import (
     WAN_TEXT_TOKENS,
     UnsupportedArchitecture,
     umt5_encoder_params,
     wan_transformer_dims,
 )
-from service.bases.memory import BaseDims
-from service.bases.tiny import (
+from core.bases.memory import BaseDims
+from core.bases.tiny import (
     TEXT_ENCODER_CONFIG,
     TINY_TEXT_TOKENS,
     TRANSFORMER_CONFIG,
     VAE_CONFIG,
     VAE_PARAMS,
 )
-from service.errors import Invalid
-from service.settings import BasesSettings
+from core.errors import Invalid
+from core.settings import BasesSettings
 
 TINY = "tiny"
 WAN21 = "wan2.1"

@@ -20,7 +20,7 @@ from minio import Minio
 from minio.datatypes import Part
 from minio.error import S3Error
 
-from service.storage.base import ObjectInfo, ObjectNotFoundError, ObjectStorage, PartWriter, PendingMultipart
+from core.storage.base import ObjectInfo, ObjectNotFoundError, ObjectStorage, PartWriter, PendingMultipart
 
 _MISSING = {"NoSuchKey", "NoSuchUpload", "NoSuchObject"}
 

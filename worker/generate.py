@@ -1,4 +1,4 @@
-"""``python -m service.worker.generate``: the inference role, one long-lived process per device.
+"""``python -m worker.generate``: the inference role, one long-lived process per device.
 
 It keeps every base it has served resident (a ``GenerationEngine`` each), claims batches of
 compatible queued generations (any tenants), renders each batch in one denoising loop with
@@ -24,14 +24,14 @@ import anyio.to_thread
 import torch
 
 import service.db.models  # noqa: F401  (every mapper is known before the first query)
-from service.bases.catalogue import Catalogue, load_catalogue
-from service.bases.quantization import Quantization
+from core.bases.catalogue import Catalogue, load_catalogue
+from core.bases.quantization import Quantization
+from core.logs import configure_logging
+from core.settings import Settings, get_settings
+from core.storage import ObjectNotFoundError, TenantKeys, storage_from_settings
+from core.storage.keys import OUTPUT_MEDIA_TYPES, OUTPUT_POSTER, OUTPUT_PREVIEW, OUTPUT_VIDEO
 from service.db.engine import create_engine, session_factory
 from service.generations.queue import ClaimedGeneration, GenerationQueue
-from service.logging_setup import configure_logging
-from service.settings import Settings, get_settings
-from service.storage import ObjectNotFoundError, TenantKeys, storage_from_settings
-from service.storage.keys import OUTPUT_MEDIA_TYPES, OUTPUT_POSTER, OUTPUT_PREVIEW, OUTPUT_VIDEO
 from trainer.devices import compute_dtype, resolve_device
 from trainer.models import load_specification
 from trainer.serving import AdapterError, AdapterKey, GenerationEngine, GenerationRequest, GenerationStopped
@@ -244,7 +244,7 @@ def _reason(exc: Exception) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service.worker.generate")
+    parser = argparse.ArgumentParser(prog="python -m worker.generate")
     parser.add_argument("--worker-id", required=True)
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """One leased fine-tune, run by the trainer in a child process of the worker.
 
-``python -m service.worker.run_job`` is started by the supervisor for each job it leases,
+``python -m worker.run_job`` is started by the supervisor for each job it leases,
 so jobs on one machine share nothing (torch's global state, allocator, a crash). The
 training loop's progress callback is the job's heartbeat: it extends the lease, charges
 GPU time, writes progress events and learns of cancellation. Until the first step a
@@ -29,16 +29,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import service.db.models  # noqa: F401  (every mapper is known before the first query)
-from service.bases.catalogue import load_catalogue
+from core.bases.catalogue import load_catalogue
+from core.logs import configure_logging
+from core.settings import Settings, get_settings
+from core.storage import ObjectStorage, TenantKeys, storage_from_settings
+from core.work.status import WorkStatus
 from service.datasets.models import DatasetVersion
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import set_tenant
-from service.jobs.models import FineTuneJob, JobStatus
+from service.jobs.models import FineTuneJob
 from service.jobs.queue import Beat, JobQueue, Lease
-from service.logging_setup import configure_logging
 from service.models.service import add_version
-from service.settings import Settings, get_settings
-from service.storage import ObjectStorage, TenantKeys, storage_from_settings
 from service.uploads.models import Asset
 from trainer import (
     Control,
@@ -51,11 +52,9 @@ from trainer import (
     TrainingResult,
     train,
 )
+from worker.exit_codes import EXIT_DONE, EXIT_LEASE_LOST
 
 logger = logging.getLogger("rushes.worker")
-# Exit statuses the supervisor reads: anything else means the child died mid-job.
-EXIT_DONE = 0
-EXIT_LEASE_LOST = 3
 # Preparation (caching latents, loading the base) may beat without steps for this long.
 PREPARATION_LIMIT_SECONDS = 3600.0
 
@@ -222,11 +221,11 @@ async def run(settings: Settings, lease: Lease, *, device: str | None, share: fl
             logger.warning("lease lost; another worker owns the job now", extra={"job_id": str(lease.job_id)})
             return EXIT_LEASE_LOST
         except TrainerInputError as exc:
-            await queue.finish(lease, JobStatus.FAILED, gpu_seconds=pulse.take(), reason=str(exc))
+            await queue.finish(lease, WorkStatus.FAILED, gpu_seconds=pulse.take(), reason=str(exc))
             return EXIT_DONE
         except Exception as exc:
             logger.exception("fine-tune failed", extra={"job_id": str(lease.job_id)})
-            await queue.finish(lease, JobStatus.FAILED, gpu_seconds=pulse.take(), reason=_reason(exc))
+            await queue.finish(lease, WorkStatus.FAILED, gpu_seconds=pulse.take(), reason=_reason(exc))
             return EXIT_DONE
         await _conclude(queue, lease, pulse, storage, result)
         return EXIT_DONE
@@ -240,7 +239,7 @@ async def _conclude(
     if result.status == "stopped":
         if pulse.cancelled:
             await queue.finish(
-                lease, JobStatus.CANCELLED, gpu_seconds=pulse.take(), data={"step": result.step}
+                lease, WorkStatus.CANCELLED, gpu_seconds=pulse.take(), data={"step": result.step}
             )
         else:
             await queue.release(lease, gpu_seconds=pulse.take())
@@ -259,7 +258,7 @@ async def _conclude(
             "final_loss": result.final_loss,
         }
 
-    await queue.finish(lease, JobStatus.SUCCEEDED, gpu_seconds=pulse.take(), then=make_version)
+    await queue.finish(lease, WorkStatus.SUCCEEDED, gpu_seconds=pulse.take(), then=make_version)
 
 
 def _reason(exc: Exception) -> str:
@@ -284,7 +283,7 @@ def _on_shutdown(pulse: Pulse) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service.worker.run_job")
+    parser = argparse.ArgumentParser(prog="python -m worker.run_job")
     parser.add_argument("--job", type=UUID, required=True)
     parser.add_argument("--tenant", type=UUID, required=True)
     parser.add_argument("--worker-id", required=True)

@@ -1,19 +1,19 @@
 """Object storage: one interface, a local-folder backend and an S3 backend."""
 
-from service.settings import Settings
-from service.storage.base import (
+from core.settings import Settings
+from core.storage.base import (
     ObjectInfo,
     ObjectNotFoundError,
     ObjectStorage,
     PartWriter,
     PendingMultipart,
 )
-from service.storage.keys import TenantKeys
+from core.storage.keys import TenantKeys
 
 
 def storage_from_settings(settings: Settings) -> ObjectStorage:
     if settings.storage.backend == "s3":
-        from service.storage.s3 import S3Storage
+        from core.storage.s3 import S3Storage
 
         return S3Storage(
             endpoint=settings.storage.s3_endpoint,
@@ -24,7 +24,7 @@ def storage_from_settings(settings: Settings) -> ObjectStorage:
             region=settings.storage.s3_region,
             create_bucket=settings.storage.s3_create_bucket,
         )
-    from service.storage.local import LocalStorage
+    from core.storage.local import LocalStorage
 
     return LocalStorage(settings.storage_path)
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from service.storage.base import ObjectInfo, ObjectNotFoundError, ObjectStorage, PartWriter, PendingMultipart
+from core.storage.base import ObjectInfo, ObjectNotFoundError, ObjectStorage, PartWriter, PendingMultipart
 
 _MULTIPART_DIR = ".multipart"
 

@@ -1,7 +1,7 @@
 """The one small interface every storage backend implements.
 
 Backends are synchronous: the trainer calls them from its own threads, and the API
-runs them in worker threads (``service.storage.aio``) so the event loop never blocks.
+runs them in worker threads (``core.storage.aio``) so the event loop never blocks.
 """
 
 from __future__ import annotations

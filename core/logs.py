@@ -1,13 +1,19 @@
-"""JSON log lines, each carrying the request id of the request that wrote it."""
+"""JSON log lines, each carrying the request id of the request that wrote it.
+
+The request id lives in a context variable here, in the core, so that any process can log
+with it; the API's middleware (``service/request_context.py``) sets it per request.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
-from service.request_context import current_request_id
-from service.settings import LogSettings
+from core.settings import LogSettings
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,7 +24,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if request_id := current_request_id():
+        if request_id := request_id_var.get():
             entry["request_id"] = request_id
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.bases.architecture import TEMPORAL_FACTOR, TransformerDims
-from service.bases.quantization import Quantization, bytes_per_weight
+from core.bases.architecture import TEMPORAL_FACTOR, TransformerDims
+from core.bases.quantization import Quantization, bytes_per_weight
 
 GiB = 1 << 30
 _CUDA_CONTEXT = int(0.75 * GiB)  # context, cuBLAS workspaces; outside max_memory_allocated

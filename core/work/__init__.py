@@ -1,0 +1,1 @@
+"""Queued work of every kind (fine-tunes, generations, webhook deliveries): its status and leases."""

@@ -1,1 +1,0 @@
-"""Workers: a supervisor that leases jobs, and one child process per running job."""
