@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from advanced_alchemy.extensions.litestar import AsyncSessionConfig, SQLAlchemyAsyncConfig, SQLAlchemyPlugin
 from litestar import Litestar, Router
 from litestar.di import Provide
@@ -27,6 +30,7 @@ from service.datasets.controllers import DatasetController
 from service.db.engine import create_engine, session_factory
 from service.db.pagination import provide_page
 from service.errors import exception_handlers, problem_details_config
+from service.events.watch import EventWatch
 from service.generations.controllers import GenerationController
 from service.idempotency.middleware import IdempotencyMiddleware
 from service.jobs.controllers import FineTuneController, list_bases
@@ -55,6 +59,14 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
     object_storage = storage or storage_from_settings(settings)
     sessions = session_factory(engine)
     catalogue = load_catalogue(settings.bases)
+    watch = EventWatch(sessions)
+
+    @asynccontextmanager
+    async def watching(_: Litestar) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(watch.run)
+            yield
+            tasks.cancel_scope.cancel()
 
     app = Litestar(
         route_handlers=[
@@ -92,6 +104,7 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             "storage": Provide(lambda: object_storage, sync_to_thread=False),
             "sessions": Provide(lambda: sessions, sync_to_thread=False),
             "catalogue": Provide(lambda: catalogue, sync_to_thread=False),
+            "watch": Provide(lambda: watch, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
             "page": Provide(provide_page, sync_to_thread=False),
         },
@@ -105,6 +118,7 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
         # Logging is configured once, as JSON, by configure_logging; Litestar's own would replace it.
         logging_config=None,
         request_max_body_size=settings.server.max_json_body,
+        lifespan=[watching],
         debug=settings.server.debug,
     )
     if missing := undeclared_routes(app):

@@ -2,9 +2,10 @@
 
 A source (a fine-tune job, a generation) numbers its events from its own counter, so the
 API and a worker writing at once never take the same number. The live stream is
-Server-Sent Events whose id is the number, resuming after ``Last-Event-ID``. It polls the
-database, so it sees events whichever replica or worker wrote them, and ends once the
-source is final and every event has been sent.
+Server-Sent Events whose id is the number, resuming after ``Last-Event-ID``. Between
+reads it waits on the process's one ``EventWatch`` (``watch.py``), which sees events
+whichever replica or worker wrote them; it ends once the source is final and every event
+has been sent.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from service.db.pagination import PageRequest, fetch_page
 from service.db.tenancy import set_tenant
 from service.events.models import EventRecord, EventSource
 from service.events.schemas import EventOut
+from service.events.watch import EventWatch
 
-POLL_SECONDS = 0.5
 # A comment line this often keeps proxies from closing a quiet stream.
 KEEPALIVE_SECONDS = 15.0
 _BATCH = 200
@@ -90,9 +91,14 @@ class EventLog(Generic[SourceT, EventT, KindT]):
         return list(rows), total
 
     async def follow(
-        self, sessions: async_sessionmaker[AsyncSession], tenant_id: UUID, source_id: UUID, after: int
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        watch: EventWatch,
+        tenant_id: UUID,
+        source_id: UUID,
+        after: int,
     ) -> AsyncIterator[ServerSentEventMessage]:
-        last, quiet = after, 0.0
+        last = after
         while True:
             async with sessions() as session:
                 set_tenant(session, tenant_id)
@@ -115,10 +121,8 @@ class EventLog(Generic[SourceT, EventT, KindT]):
             if status is None or (status.is_final and len(events) < _BATCH):
                 return
             if events:
-                quiet = 0.0
                 continue
-            await anyio.sleep(POLL_SECONDS)
-            quiet += POLL_SECONDS
-            if quiet >= KEEPALIVE_SECONDS:
-                quiet = 0.0
+            with anyio.move_on_after(KEEPALIVE_SECONDS) as quiet:
+                await watch.changed(self.source, source_id, last)
+            if quiet.cancelled_caught:
                 yield ServerSentEventMessage(comment="keep-alive")

@@ -19,6 +19,7 @@ from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.db.pagination import PageRequest, page_body
 from service.events.log import resume_after
+from service.events.watch import EventWatch
 from service.generations import service
 from service.generations.events import GENERATION_EVENTS
 from service.generations.schemas import GenerationCreate, GenerationEventOut, GenerationOut
@@ -100,12 +101,15 @@ class GenerationController(Controller):
         generation_id: FromPath[UUID],
         db_session: NamedDependency[AsyncSession],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+        watch: NamedDependency[EventWatch],
         after: Annotated[int, Parameter(ge=0, description="Start after this sequence number.")] = 0,
     ) -> ServerSentEvent:
         """Live events; a reconnecting client sends ``Last-Event-ID`` and misses nothing."""
         generation = await service.get_generation(db_session, generation_id)
         after = resume_after(after, request.headers.get("last-event-id"))
-        return ServerSentEvent(GENERATION_EVENTS.follow(sessions, generation.tenant_id, generation.id, after))
+        return ServerSentEvent(
+            GENERATION_EVENTS.follow(sessions, watch, generation.tenant_id, generation.id, after)
+        )
 
     @get(
         f"{_GENERATION}/outputs/{{name:str}}",

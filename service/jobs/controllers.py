@@ -17,6 +17,7 @@ from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.db.pagination import PageRequest, page_body
 from service.events.log import resume_after
+from service.events.watch import EventWatch
 from service.jobs import service
 from service.jobs.events import JOB_EVENTS
 from service.jobs.schemas import BaseOut, FineTuneCreate, FineTuneOut, JobEventOut, SampleOut
@@ -117,12 +118,13 @@ class FineTuneController(Controller):
         job_id: FromPath[UUID],
         db_session: NamedDependency[AsyncSession],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+        watch: NamedDependency[EventWatch],
         after: Annotated[int, Parameter(ge=0, description="Start after this sequence number.")] = 0,
     ) -> ServerSentEvent:
         """Live events; a reconnecting client sends ``Last-Event-ID`` and misses nothing."""
         job = await service.get_job(db_session, job_id)
         after = resume_after(after, request.headers.get("last-event-id"))
-        return ServerSentEvent(JOB_EVENTS.follow(sessions, job.tenant_id, job.id, after))
+        return ServerSentEvent(JOB_EVENTS.follow(sessions, watch, job.tenant_id, job.id, after))
 
 
 @get("/v1/bases", operation_id="listBases", opt=access(Access.MEMBER), tags=["fine-tunes"])
