@@ -131,6 +131,11 @@ class WorkerSettings(BaseModel):
     poll_seconds: float = 2.0
     # Heartbeats come from the training loop, at most this often.
     heartbeat_seconds: float = 5.0
+    # A name this worker keeps across restarts (empty: a new one each start). A worker that
+    # starts under a name ends the leases its previous run held at once, instead of waiting
+    # for them to run out; no two live workers may share one. ``serve`` names its embedded
+    # worker after itself.
+    id: str = ""
 
 
 # ``RUSHES_WEBHOOKS__*``: signing, what may be called, and the retry schedule.

@@ -29,19 +29,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     _limit_malloc_arenas()
-    from core.process import die_with_parent
     from service.db.migrate import migrate
+    from service.embedded_worker import EmbeddedWorker
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.server.migrate:
         migrate(settings.database_url)
-    # The embedded default is a whole system: one worker beside the API, ending with it. It is
-    # a process of its own, so the API's process never imports the torch engine.
-    worker = (
-        subprocess.Popen([sys.executable, "-m", "worker"], preexec_fn=die_with_parent)
-        if settings.worker.embedded
-        else None
-    )
+    # The embedded default is a whole system: one worker beside the API, ending with it.
+    worker = EmbeddedWorker() if settings.worker.embedded else None
+    if worker is not None:
+        worker.start()
     try:
         uvicorn.run(
             "service.app:create_app",
@@ -53,8 +50,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
     finally:
         if worker is not None:
-            worker.terminate()
-            worker.wait()
+            worker.stop()
     return 0
 
 

@@ -24,7 +24,7 @@ from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dic
 from torch import nn
 
 from trainer import checkpoint
-from trainer.config import TrainConfig
+from trainer.config import TrainConfig, check_specification
 from trainer.data import BucketBatchSampler, PreparedData, TrainingDataset, prepare
 from trainer.devices import compute_dtype, free_memory, peak_memory, reset_peak_memory, resolve_device
 from trainer.errors import TrainerInputError
@@ -79,9 +79,7 @@ class Trainer:
         self.dtype = compute_dtype(self.device, config.quantization)
         self.spec: ModelSpecification = load_specification(base, device=self.device, dtype=self.dtype)
         self.base_id = base_id or self.spec.base_id
-        config.check_geometry(
-            temporal_factor=self.spec.temporal_factor, spatial_multiple=self.spec.spatial_multiple
-        )
+        check_specification(config, self.spec)
         self.lora = LoraLayout(
             rank=config.lora.rank,
             alpha=config.lora.alpha,

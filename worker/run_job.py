@@ -5,6 +5,12 @@ so jobs on one machine share nothing (torch's global state, allocator, a crash).
 training loop's progress callback is the job's heartbeat: it extends the lease, charges
 GPU time, writes progress events and learns of cancellation. Until the first step a
 bounded preparation beat keeps the lease while latents are cached.
+
+The job's configuration is loaded by ``load_config``, the same ``TrainConfig`` the API built
+and checked when the job was made. A run that fails by the platform's fault (an internal
+error, running out of memory, a configuration the API accepted but the run refused) is not
+charged: ``_finish_failed`` waives every GPU second charged to the job so far. A failure on
+the tenant's input (footage the trainer cannot use) is charged like any other run.
 """
 
 from __future__ import annotations
@@ -29,10 +35,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import service.db.models  # noqa: F401  (every mapper is known before the first query)
-from core.bases.catalogue import load_catalogue
+from core.bases.catalogue import BaseEntry, load_catalogue
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
 from core.storage import ObjectStorage, TenantKeys, storage_from_settings
+from core.training import TrainingConfigError
 from core.work.status import WorkStatus
 from service.datasets.models import DatasetVersion
 from service.db.engine import create_engine, session_factory
@@ -128,6 +135,18 @@ class Heartbeat:
         return beat
 
 
+def load_config(record: dict[str, Any], base: BaseEntry, *, device: str | None) -> TrainConfig:
+    """The job's stored configuration as the trainer will run it, checked against its base.
+
+    The API built and checked the same ``TrainConfig`` when the job was made, so this raises
+    ``TrainingConfigError`` only if that check was wrong or the base changed since: the
+    platform's fault, not the tenant's. The trainer checks its specification again on load.
+    """
+    config = TrainConfig.from_record(record, device=device)
+    config.check_base(base.dims)
+    return config
+
+
 async def _load(
     session: AsyncSession, lease: Lease, storage: ObjectStorage
 ) -> tuple[FineTuneJob, TrainingDataset]:
@@ -187,7 +206,7 @@ async def run(settings: Settings, lease: Lease, *, device: str | None, share: fl
         base = load_catalogue(settings.bases).get(job.base_id)
         heartbeat = Heartbeat(queue, lease, pulse, settings.worker.heartbeat_seconds)
         try:
-            config = TrainConfig.from_record(job.config, device=device)
+            config = load_config(job.config, base, device=device)
             run_storage = RunStorage.for_tenant(
                 storage,
                 TenantKeys(lease.tenant_id),
@@ -220,12 +239,17 @@ async def run(settings: Settings, lease: Lease, *, device: str | None, share: fl
         except LeaseLost:
             logger.warning("lease lost; another worker owns the job now", extra={"job_id": str(lease.job_id)})
             return EXIT_LEASE_LOST
+        except TrainingConfigError as exc:
+            # The API accepted this configuration; refusing it now is a fault of ours.
+            logger.error("an accepted configuration failed: %s", exc, extra={"job_id": str(lease.job_id)})
+            await _finish_failed(queue, lease, pulse, _config_reason(exc), platform_fault=True)
+            return EXIT_DONE
         except TrainerInputError as exc:
-            await queue.finish(lease, WorkStatus.FAILED, gpu_seconds=pulse.take(), reason=str(exc))
+            await _finish_failed(queue, lease, pulse, str(exc), platform_fault=False)
             return EXIT_DONE
         except Exception as exc:
             logger.exception("fine-tune failed", extra={"job_id": str(lease.job_id)})
-            await queue.finish(lease, WorkStatus.FAILED, gpu_seconds=pulse.take(), reason=_reason(exc))
+            await _finish_failed(queue, lease, pulse, _reason(exc), platform_fault=True)
             return EXIT_DONE
         await _conclude(queue, lease, pulse, storage, result)
         return EXIT_DONE
@@ -261,15 +285,43 @@ async def _conclude(
     await queue.finish(lease, WorkStatus.SUCCEEDED, gpu_seconds=pulse.take(), then=make_version)
 
 
+async def _finish_failed(
+    queue: JobQueue, lease: Lease, pulse: Pulse, reason: str, *, platform_fault: bool
+) -> None:
+    """End the job failed. By the platform's fault, every GPU second charged to it so far,
+    this attempt's last ones included, is waived in the same transaction: a failed job costs
+    the tenant nothing, and a resumed one is charged only from the resume."""
+
+    async def waive(session: AsyncSession, job: FineTuneJob) -> dict[str, Any]:
+        job.waived_gpu_seconds = job.gpu_seconds
+        return {"waived_gpu_seconds": job.gpu_seconds}
+
+    await queue.finish(
+        lease,
+        WorkStatus.FAILED,
+        gpu_seconds=pulse.take(),
+        reason=reason,
+        then=waive if platform_fault else None,
+    )
+
+
+def _config_reason(exc: TrainingConfigError) -> str:
+    return (
+        f"These settings cannot run on this base ({exc}). This fine-tune is not charged; start a "
+        "new one with settings the base accepts."
+    )
+
+
 def _reason(exc: Exception) -> str:
     if type(exc).__name__ == "OutOfMemoryError":
         return (
             "The run ran out of accelerator memory. Lower the resolution, frames or rank, or use nf4 "
-            "quantisation, then resume or start again."
+            "quantisation, then resume or start again. This run is not charged."
         )
     return (
-        f"The trainer stopped with an internal error ({type(exc).__name__}). Resume the fine-tune to "
-        "continue from its last checkpoint; if it fails again, contact support with the job id."
+        f"The trainer stopped with an internal error ({type(exc).__name__}); this run is not charged. "
+        "Resume the fine-tune to continue from its last checkpoint; if it fails again, contact "
+        "support with the job id."
     )
 
 

@@ -85,7 +85,7 @@ class Supervisor:
     def __init__(self, settings: Settings, options: WorkerOptions) -> None:
         self.settings = settings
         self.options = options
-        self.worker_id = f"{options.worker_id}:{uuid.uuid4().hex[:8]}"
+        self.worker_id = settings.worker.id or f"{options.worker_id}:{uuid.uuid4().hex[:8]}"
         self.children: list[Child] = []
         self.generator: subprocess.Popen[bytes] | None = None
         self.generator_id = f"{self.worker_id}:generate"
@@ -120,6 +120,11 @@ class Supervisor:
             },
         )
         try:
+            if self.settings.worker.id:
+                # This worker's previous run died (it is restarting under its name): its
+                # work goes back to the queue now, not when its leases run out.
+                await queue.abandon_owner(self.worker_id)
+                await generations.abandon(self.generator_id)
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._watch_signals)
                 if "webhooks" in self.options.roles:

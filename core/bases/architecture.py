@@ -74,6 +74,9 @@ class TransformerDims:
     block_linear_params: int  # weights of every quantisable linear in the blocks
     other_params: int  # everything else: embedders, norms, biases, output head
     text_tokens: int
+    # Positions the rotary embedding holds along each axis (frames, height, width) of the
+    # patched latent; a longer axis does not fit (diffusers' ``WanRotaryPosEmbed``).
+    rope_max_seq_len: int = 1024
 
 
 def wan_transformer_dims(config: dict[str, Any], *, text_tokens: int) -> TransformerDims:
@@ -128,6 +131,7 @@ def wan_transformer_dims(config: dict[str, Any], *, text_tokens: int) -> Transfo
         block_linear_params=layers * block_linear,
         other_params=layers * block_other + top,
         text_tokens=text_tokens,
+        rope_max_seq_len=int(config.get("rope_max_seq_len", 1024)),
     )
 
 
@@ -159,3 +163,36 @@ def geometry_problem(
     if height % spatial_multiple or width % spatial_multiple:
         return f"height and width must be multiples of {spatial_multiple}; got {height}x{width}"
     return None
+
+
+def positions_problem(
+    *,
+    frames: int,
+    height: int,
+    width: int,
+    transformer: TransformerDims,
+    temporal_factor: int = TEMPORAL_FACTOR,
+    spatial_multiple: int = SPATIAL_MULTIPLE,
+) -> str | None:
+    """Whether a clip's patched latent fits the positions the transformer's rotary embedding
+    places along each axis, in words, or None.
+
+    Training also uses the transposed shape (a portrait bucket), so the longer side is what
+    must fit. ``spatial_multiple`` is the VAE's downsampling times the patch, so a side of
+    ``s`` pixels is ``s // spatial_multiple`` positions.
+    """
+    positions = transformer.rope_max_seq_len
+    patch_t = transformer.patch_size[0]
+    problems = []
+    if ((frames - 1) // temporal_factor + 1) // patch_t > positions:
+        most = (positions * patch_t - 1) * temporal_factor + 1
+        problems.append(
+            f"frames must be at most {most} on this base (its transformer places {positions} latent "
+            f"frames); got {frames}"
+        )
+    if max(height, width) // spatial_multiple > positions:
+        problems.append(
+            f"height and width must be at most {positions * spatial_multiple} on this base (its "
+            f"transformer places {positions} positions per side); got {height}x{width}"
+        )
+    return "; ".join(problems) or None

@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, Enum, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.work.status import WorkStatus
+from core.work.lease import Leased
 from service.db.base import Base
 from service.events.models import EventRecord, EventSource
 
@@ -25,8 +23,11 @@ GenerationEventType = Literal[
 ]
 
 
-class Generation(EventSource, Base):
-    """One requested video: its settings, resolved in full when it was made, and its progress."""
+class Generation(Leased, EventSource, Base):
+    """One requested video: its settings, resolved in full when it was made, and (from ``Leased``)
+    its status, lease and progress in denoising steps."""
+
+    default_max_attempts = 2
 
     __tablename__ = "generation"
     __table_args__ = (
@@ -52,25 +53,7 @@ class Generation(EventSource, Base):
     # Always stored (drawn when the request names none), so any generation can be rendered again.
     seed: Mapped[int] = mapped_column(Integer)
     adapter_strength: Mapped[float] = mapped_column(Float)
-    status: Mapped[WorkStatus] = mapped_column(
-        Enum(WorkStatus, native_enum=False, length=16), default=WorkStatus.QUEUED
-    )
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
-    cancel_requested: Mapped[bool] = mapped_column(default=False)
-    # The last denoising step a worker reported.
-    step: Mapped[int] = mapped_column(Integer, default=0)
-    # Attempts started so far; a lease lost this many times ends the generation.
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    max_attempts: Mapped[int] = mapped_column(Integer, default=2)
-    lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(
-        DateTimeUTC(timezone=True), default=None, index=True
-    )
-    failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
-    gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
-    queued_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
-    started_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     created_by: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
     # The outputs' total size, once it succeeded.
     output_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)

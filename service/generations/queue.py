@@ -6,14 +6,10 @@ guidance on for all or off for all, since a batch is one tensor through one deno
 Compatible generations fill the rest in turns over tenants, each tenant's oldest first, so
 one tenant's flood cannot fill every batch. The claim is one conditional update (``FOR
 UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serialises writers), so two workers never claim
-the same generation. Heartbeats from the denoising loop extend the leases; a lease that runs
-out puts its generation back in its place in the queue until ``max_attempts`` leases were
-lost, then fails it. Every change of state appends a numbered event in the same transaction.
-
-The heartbeat and finish methods write before they read, so that on SQLite their
-transaction takes the write lock first and never finds its snapshot overtaken by another
-writer; ``claim_batch`` reads first (to choose) and treats SQLite's "locked" refusal as a
-lost race, trying again at the next poll.
+the same generation. Everything about the leases (the claim itself, heartbeats, finishes,
+release, expiry, abandon, and their one answer to every race) is ``core.work.queue``'s; this
+module adds the batching and the generations orphaned by a deleted model. Every change of
+state appends a numbered event in the same transaction.
 """
 
 from __future__ import annotations
@@ -21,19 +17,19 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, func, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.settings import GenerationSettings
+from core.work.queue import FINAL_EVENTS, SHUT_DOWN, WorkKind, WorkQueue, ignore_lost_race
 from core.work.status import WorkStatus
 from service.db.tenancy import unscoped_session
 from service.generations.events import GENERATION_EVENTS
-from service.generations.models import Generation, GenerationEventType
+from service.generations.models import Generation
 from service.generations.schemas import output_paths
 
 # How many of the oldest queued generations a claim considers when it fills a batch.
@@ -41,12 +37,9 @@ _WINDOW = 200
 # Claims that lose every generation they chose to another worker look again, a bounded number of times.
 _CLAIM_TRIES = 3
 
-# The event that ends a generation in each final status.
-_FINAL_EVENTS: dict[WorkStatus, GenerationEventType] = {
-    WorkStatus.SUCCEEDED: "succeeded",
-    WorkStatus.FAILED: "failed",
-    WorkStatus.CANCELLED: "cancelled",
-}
+GENERATIONS: WorkKind[Generation] = WorkKind(
+    Generation, GENERATION_EVENTS.record, noun="generation", retry_hint="request it again to retry"
+)
 
 # What generations must share to be rendered together: base, width, height, frames, steps,
 # and whether classifier-free guidance is on (which doubles the batch inside the pipeline).
@@ -114,18 +107,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _held(worker_id: str, ids: Collection[UUID]) -> list[ColumnElement[bool]]:
-    return [
-        Generation.id.in_(ids),
-        Generation.status == WorkStatus.RUNNING,
-        Generation.lease_owner == worker_id,
-    ]
-
-
 class GenerationQueue:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: GenerationSettings) -> None:
         self.sessions = sessions
         self.settings = settings
+        self.work = WorkQueue(GENERATIONS, settings.lease_seconds)
 
     def _session(self) -> AsyncSession:
         return unscoped_session(self.sessions)  # the queue serves every tenant
@@ -135,25 +121,18 @@ class GenerationQueue:
     ) -> list[ClaimedGeneration]:
         """Claim a batch of compatible generations on these bases, oldest first; empty when none wait."""
         now = now or _now()
-        async with self._session() as session:
-            try:
-                await self._sweep(session, now)
-                await session.commit()
-                for _ in range(_CLAIM_TRIES):
-                    chosen = pick_batch(await self._waiting(session, base_ids), max_batch)
-                    # The claim starts a transaction of its own with its write.
-                    await session.rollback()
-                    if not chosen:
-                        return []
-                    claimed = await self._claim(session, worker_id, chosen, now)
-                    if claimed:
-                        return claimed
-            except OperationalError as exc:
-                # SQLite refuses a write from a transaction whose snapshot another writer
-                # has moved past; that is a lost race like any other: ask again next poll.
-                if "locked" not in str(exc.orig):
-                    raise
+        async with self._session() as session, ignore_lost_race(session):  # lost: ask again next poll
+            await self._sweep(session, now)
+            await session.commit()
+            for _ in range(_CLAIM_TRIES):
+                chosen = pick_batch(await self._waiting(session, base_ids), max_batch)
+                # The claim starts a transaction of its own with its write.
                 await session.rollback()
+                if not chosen:
+                    return []
+                claimed = await self._claim(session, worker_id, chosen, now)
+                if claimed:
+                    return claimed
         return []
 
     async def peek(self, base_ids: Collection[str], limit: int) -> list[tuple[UUID, UUID]]:
@@ -198,45 +177,20 @@ class GenerationQueue:
     async def _claim(
         self, session: AsyncSession, worker_id: str, chosen: list[UUID], now: datetime
     ) -> list[ClaimedGeneration]:
-        # SKIP LOCKED passes over rows another worker is claiming (PostgreSQL; SQLite has no row
-        # locks and runs one writer at a time); the status condition makes each claim win once.
-        claimable = (
-            select(Generation.id)
-            .where(Generation.id.in_(chosen), Generation.status == WorkStatus.QUEUED)
-            .with_for_update(skip_locked=True)
+        claimed = await self.work.claim(
+            session, worker_id, chosen, now, Generation.model_version_id.is_not(None)
         )
-        claimed_ids = set(
-            await session.scalars(
-                update(Generation)
-                .where(
-                    Generation.id.in_(claimable),
-                    Generation.status == WorkStatus.QUEUED,
-                    Generation.model_version_id.is_not(None),
-                )
-                .values(
-                    status=WorkStatus.RUNNING,
-                    attempts=Generation.attempts + 1,
-                    lease_owner=worker_id,
-                    lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
-                    started_at=func.coalesce(Generation.started_at, now),
-                )
-                .returning(Generation.id)
-                .execution_options(synchronize_session=False)
-            )
-        )
-        if not claimed_ids:
+        if not claimed:
             await session.rollback()
             return []
-        generations = await self._load(session, claimed_ids)
-        batch = []
-        for generation in sorted(generations, key=lambda g: chosen.index(g.id)):
+        for generation in claimed:
             await GENERATION_EVENTS.record(
                 session,
                 generation,
                 "started",
-                {"attempt": generation.attempts, "worker": worker_id, "batch_size": len(claimed_ids)},
+                {"attempt": generation.attempts, "worker": worker_id, "batch_size": len(claimed)},
             )
-            batch.append(_claimed(generation))
+        batch = [_claimed(generation) for generation in claimed]
         await session.commit()
         return batch
 
@@ -245,48 +199,13 @@ class GenerationQueue:
 
         The attempts count, as if the leases had expired.
         """
-        now = now or _now()
         async with self._session() as session:
-            await session.execute(
-                update(Generation)
-                .where(Generation.status == WorkStatus.RUNNING, Generation.lease_owner == worker_id)
-                .values(lease_expires_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            await self._sweep(session, now + timedelta(microseconds=1), reason="worker process died")
+            await self.work.abandon(session, worker_id, now or _now())
             await session.commit()
 
-    async def _sweep(self, session: AsyncSession, now: datetime, reason: str = "lease expired") -> None:
+    async def _sweep(self, session: AsyncSession, now: datetime) -> None:
         """End leases that ran out, and fail queued generations whose model version was deleted."""
-        stale = await session.scalars(
-            select(Generation)
-            .where(Generation.status == WorkStatus.RUNNING, Generation.lease_expires_at < now)
-            .with_for_update(skip_locked=True)
-        )
-        for generation in stale.all():
-            worker = generation.lease_owner
-            generation.lease_owner = None
-            generation.lease_expires_at = None
-            if generation.cancel_requested:
-                generation.status = WorkStatus.CANCELLED
-                generation.finished_at = now
-                await GENERATION_EVENTS.record(session, generation, "cancelled", {"step": generation.step})
-            elif generation.attempts >= generation.max_attempts:
-                generation.status = WorkStatus.FAILED
-                generation.finished_at = now
-                generation.failure_reason = (
-                    f"The generation's worker stopped responding {generation.attempts} times "
-                    f"(last on {worker}); request it again to retry."
-                )
-                await GENERATION_EVENTS.record(
-                    session, generation, "failed", {"reason": generation.failure_reason}
-                )
-            else:
-                # It keeps its place in the queue: it has waited longest, through no fault of its own.
-                generation.status = WorkStatus.QUEUED
-                await GENERATION_EVENTS.record(
-                    session, generation, "requeued", {"reason": reason, "worker": worker}
-                )
+        await self.work.expire(session, now)
         # A model deleted between a request's check and its commit leaves it with no version.
         orphans = await session.scalars(
             select(Generation)
@@ -312,13 +231,7 @@ class GenerationQueue:
         """
         now = now or _now()
         async with self._session() as session:
-            generations = await self._update_held(
-                session,
-                worker_id,
-                ids,
-                lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
-                step=step,
-            )
+            generations = await self.work.heartbeat(session, worker_id, ids, now, step=step)
             for generation in generations:
                 await GENERATION_EVENTS.record(
                     session, generation, "progress", {"step": step, "total_steps": generation.steps}
@@ -365,7 +278,7 @@ class GenerationQueue:
             gpu_seconds,
             now,
             lambda _: {"reason": reason},
-            failure_reason=reason,
+            reason=reason,
         )
 
     async def finish_cancelled(
@@ -388,13 +301,13 @@ class GenerationQueue:
     ) -> bool:
         """End a held generation with its final event in one transaction; False if not held."""
         async with self._session() as session:
-            changed = await self._update_held(
-                session, worker_id, [generation_id], **self._ended(status, gpu_seconds, now), **values
+            changed = await self.work.finish(
+                session, worker_id, [generation_id], status, now or _now(), gpu_seconds=gpu_seconds, **values
             )
             if not changed:
                 return False
             (generation,) = changed
-            await GENERATION_EVENTS.record(session, generation, _FINAL_EVENTS[status], event_data(generation))
+            await GENERATION_EVENTS.record(session, generation, FINAL_EVENTS[status], event_data(generation))
             await session.commit()
             return True
 
@@ -403,7 +316,7 @@ class GenerationQueue:
         worker_id: str,
         ids: Collection[UUID],
         *,
-        reason: str = "worker shut down",
+        reason: str = SHUT_DOWN,
         now: datetime | None = None,
     ) -> set[UUID]:
         """Hand generations back without counting the attempt (a worker shutting down, or a
@@ -414,66 +327,9 @@ class GenerationQueue:
         """
         now = now or _now()
         async with self._session() as session:
-            cancelled = await self._update_held(
-                session,
-                worker_id,
-                ids,
-                Generation.cancel_requested.is_(True),
-                **self._ended(WorkStatus.CANCELLED, 0.0, now),
-            )
-            for generation in cancelled:
-                await GENERATION_EVENTS.record(session, generation, "cancelled", {"step": generation.step})
-            requeued = await self._update_held(
-                session,
-                worker_id,
-                ids,
-                status=WorkStatus.QUEUED,
-                attempts=Generation.attempts - 1,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-            for generation in requeued:
-                await GENERATION_EVENTS.record(
-                    session, generation, "requeued", {"reason": reason, "worker": worker_id}
-                )
+            released = await self.work.release(session, worker_id, ids, now, reason=reason)
             await session.commit()
-        return {generation.id for generation in cancelled + requeued}
-
-    @staticmethod
-    def _ended(status: WorkStatus, gpu_seconds: float, now: datetime | None) -> dict[str, Any]:
-        return {
-            "status": status,
-            "finished_at": now or _now(),
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "gpu_seconds": Generation.gpu_seconds + gpu_seconds,
-        }
-
-    async def _update_held(
-        self,
-        session: AsyncSession,
-        worker_id: str,
-        ids: Collection[UUID],
-        *conditions: ColumnElement[bool],
-        **values: Any,
-    ) -> list[Generation]:
-        """Change the generations this worker holds (and that meet ``conditions``); returns them changed."""
-        changed = set(
-            await session.scalars(
-                update(Generation)
-                .where(*_held(worker_id, ids), *conditions)
-                .values(**values)
-                .returning(Generation.id)
-                .execution_options(synchronize_session=False)
-            )
-        )
-        return await self._load(session, changed) if changed else []
-
-    async def _load(self, session: AsyncSession, ids: Collection[UUID]) -> list[Generation]:
-        rows = await session.scalars(
-            select(Generation).where(Generation.id.in_(ids)).execution_options(populate_existing=True)
-        )
-        return list(rows.all())
+        return {generation.id for generation in released}
 
 
 def _claimed(generation: Generation) -> ClaimedGeneration:

@@ -17,7 +17,7 @@ import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.bases.architecture import geometry_problem
+from core.bases.architecture import geometry_problem, positions_problem
 from core.bases.catalogue import Catalogue
 from core.errors import Conflict, Invalid, NotFound
 from core.settings import GenerationSettings
@@ -61,6 +61,11 @@ async def create_generation(
     if problem := geometry_problem(frames=shape.frames, height=shape.height, width=shape.width):
         raise Invalid(f"This request cannot be rendered: {problem}.")
     check_platform(shape, settings)
+    transformer = base.dims.transformer
+    if problem := positions_problem(
+        frames=shape.frames, height=shape.height, width=shape.width, transformer=transformer
+    ):
+        raise Invalid(f"This request cannot be rendered: {problem}.")
     check_guardrails(shape, body.prompt, Guardrails.model_validate(model.guardrails))
     generation = Generation(
         model_id=model.id,

@@ -1,15 +1,14 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
-from sqlalchemy import BigInteger, Enum, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from advanced_alchemy.types import GUID, JsonB
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 from uuid_utils.compat import uuid7
 
-from core.work.status import WorkStatus
+from core.work.lease import Leased
 from service.db.base import Base
 from service.events.models import EventRecord, EventSource
 
@@ -28,9 +27,14 @@ JobEventType = Literal[
 ]
 
 
-class FineTuneJob(EventSource, Base):
+class FineTuneJob(Leased, EventSource, Base):
+    """A training run: its resolved configuration and, from ``Leased``, its status and lease."""
+
     __tablename__ = "fine_tune_job"
-    __table_args__ = (UniqueConstraint("tenant_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_fine_tune_job_status", "status"),
+    )
 
     dataset_version_id: Mapped[UUID] = mapped_column(
         ForeignKey("dataset_version.id", ondelete="RESTRICT"), index=True
@@ -42,27 +46,13 @@ class FineTuneJob(EventSource, Base):
     model_version_id: Mapped[UUID] = mapped_column(GUID, default=uuid7)
     # The trainer's configuration, resolved from a preset and overrides when the job was made.
     config: Mapped[dict[str, Any]] = mapped_column(JsonB)
-    status: Mapped[WorkStatus] = mapped_column(
-        Enum(WorkStatus, native_enum=False, length=16), default=WorkStatus.QUEUED, index=True
-    )
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
     estimated_bytes: Mapped[int] = mapped_column(BigInteger)
     total_steps: Mapped[int] = mapped_column(Integer)
-    step: Mapped[int] = mapped_column(Integer, default=0)
-    # Attempts started so far; a lease lost this many times ends the job.
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
-    lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(
-        DateTimeUTC(timezone=True), default=None, index=True
-    )
-    cancel_requested: Mapped[bool] = mapped_column(default=False)
-    gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
-    failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
-    queued_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
-    started_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     created_by: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
+    # Not billed: every GPU second charged before the job failed by the platform's fault
+    # (``worker.run_job``); usage counts ``gpu_seconds - waived_gpu_seconds`` (migration 0007).
+    waived_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class JobEvent(EventRecord, Base):

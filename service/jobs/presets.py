@@ -1,23 +1,23 @@
-"""Named starting points for a fine-tune, resolved into the trainer's configuration record.
+"""Named starting points for a fine-tune, resolved into the ``TrainConfig`` the worker will run.
 
-A preset names every setting the memory estimate depends on, so the API can plan a job
-without the trainer's defaults (which live behind torch).
+Resolution is the only rule that lives here: a preset's settings, replaced by those the
+request gives, and a preset's warm-up shortened to fit a short run. Every other rule is the
+training configuration's (``core.training``), checked when the config is built and against
+the base, so a request the worker could not run is refused (422) before a job exists.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.bases.architecture import geometry_problem
 from core.bases.catalogue import BaseEntry
-from core.bases.memory import estimate_peak_memory
 from core.bases.quantization import Quantization
-from core.errors import Invalid
+from core.training import LoraSettings, TrainConfig, TrainingConfigError
 from service.jobs.schemas import Hyperparameters, Preset
 
+# A preset trains at the base's own picture size (``BaseEntry.generation``) unless the
+# request names one: 832x480 on Wan 2.1, 64x64 on the tiny base.
 _COMMON: dict[str, Any] = {
-    "height": 480,
-    "width": 832,
     "batch_size": 1,
     "quantization": Quantization.NF4,
     "lr_scheduler": "constant_with_warmup",
@@ -48,32 +48,36 @@ PRESETS: dict[Preset, dict[str, Any]] = {
 }
 
 
-def resolve(preset: Preset, overrides: Hyperparameters, trigger_word: str | None) -> dict[str, Any]:
-    """The trainer's configuration record (``TrainConfig.to_record`` shape) for a request."""
+def resolve(
+    preset: Preset, overrides: Hyperparameters, trigger_word: str | None, base: BaseEntry
+) -> TrainConfig:
+    """The run a request asks for on ``base``, validated as the worker will load it.
+
+    Raises ``TrainingConfigError`` (422) naming every rule the request breaks.
+    """
     given = overrides.model_dump(exclude_none=True)
-    flat = {**PRESETS[preset], **given}
-    if problem := geometry_problem(frames=flat["frames"], height=flat["height"], width=flat["width"]):
-        raise Invalid(f"Hyperparameters are not usable: {problem}.")
-    if flat["lr_warmup_steps"] >= flat["steps"]:
-        if "lr_warmup_steps" in given:
-            raise Invalid("lr_warmup_steps must be fewer than steps.")
+    size = {"height": base.generation.height, "width": base.generation.width}
+    flat = {**PRESETS[preset], **size, **given}
+    if flat["lr_warmup_steps"] >= flat["steps"] and "lr_warmup_steps" not in given:
         # A short run keeps the preset's proportion of warm-up rather than failing.
         flat["lr_warmup_steps"] = flat["steps"] // 10
     if flat["validation_every"] and not flat["validation_prompts"]:
-        raise Invalid("validation_every needs at least one validation prompt.")
-    lora = {"rank": flat.pop("rank"), "alpha": flat.pop("alpha")}
-    flat["quantization"] = str(flat["quantization"])
-    return {**flat, "lora": lora, "trigger_word": trigger_word}
+        raise TrainingConfigError("validation_every needs at least one validation prompt.")
+    lora = LoraSettings(rank=flat.pop("rank"), alpha=flat.pop("alpha"))
+    flat["validation_prompts"] = tuple(flat["validation_prompts"])
+    try:
+        config = TrainConfig(**flat, lora=lora, trigger_word=trigger_word)
+        config.check_base(base.dims)
+    except TrainingConfigError as exc:
+        raise TrainingConfigError(f"This fine-tune cannot run on base {base.id!r}: {exc}.") from None
+    return config
 
 
-def estimated_bytes(base: BaseEntry, config: dict[str, Any]) -> int:
-    return estimate_peak_memory(
-        base.dims,
-        height=config["height"],
-        width=config["width"],
-        frames=config["frames"],
-        rank=config["lora"]["rank"],
-        quantization=Quantization(config["quantization"]),
-        batch_size=config["batch_size"],
-        validation=bool(config["validation_every"]),
-    ).total
+def job_record(config: TrainConfig) -> dict[str, Any]:
+    """What the job row stores: the whole record, so the worker runs exactly what was checked.
+
+    ``device`` is where a run happens, which the worker decides, not part of what runs.
+    """
+    record = config.to_record()
+    del record["device"]
+    return record

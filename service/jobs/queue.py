@@ -1,27 +1,26 @@
-"""The database is the job queue: leases, heartbeats from the training loop, bounded retries.
+"""The database is the job queue: fair-share choice, leases from ``core.work``, beats from training.
 
 A worker leases one job at a time. Candidates are each tenant's oldest waiting job that
 fits the worker's free memory; the fair-share rule (``scheduling.pick_next``) chooses among
-them, and the chosen row is then claimed with ``FOR UPDATE SKIP LOCKED`` (on SQLite, whose
-writers are serialised, the conditional update alone gives the same guarantee): if another
-worker holds it, the next choice is tried. A claimed job carries a lease that only
-heartbeats extend; a lease that runs out puts the job back in the queue, to resume from its
-last checkpoint elsewhere, until ``max_attempts`` leases have been lost.
+them, and the core's conditional claim takes the chosen row: if another worker took it
+first, the next choice is tried. Everything about the lease (claim, heartbeat, finish,
+release, expiry, abandon, and their one answer to every race) is ``core.work.queue``'s;
+this module adds the choice and the GPU time charged to the tenant's decayed usage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CursorResult, func, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.settings import JobSettings
+from core.work.queue import FINAL_EVENTS, WorkKind, WorkQueue, ignore_lost_race
 from core.work.status import WorkStatus
 from service.db.tenancy import unscoped_session
 from service.jobs.events import JOB_EVENTS
@@ -32,6 +31,10 @@ from service.jobs.scheduling import QueuedJob, TenantState, WorkerSlot, add_deca
 Outcome = Callable[[AsyncSession, FineTuneJob], Awaitable[dict[str, Any]]]
 # Claims that lose a race are retried with the next choice, a bounded number of times.
 _CLAIM_TRIES = 5
+
+JOBS: WorkKind[FineTuneJob] = WorkKind(
+    FineTuneJob, JOB_EVENTS.record, noun="job", retry_hint="resume it to try again from its last checkpoint"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,33 +62,27 @@ class JobQueue:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: JobSettings) -> None:
         self.sessions = sessions
         self.settings = settings
+        self.work = WorkQueue(JOBS, settings.lease_seconds)
 
     def _session(self) -> AsyncSession:
         return unscoped_session(self.sessions)  # the queue serves every tenant
 
     async def lease(self, worker_id: str, slot: WorkerSlot, now: datetime | None = None) -> Lease | None:
         now = now or _now()
-        async with self._session() as session:
-            try:
-                await self._expire(session, now)
-                await session.commit()
-                passed_over: set[UUID] = set()
-                for _ in range(_CLAIM_TRIES):
-                    choice = await self._choose(session, slot, now, passed_over)
-                    # The claim starts a transaction of its own with its write.
-                    await session.rollback()
-                    if choice is None:
-                        return None
-                    lease = await self._claim(session, choice, worker_id, now)
-                    if lease is not None:
-                        return lease
-                    passed_over.add(choice.id)
-            except OperationalError as exc:
-                # SQLite refuses a write from a transaction whose snapshot another writer
-                # has moved past; that is a lost race like any other: ask again next poll.
-                if "locked" not in str(exc.orig):
-                    raise
+        async with self._session() as session, ignore_lost_race(session):  # lost: ask again next poll
+            await self.work.expire(session, now)
+            await session.commit()
+            passed_over: set[UUID] = set()
+            for _ in range(_CLAIM_TRIES):
+                choice = await self._choose(session, slot, now, passed_over)
+                # The claim starts a transaction of its own with its write.
                 await session.rollback()
+                if choice is None:
+                    return None
+                lease = await self._claim(session, choice, worker_id, now)
+                if lease is not None:
+                    return lease
+                passed_over.add(choice.id)
         return None
 
     async def _choose(
@@ -154,66 +151,16 @@ class JobQueue:
     async def _claim(
         self, session: AsyncSession, choice: QueuedJob, worker_id: str, now: datetime
     ) -> Lease | None:
-        # SKIP LOCKED passes over a row another worker is claiming (PostgreSQL); the
-        # conditional update is what guarantees one winner on every database.
-        locked: UUID | None = choice.id
-        if session.get_bind().dialect.name != "sqlite":  # SQLite has no row locks; its writers queue
-            locked = await session.scalar(
-                select(FineTuneJob.id)
-                .where(FineTuneJob.id == choice.id, FineTuneJob.status == WorkStatus.QUEUED)
-                .with_for_update(skip_locked=True)
-            )
-        claimed = False
-        if locked is not None:
-            result = await session.execute(
-                update(FineTuneJob)
-                .where(FineTuneJob.id == choice.id, FineTuneJob.status == WorkStatus.QUEUED)
-                .values(
-                    status=WorkStatus.RUNNING,
-                    attempts=FineTuneJob.attempts + 1,
-                    lease_owner=worker_id,
-                    lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds),
-                    started_at=func.coalesce(FineTuneJob.started_at, now),
-                )
-                .execution_options(synchronize_session=False)
-            )
-            claimed = cast(CursorResult[Any], result).rowcount == 1
+        claimed = await self.work.claim(session, worker_id, [choice.id], now)
         if not claimed:
             await session.rollback()
             return None
-        job = await session.get_one(FineTuneJob, choice.id, populate_existing=True)
+        (job,) = claimed
         await JOB_EVENTS.record(
             session, job, "started", {"attempt": job.attempts, "worker": worker_id, "step": job.step}
         )
         await session.commit()
         return Lease(job.id, job.tenant_id, worker_id, job.attempts, job.estimated_bytes)
-
-    async def _expire(self, session: AsyncSession, now: datetime) -> None:
-        stale = (
-            await session.scalars(
-                select(FineTuneJob)
-                .where(FineTuneJob.status == WorkStatus.RUNNING, FineTuneJob.lease_expires_at < now)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
-        for job in stale:
-            worker = job.lease_owner
-            job.lease_owner = None
-            job.lease_expires_at = None
-            if job.attempts >= job.max_attempts:
-                job.status = WorkStatus.FAILED
-                job.finished_at = now
-                job.failure_reason = (
-                    f"The job's worker stopped responding {job.attempts} times (last on {worker}); "
-                    "resume it to try again from its last checkpoint."
-                )
-                await JOB_EVENTS.record(session, job, "failed", {"reason": job.failure_reason})
-            else:
-                job.status = WorkStatus.QUEUED
-                job.queued_at = now
-                await JOB_EVENTS.record(
-                    session, job, "requeued", {"reason": "lease expired", "worker": worker}
-                )
 
     async def heartbeat(
         self,
@@ -227,13 +174,20 @@ class JobQueue:
         """Extend the lease and charge GPU time used since the last beat; ``data`` makes a progress event."""
         now = now or _now()
         async with self._session() as session:
-            job = await self._held(session, lease)
-            if job is None:
+            progress = {} if step is None else {"step": step}  # None: a beat from before the first step
+            held = await self.work.heartbeat(
+                session,
+                lease.worker_id,
+                [lease.job_id],
+                now,
+                attempt=lease.attempt,
+                **progress,
+                **self._charged(gpu_seconds),
+            )
+            if not held:
                 return Beat(held=False, cancel=False)
-            job.lease_expires_at = now + timedelta(seconds=self.settings.lease_seconds)
-            if step is not None:  # None: a beat from before the first step
-                job.step = step
-            await self._charge(session, job, gpu_seconds, now)
+            (job,) = held
+            await self._charge(session, job.tenant_id, gpu_seconds, now)
             if data is not None:
                 await JOB_EVENTS.record(session, job, "progress", {"step": step, **data})
             await session.commit()
@@ -241,10 +195,12 @@ class JobQueue:
 
     async def event(self, lease: Lease, type_: JobEventType, data: dict[str, Any]) -> bool:
         async with self._session() as session:
-            job = await self._held(session, lease)
-            if job is None:
+            held = await self.work.update_held(
+                session, lease.worker_id, [lease.job_id], attempt=lease.attempt
+            )
+            if not held:
                 return False
-            await JOB_EVENTS.record(session, job, type_, data)
+            await JOB_EVENTS.record(session, held[0], type_, data)
             await session.commit()
             return True
 
@@ -266,18 +222,23 @@ class JobQueue:
         """
         now = now or _now()
         async with self._session() as session:
-            job = await self._held(session, lease)
-            if job is None:
+            ended = await self.work.finish(
+                session,
+                lease.worker_id,
+                [lease.job_id],
+                status,
+                now,
+                gpu_seconds=gpu_seconds,
+                reason=reason,
+                attempt=lease.attempt,
+            )
+            if not ended:
                 return False
-            await self._charge(session, job, gpu_seconds, now)
+            (job,) = ended
+            await self._charge(session, job.tenant_id, gpu_seconds, now)
             if then is not None:
                 data = {**(data or {}), **await then(session, job)}
-            job.status = status
-            job.finished_at = now
-            job.lease_owner = None
-            job.lease_expires_at = None
-            job.failure_reason = reason
-            final: JobEventType = cast(JobEventType, status.value)  # the final statuses are event types
+            final: JobEventType = FINAL_EVENTS[status]
             await JOB_EVENTS.record(
                 session, job, final, {**(data or {}), **({"reason": reason} if reason else {})}
             )
@@ -285,59 +246,55 @@ class JobQueue:
             return True
 
     async def release(self, lease: Lease, *, gpu_seconds: float, now: datetime | None = None) -> bool:
-        """Hand a job back without counting the attempt against it (a worker shutting down)."""
+        """Hand a job back without counting the attempt against it (a worker shutting down).
+
+        A job whose cancel was requested ends cancelled instead.
+        """
         now = now or _now()
         async with self._session() as session:
-            job = await self._held(session, lease)
-            if job is None:
-                return False
-            await self._charge(session, job, gpu_seconds, now)
-            job.status = WorkStatus.QUEUED
-            job.queued_at = now
-            job.attempts -= 1
-            job.lease_owner = None
-            job.lease_expires_at = None
-            await JOB_EVENTS.record(
-                session, job, "requeued", {"reason": "worker shut down", "worker": lease.worker_id}
+            released = await self.work.release(
+                session,
+                lease.worker_id,
+                [lease.job_id],
+                now,
+                attempt=lease.attempt,
+                **self._charged(gpu_seconds),
             )
+            if not released:
+                return False
+            await self._charge(session, lease.tenant_id, gpu_seconds, now)
             await session.commit()
             return True
 
     async def abandon(self, lease: Lease, now: datetime | None = None) -> None:
         """End a lease now because its worker process died: the attempt counts, as if it had expired."""
         async with self._session() as session:
-            job = await self._held(session, lease)
-            if job is not None:
-                job.lease_expires_at = now or _now()
-                await self._expire(session, job.lease_expires_at + timedelta(microseconds=1))
-                await session.commit()
-
-    async def _held(self, session: AsyncSession, lease: Lease) -> FineTuneJob | None:
-        held: FineTuneJob | None = await session.scalar(
-            select(FineTuneJob)
-            .where(
-                FineTuneJob.id == lease.job_id,
-                FineTuneJob.status == WorkStatus.RUNNING,
-                FineTuneJob.lease_owner == lease.worker_id,
-                FineTuneJob.attempts == lease.attempt,
+            await self.work.abandon(
+                session, lease.worker_id, now or _now(), ids=[lease.job_id], attempt=lease.attempt
             )
-            .with_for_update()
-        )
-        return held
+            await session.commit()
+
+    async def abandon_owner(self, worker_id: str, now: datetime | None = None) -> None:
+        """End now every lease ``worker_id`` holds: a worker restarting under its old name."""
+        async with self._session() as session:
+            await self.work.abandon(session, worker_id, now or _now())
+            await session.commit()
+
+    @staticmethod
+    def _charged(gpu_seconds: float) -> dict[str, Any]:
+        return {"gpu_seconds": FineTuneJob.gpu_seconds + gpu_seconds} if gpu_seconds > 0 else {}
 
     async def _charge(
-        self, session: AsyncSession, job: FineTuneJob, gpu_seconds: float, now: datetime
+        self, session: AsyncSession, tenant_id: UUID, gpu_seconds: float, now: datetime
     ) -> None:
+        """Add GPU time to the tenant's decayed usage (the job's own total is in its update)."""
         if gpu_seconds <= 0:
             return
-        job.gpu_seconds += gpu_seconds
         compute = await session.scalar(
-            select(TenantCompute).where(TenantCompute.tenant_id == job.tenant_id).with_for_update()
+            select(TenantCompute).where(TenantCompute.tenant_id == tenant_id).with_for_update()
         )
         if compute is None:
-            compute = TenantCompute(
-                tenant_id=job.tenant_id, recent_gpu_seconds=0.0, recent_at=now.timestamp()
-            )
+            compute = TenantCompute(tenant_id=tenant_id, recent_gpu_seconds=0.0, recent_at=now.timestamp())
             session.add(compute)
         compute.recent_gpu_seconds, compute.recent_at = add_decayed(
             compute.recent_gpu_seconds,
@@ -348,4 +305,4 @@ class JobQueue:
         )
 
 
-__all__ = ["Beat", "JobQueue", "Lease", "Outcome"]
+__all__ = ["JOBS", "Beat", "JobQueue", "Lease", "Outcome"]

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import Field
 
 from core.bases.quantization import Quantization
+from core.training import BOUNDS, LR_SCHEDULERS, MAX_VALIDATION_PROMPTS
 from core.work.status import WorkStatus
 from service.events.schemas import EventOut
 from service.schemas import Input, Output
@@ -19,24 +20,36 @@ class Preset(enum.StrEnum):
     THOROUGH = "thorough"
 
 
-class Hyperparameters(Input):
-    """Explicit settings; each one given replaces the preset's."""
+def _setting(name: str) -> Any:
+    """An optional setting whose range ``core.training`` owns: stated here for the OpenAPI
+    document only, checked once when the job's ``TrainConfig`` is built (422 naming the rule)."""
+    return Field(default=None, json_schema_extra=BOUNDS[name].json_schema())
 
-    steps: int | None = Field(default=None, ge=1, le=100_000)
-    learning_rate: float | None = Field(default=None, gt=0, le=1)
-    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine"] | None = None
-    lr_warmup_steps: int | None = Field(default=None, ge=0)
-    batch_size: int | None = Field(default=None, ge=1, le=16)
-    rank: int | None = Field(default=None, ge=1, le=256)
-    alpha: float | None = Field(default=None, gt=0, le=1024)
+
+class Hyperparameters(Input):
+    """Explicit settings; each one given replaces the preset's.
+
+    Types are checked here (400); ranges and the rules between settings are the training
+    configuration's (``core.training``), so an impossible value is a 422 that names its rule.
+    """
+
+    steps: int | None = _setting("steps")
+    learning_rate: float | None = _setting("learning_rate")
+    lr_scheduler: str | None = Field(default=None, json_schema_extra={"enum": [*LR_SCHEDULERS, None]})
+    lr_warmup_steps: int | None = _setting("lr_warmup_steps")
+    batch_size: int | None = _setting("batch_size")
+    rank: int | None = _setting("rank")
+    alpha: float | None = _setting("alpha")
     quantization: Quantization | None = None
-    height: int | None = Field(default=None, ge=16, le=2048)
-    width: int | None = Field(default=None, ge=16, le=2048)
-    frames: int | None = Field(default=None, ge=1, le=257)
-    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    checkpoint_every: int | None = Field(default=None, ge=1)
-    validation_every: int | None = Field(default=None, ge=0)
-    validation_prompts: list[str] | None = Field(default=None, max_length=4)
+    height: int | None = _setting("height")
+    width: int | None = _setting("width")
+    frames: int | None = _setting("frames")
+    seed: int | None = _setting("seed")
+    checkpoint_every: int | None = _setting("checkpoint_every")
+    validation_every: int | None = _setting("validation_every")
+    validation_prompts: list[str] | None = Field(
+        default=None, json_schema_extra={"maxItems": MAX_VALIDATION_PROMPTS}
+    )
 
 
 class FineTuneCreate(Input):
@@ -67,7 +80,13 @@ class FineTuneOut(Output):
     attempts: int
     max_attempts: int
     cancel_requested: bool
-    gpu_seconds: float
+    gpu_seconds: float = Field(description="Measured device time, across every attempt.")
+    waived_gpu_seconds: float = Field(
+        description=(
+            "Of gpu_seconds, those not charged: when a run fails by the platform's fault (an "
+            "internal error or running out of memory), every second charged to it so far is waived."
+        )
+    )
     estimated_bytes: int
     failure_reason: str | None
     queued_at: datetime

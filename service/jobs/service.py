@@ -46,18 +46,18 @@ async def create_job(
     if not version.items:
         raise Invalid("This dataset version holds no footage; add assets before training on it.")
     base = catalogue.get(body.base)
-    config = presets.resolve(body.preset, body.hyperparameters, version.trigger_word)
+    config = presets.resolve(body.preset, body.hyperparameters, version.trigger_word, base)
     model = await _target_model(session, principal, body, dataset, version.number, base.id)
     await lock_version(session, version.id)
     job = FineTuneJob(
         dataset_version_id=version.id,
         base_id=base.id,
         model_id=model.id,
-        config=config,
+        config=presets.job_record(config),
         status=WorkStatus.QUEUED,
         idempotency_key=idempotency_key,
-        estimated_bytes=presets.estimated_bytes(base, config),
-        total_steps=config["steps"],
+        estimated_bytes=config.memory_plan(base.dims).total,
+        total_steps=config.steps,
         max_attempts=settings.max_attempts,
         queued_at=datetime.now(UTC),
         created_by=principal.user_id,

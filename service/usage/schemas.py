@@ -17,7 +17,10 @@ class FineTuneUsage(Output):
     count: int = Field(description=f"Fine-tunes attributed to the period. {ATTRIBUTION}")
     succeeded: int = Field(description="Those of them that succeeded.")
     gpu_seconds: float = Field(
-        description="Their GPU seconds: measured device time charged at each heartbeat, across every attempt."
+        description=(
+            "Their GPU seconds: measured device time charged at each heartbeat, across every attempt, "
+            "less the seconds waived when a fine-tune failed by the platform's fault."
+        )
     )
 
 

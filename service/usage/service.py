@@ -11,6 +11,13 @@ succeeded, failed or cancelled); one that has started and not finished (``finish
 null, ``started_at`` is not: running, or queued again after a lost lease or a resume) counts
 on today, with the GPU seconds charged so far. Work that never started counts nowhere until
 it ends.
+
+Charging: a fine-tune's charged seconds are ``gpu_seconds - waived_gpu_seconds``. When a run
+fails by the platform's fault (an internal error, running out of memory, settings the API
+accepted but the run refused), the worker waives every second charged to it so far
+(``worker.run_job``), so such a job costs nothing and, if resumed, is charged from the resume.
+A failure on the tenant's input, and a cancellation, are charged. Generations are charged only
+when they succeed or are cancelled after rendering; a failed one never is.
 """
 
 from __future__ import annotations
@@ -115,6 +122,11 @@ def _day(work: Work, today: date) -> ColumnElement[date]:
     return func.coalesce(utc_date(work.finished_at), literal(today, Date))
 
 
+def _charged_fine_tune_seconds() -> ColumnElement[float]:
+    """A fine-tune's GPU seconds less those waived because it failed by the platform's fault."""
+    return FineTuneJob.gpu_seconds - FineTuneJob.waived_gpu_seconds
+
+
 def _count(condition: ColumnElement[bool] | None = None) -> ColumnElement[int]:
     return func.count() if condition is None else func.count().filter(condition)
 
@@ -130,7 +142,7 @@ async def tenant_usage(session: AsyncSession, tenant_id: UUID, period: Period, t
             select(
                 _count(),
                 _count(FineTuneJob.status == WorkStatus.SUCCEEDED),
-                _total(FineTuneJob.gpu_seconds),
+                _total(_charged_fine_tune_seconds()),
             )
             .select_from(FineTuneJob)
             .where(_attributed(FineTuneJob, tenant_id, period, today))
@@ -190,7 +202,7 @@ async def _days(session: AsyncSession, tenant_id: UUID, period: Period, today: d
     rows = (
         select(
             _day(FineTuneJob, today).label("day"),
-            FineTuneJob.gpu_seconds.label("fine_tune_gpu_seconds"),
+            _charged_fine_tune_seconds().label("fine_tune_gpu_seconds"),
             zero.label("generation_gpu_seconds"),
             zero.label("generations"),
         )

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import Invalid
 from core.settings import WebhookSettings
+from core.work.queue import is_lost_race
 from service.db.tenancy import unscoped_session
 from service.jobs.models import JobEvent
 from service.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -108,11 +109,6 @@ def _payload(event: JobEvent) -> dict[str, Any]:
         "seq": event.seq,
         "data": event.data,
     }
-
-
-def _lost_race(exc: OperationalError) -> bool:
-    # SQLite refuses a write from a transaction whose snapshot another writer has moved past.
-    return "locked" in str(exc.orig)
 
 
 def http_client(settings: WebhookSettings) -> httpx.AsyncClient:
@@ -245,7 +241,7 @@ async def _fan_out(
             created = len((await session.scalars(insert, rows)).all())
             await session.commit()
         except OperationalError as exc:
-            if not _lost_race(exc):
+            if not is_lost_race(exc):
                 raise
             await session.rollback()
             return 0
@@ -313,7 +309,7 @@ async def _claim(
             claims = [_Claim(**row) for row in rows]
             await session.commit()
         except OperationalError as exc:
-            if not _lost_race(exc):
+            if not is_lost_race(exc):
                 raise
             await session.rollback()
             return []

@@ -38,7 +38,7 @@ async def test_create_queues_a_planned_job_and_freezes_the_version(
 
     assert job["status"] == "queued"
     assert job["total_steps"] == 4 and job["step"] == 0
-    assert job["config"]["lora"] == {"rank": 4, "alpha": 8.0}
+    assert job["config"]["lora"] == {"rank": 4, "alpha": 8.0, "targets": None, "dropout": 0.0}
     assert job["config"]["trigger_word"] == "sks"
     # The preset fills what was not given; warm-up shrinks to fit a short run.
     assert job["config"]["lr_scheduler"] == "constant_with_warmup"
@@ -81,7 +81,8 @@ async def test_training_a_version_again_adds_to_its_model(
         ({"hyperparameters": {"height": 40}}, 422, "multiples of 16"),
         ({"hyperparameters": {"steps": 10, "lr_warmup_steps": 10}}, 422, "fewer than steps"),
         ({"hyperparameters": {"validation_every": 2}}, 422, "validation prompt"),
-        ({"hyperparameters": {"rank": 0}}, 400, "rank"),
+        ({"hyperparameters": {"rank": 0}}, 422, "rank must be at least 1"),
+        ({"hyperparameters": {"rank": "four"}}, 400, "rank"),
         ({"hyperparameters": {"colour": "teal"}}, 400, "colour"),
         ({"preset": "huge"}, 400, "preset"),
         ({"dataset_version": 9}, 404, "dataset version"),

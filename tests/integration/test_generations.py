@@ -153,6 +153,8 @@ async def test_explicit_settings_and_an_older_version(
             "This service renders at most 1280 pixels of width; the request asks for 1296.",
         ),
         ({"height": 2048}, 422, "at most 1280 pixels of height"),
+        # Within the platform's limits, past what the tiny base's transformer can place.
+        ({"width": 1024}, 422, "height and width must be at most 512 on this base"),
         ({"frames": 133}, 422, "at most 129 frames"),
         ({"steps": 101}, 422, "at most 100 denoising steps"),
         ({"prompt": ""}, 400, "prompt"),

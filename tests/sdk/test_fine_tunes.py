@@ -66,7 +66,8 @@ def test_bases_create_get_list_cancel_resume_and_events(
     assert "tiny" in {b.id for b in client.bases.list()}
     job = _create(client, dataset, model_name="Rain look")
     assert (job.status, job.step, job.total_steps, job.base_id) == ("queued", 0, 4, "tiny")
-    assert job.config["lora"] == {"rank": 4, "alpha": 8.0} and not job.is_final
+    assert job.config["lora"] == {"rank": 4, "alpha": 8.0, "targets": None, "dropout": 0.0}
+    assert not job.is_final
     assert client.fine_tunes.get(job.id) == job
     assert [j.id for j in client.fine_tunes.list(status="queued")] == [job.id]
     assert list(client.fine_tunes.list(status="cancelled")) == []
@@ -342,6 +343,9 @@ def test_cli_train_and_models(
             "quick",
             "--steps",
             "4",
+            # The tiny base places at most 512-pixel sides; the preset's 832 would be refused.
+            "--width",
+            "32",
             "--wait",
         )
     finally:
