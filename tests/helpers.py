@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from pydantic import BaseModel, SecretStr
@@ -135,6 +136,21 @@ async def trainable_dataset(
     )
     assert version.status_code == 201, version.text
     return dataset_id, int(version.json()["number"])
+
+
+def trainable_dataset_over_http(http: httpx.Client, clip: Path, email: str) -> str:
+    """Against a live server: sign up as ``email`` (the client keeps the session cookie), upload
+    ``clip`` and make a dataset whose version 1 holds it; the dataset's id."""
+    http.post("/v1/auth/signup", json={"email": email, "password": PASSWORD, "tenant_name": email})
+    upload = http.post("/v1/uploads", json=upload_body(clip)).json()
+    http.put(f"/v1/uploads/{upload['id']}/parts/1", content=clip.read_bytes())
+    asset = http.post(f"/v1/uploads/{upload['id']}/complete").json()
+    dataset = http.post("/v1/datasets", json={"name": "Rain"}).json()
+    http.post(
+        f"/v1/datasets/{dataset['id']}/versions",
+        json={"trigger_word": "sks", "items": [{"asset_id": asset["id"], "caption": "rain"}]},
+    )
+    return str(dataset["id"])
 
 
 def fine_tune_body(dataset_id: str, number: int, **overrides: Any) -> dict[str, Any]:

@@ -11,13 +11,13 @@ import shutil
 import subprocess
 import sys
 import time
-import venv
 from pathlib import Path
 
 import httpx
 import psutil
 
 from tests.conftest import free_port, wait_for_http
+from tests.venvs import install_fresh
 
 ROOT = Path(__file__).parents[2]
 BIN = Path(sys.executable).parent
@@ -91,22 +91,7 @@ def test_the_api_installs_without_torch(tmp_path: Path) -> None:
     for package in ("core", "service", "worker", "trainer", "web"):
         shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=False).create(env_dir)
-    python = env_dir / "bin" / "python"
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", str(source)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert install.returncode == 0, install.stderr
-    installed = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "list", "--format=freeze"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    names = {line.split("==")[0].lower() for line in installed.stdout.splitlines()}
+    names = install_fresh(source, env_dir)
     assert names.isdisjoint({"torch", "diffusers", "peft", "bitsandbytes", "transformers"}), names
     assert {"rushes-server", "litestar", "sqlalchemy"} <= names
 

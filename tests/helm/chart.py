@@ -121,19 +121,3 @@ def containers(pod_spec: Obj) -> list[Obj]:
 
 def env_of(container: Obj) -> dict[str, Obj]:
     return {entry["name"]: entry for entry in container.get("env", [])}
-
-
-def memory_bytes(size: str) -> int:
-    """``rushes-server worker --memory``'s reading of a size (service/cli.py's memory_size)."""
-    units = {
-        "": 1,
-        "b": 1,
-        "kib": 1 << 10,
-        "mib": 1 << 20,
-        "gib": 1 << 30,
-        "kb": 10**3,
-        "mb": 10**6,
-        "gb": 10**9,
-    }
-    number = size.rstrip("BbIiKkMmGg")
-    return int(number) * units[size[len(number) :].lower()]

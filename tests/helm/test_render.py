@@ -32,13 +32,13 @@ from tests.helm.chart import (
     ci_values,
     containers,
     env_of,
-    memory_bytes,
     pod_specs,
     pool_name,
     pools,
     render,
     render_ci,
 )
+from worker.__main__ import memory_size
 
 CRDS = Path(__file__).parent / "crds"
 KUBE_VERSIONS = [chart_kube_version(), kubernetes_validate.utils.latest_version()]
@@ -525,7 +525,7 @@ def test_keda_queries_count_each_pools_own_queue(name: str) -> None:
             if table == "fine_tune_job":
                 assert waiting == {
                     "status": ("=", {"QUEUED", "queued"}),
-                    "estimated_bytes": ("<=", {str(memory_bytes(pool["memory"]))}),
+                    "estimated_bytes": ("<=", {str(memory_size(pool["memory"]))}),
                 }
             elif pool["bases"]:
                 assert waiting == {

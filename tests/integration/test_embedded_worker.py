@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from tests.conftest import free_port, wait_for_http
-from tests.helpers import PASSWORD, fine_tune_body, upload_body
+from tests.helpers import fine_tune_body, trainable_dataset_over_http
 from tests.integration.test_server_cli import env_for
 from tests.media_samples import make_clip
 
@@ -65,19 +65,9 @@ def test_a_killed_embedded_worker_is_started_again_and_the_job_finishes(
 ) -> None:
     base, server = serve
     with httpx.Client(base_url=base, timeout=30) as http:
-        http.post(
-            "/v1/auth/signup", json={"email": "ops@example.com", "password": PASSWORD, "tenant_name": "O"}
-        )
         clip = make_clip(tmp_path / "rain.mp4")
-        upload = http.post("/v1/uploads", json=upload_body(clip)).json()
-        http.put(f"/v1/uploads/{upload['id']}/parts/1", content=clip.read_bytes())
-        asset = http.post(f"/v1/uploads/{upload['id']}/complete").json()
-        dataset = http.post("/v1/datasets", json={"name": "Rain"}).json()
-        http.post(
-            f"/v1/datasets/{dataset['id']}/versions",
-            json={"trigger_word": "sks", "items": [{"asset_id": asset["id"], "caption": "rain"}]},
-        )
-        body = fine_tune_body(dataset["id"], 1)
+        dataset_id = trainable_dataset_over_http(http, clip, "ops@example.com")
+        body = fine_tune_body(dataset_id, 1)
         body["hyperparameters"] = {**body["hyperparameters"], "steps": 40, "checkpoint_every": 5}
         created = http.post("/v1/fine-tunes", json=body)
         assert created.status_code == 201, created.text

@@ -17,7 +17,14 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, wait_for_http
-from tests.helpers import PASSWORD, TINY_HYPERPARAMETERS, file_sha256, fine_tune_body, upload_body
+from tests.helpers import (
+    PASSWORD,
+    TINY_HYPERPARAMETERS,
+    file_sha256,
+    fine_tune_body,
+    trainable_dataset_over_http,
+    upload_body,
+)
 from tests.media_samples import make_clip
 
 SERVER = [sys.executable, "-m", "service.cli"]
@@ -136,22 +143,12 @@ def _stream_events(http: httpx.Client, source: str) -> list[dict[str, Any]]:
 
 def test_the_embedded_system_trains_a_model_and_renders_with_it(server: str, tmp_path: Path) -> None:
     with httpx.Client(base_url=server, timeout=30) as http:
-        http.post(
-            "/v1/auth/signup", json={"email": "dp@example.com", "password": PASSWORD, "tenant_name": "DP"}
-        )
         clip = make_clip(tmp_path / "rain.mp4")
-        upload = http.post("/v1/uploads", json=upload_body(clip)).json()
-        http.put(f"/v1/uploads/{upload['id']}/parts/1", content=clip.read_bytes())
-        asset = http.post(f"/v1/uploads/{upload['id']}/complete").json()
-        dataset = http.post("/v1/datasets", json={"name": "Rain"}).json()
-        http.post(
-            f"/v1/datasets/{dataset['id']}/versions",
-            json={"trigger_word": "sks", "items": [{"asset_id": asset["id"], "caption": "rain"}]},
-        )
+        dataset_id = trainable_dataset_over_http(http, clip, "dp@example.com")
         created = http.post(
             "/v1/fine-tunes",
             json=fine_tune_body(
-                dataset["id"],
+                dataset_id,
                 1,
                 hyperparameters={
                     **TINY_HYPERPARAMETERS,
