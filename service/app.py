@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import anyio
 from advanced_alchemy.extensions.litestar import AsyncSessionConfig, SQLAlchemyAsyncConfig, SQLAlchemyPlugin
@@ -16,13 +15,13 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.problem_details import ProblemDetailsPlugin
 from litestar.static_files import create_static_files_router
 
-import web
 from core.bases.catalogue import load_catalogue
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
 from core.storage import ObjectStorage, storage_from_settings
 from service.accounts.controllers import ApiKeyController, AuthController, MeController
 from service.admin.controllers import AdminController
+from service.auth.csrf import CrossSiteRequestGuard
 from service.auth.deps import provide_principal
 from service.auth.middleware import AuthenticationMiddleware
 from service.auth.policy import Access, access, enforce_access, undeclared_routes
@@ -35,13 +34,14 @@ from service.generations.controllers import GenerationController
 from service.idempotency.middleware import IdempotencyMiddleware
 from service.jobs.controllers import FineTuneController, list_bases
 from service.models.controllers import ModelController
+from service.pages.controllers import pages_router
+from service.pages.templates import STATIC, template_config
 from service.request_context import request_id_middleware
 from service.system.controllers import healthz, readyz
 from service.uploads.controllers import AssetController, UploadController
 from service.usage.controllers import UsageController
 from service.webhooks.controllers import WebhookController
 
-WEB_ROOT = Path(web.__file__).parent / "static"
 API_VERSION = "1.0.0"
 
 
@@ -85,14 +85,15 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             GenerationController,
             UsageController,
             AdminController,
-            create_static_files_router(
-                path="/", directories=[WEB_ROOT], html_mode=True, opt=access(Access.PUBLIC)
-            ),
+            pages_router(),
+            create_static_files_router(path="/static", directories=[STATIC], opt=access(Access.PUBLIC)),
         ],
         plugins=[SQLAlchemyPlugin(config=db_config), ProblemDetailsPlugin(problem_details_config())],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
+        template_config=template_config(),
         middleware=[
             request_id_middleware,
+            CrossSiteRequestGuard,
             DefineMiddleware(
                 AuthenticationMiddleware, db_config=db_config, session_cookie=settings.auth.session_cookie
             ),

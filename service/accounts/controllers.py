@@ -20,6 +20,7 @@ from service.accounts.schemas import (
     LogIn,
     MemberAdd,
     MemberOut,
+    MemberUpdate,
     MeOut,
     SignUp,
     TenantOut,
@@ -32,7 +33,7 @@ from service.idempotency.middleware import SHOWN_ONCE
 from service.schemas import Page
 
 
-def _session_cookie(settings: NamedDependency[Settings], token: str, max_age: int) -> Cookie:
+def session_cookie(settings: NamedDependency[Settings], token: str, max_age: int) -> Cookie:
     return Cookie(
         key=settings.auth.session_cookie,
         value=token,
@@ -82,7 +83,7 @@ class AuthController(Controller):
         return Response(
             body,
             status_code=status,
-            cookies=[_session_cookie(settings, token, settings.auth.session_ttl_seconds)],
+            cookies=[session_cookie(settings, token, settings.auth.session_ttl_seconds)],
         )
 
     @post("/logout", operation_id="logOut", status_code=HTTP_204_NO_CONTENT, opt=access(Access.MEMBER))
@@ -93,7 +94,7 @@ class AuthController(Controller):
         settings: NamedDependency[Settings],
     ) -> Response[None]:
         await service.log_out(db_session, request.cookies.get(settings.auth.session_cookie))
-        return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[_session_cookie(settings, "", 0)])
+        return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=[session_cookie(settings, "", 0)])
 
 
 class MeController(Controller):
@@ -133,6 +134,12 @@ class MeController(Controller):
         self, data: JSONBody[MemberAdd], db_session: NamedDependency[AsyncSession]
     ) -> MemberOut:
         return await service.add_member(db_session, data)
+
+    @patch("/tenant/members/{user_id:uuid}", operation_id="updateMember", opt=access(Access.OWNER))
+    async def update_member(
+        self, user_id: FromPath[UUID], data: JSONBody[MemberUpdate], db_session: NamedDependency[AsyncSession]
+    ) -> MemberOut:
+        return await service.set_member_role(db_session, user_id, data.role)
 
     @delete("/tenant/members/{user_id:uuid}", operation_id="removeMember", opt=access(Access.OWNER))
     async def remove_member(self, user_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]) -> None:

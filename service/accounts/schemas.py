@@ -73,6 +73,10 @@ class MemberAdd(Input):
     role: Role = Role.MEMBER
 
 
+class MemberUpdate(Input):
+    role: Role
+
+
 class ApiKeyCreate(Input):
     name: Name
 

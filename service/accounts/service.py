@@ -160,6 +160,36 @@ async def remove_member(session: AsyncSession, user_id: UUID) -> None:
     await session.commit()
 
 
+async def set_member_role(session: AsyncSession, user_id: UUID, role: Role) -> MemberOut:
+    membership = await session.scalar(select(Membership).where(Membership.user_id == user_id))
+    if membership is None:
+        raise NotFound("No such member.")
+    if membership.role is Role.OWNER and role is not Role.OWNER:
+        owners = await session.scalar(select(func.count(Membership.id)).where(Membership.role == Role.OWNER))
+        if owners == 1:
+            raise Conflict("A tenant needs at least one owner; make someone else an owner first.")
+    membership.role = role
+    await session.commit()
+    with unscoped(session):
+        email = await session.scalar(select(User.email).where(User.id == user_id))
+    return MemberOut(user_id=user_id, email=email or "", role=role, created_at=membership.created_at)
+
+
+async def switch_tenant(session: AsyncSession, principal: Principal, token: str, tenant_id: UUID) -> None:
+    """Points a signed-in browser at another tenant the same user belongs to."""
+    with unscoped(session):
+        target = await principal_for(session, principal.user_id, tenant_id)
+        if target is None:
+            raise NotFound("You are not a member of that tenant.")
+        browser = await session.scalar(
+            select(BrowserSession).where(BrowserSession.token_hash == token_hash(token))
+        )
+        if browser is None or browser.user_id != principal.user_id:
+            raise NotFound("This browser session has ended; sign in again.")
+        browser.tenant_id = tenant_id
+        await session.commit()
+
+
 async def create_api_key(session: AsyncSession, principal: Principal, name: str) -> ApiKeyCreated:
     token, prefix = new_api_key()
     key = ApiKey(name=name, prefix=prefix, secret_hash=token_hash(token), created_by=principal.user_id)
@@ -171,6 +201,13 @@ async def create_api_key(session: AsyncSession, principal: Principal, name: str)
 async def list_api_keys(session: AsyncSession, page: PageRequest) -> tuple[list[ApiKeyOut], int]:
     rows, total = await fetch_page(session, select(ApiKey).order_by(ApiKey.created_at.desc()), page)
     return [ApiKeyOut.model_validate(k) for k in rows], total
+
+
+async def get_api_key(session: AsyncSession, key_id: UUID) -> ApiKeyOut:
+    key = await session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound("No such API key.")
+    return ApiKeyOut.model_validate(key)
 
 
 async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: UUID) -> None:

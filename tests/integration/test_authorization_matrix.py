@@ -166,6 +166,10 @@ async def _remove_member(world: World) -> Call:
     return Call("DELETE", f"/v1/tenant/members/{await world.fresh_member()}")
 
 
+async def _update_member(world: World) -> Call:
+    return Call("PATCH", f"/v1/tenant/members/{await world.fresh_member()}", json={"role": "owner"})
+
+
 async def _revoke_key(world: World) -> Call:
     return Call("DELETE", f"/v1/api-keys/{await world.fresh_key()}")
 
@@ -256,6 +260,7 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "updateTenant": (OWNER_COLLECTION, fixed("PATCH", "/v1/tenant", json={"name": "Renamed"})),
     "listMembers": (MEMBER_COLLECTION, fixed("GET", "/v1/tenant/members")),
     "addMember": (OWNER_COLLECTION, _add_member),
+    "updateMember": (OWNER_OBJECT, _update_member),
     "removeMember": (OWNER_OBJECT, _remove_member),
     "listApiKeys": (MEMBER_COLLECTION, fixed("GET", "/v1/api-keys")),
     "createApiKey": (MEMBER_COLLECTION, fixed("POST", "/v1/api-keys", json={"name": "k"})),

@@ -1,0 +1,133 @@
+"""Browser tests: Debian's Chromium, driven by Playwright, against a real ``rushes-server serve``.
+
+The server runs as an operator runs it (no embedded worker: pages need none) on loopback,
+on each database of the suite. Every page request the browser makes is logged, so a test
+can prove that no page reaches another host.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, sync_playwright
+
+from tests.conftest import free_port, wait_for_http
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+# Set RUSHES_SCREENSHOTS=1 to write docs/screenshots/*.png while the journeys run.
+SCREENSHOTS = ROOT / "docs" / "screenshots" if os.environ.get("RUSHES_SCREENSHOTS") else None
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def server(tmp_path: Path, database_url: str) -> Iterator[str]:
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    env = {
+        **os.environ,
+        "RUSHES_DATA_DIR": str(tmp_path),
+        "RUSHES_DATABASE__URL": database_url,
+        "RUSHES_LOG__LEVEL": "WARNING",
+        "RUSHES_WORKER__EMBEDDED": "false",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=90)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+@dataclass
+class Visit:
+    """A browser context (one person's cookies) and every URL its pages asked for."""
+
+    context: BrowserContext
+    page: Page
+    base: str
+    requests: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+
+    def goto(self, path: str) -> None:
+        self.page.goto(self.base + path)
+
+    def foreign_requests(self) -> list[str]:
+        here = urlsplit(self.base).netloc
+        return [
+            url
+            for url in self.requests
+            if urlsplit(url).scheme in ("http", "https", "ws", "wss") and urlsplit(url).netloc != here
+        ]
+
+    def shoot(self, name: str) -> None:
+        if SCREENSHOTS is not None:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def _is_fault(text: str, kind: str) -> bool:
+    """A console error, other than the browser noting a 4xx page we meant to answer with."""
+    return kind == "error" and not text.startswith(
+        "Failed to load resource: the server responded with a status of 4"
+    )
+
+
+@pytest.fixture
+def visit(server: str) -> Iterator[Callable[..., Visit]]:
+    """Opens browser contexts on the server. Playwright's sync API runs an event loop of its
+    own, so it starts only once the database fixtures (which use asyncio.run) are done."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium: apt-get install -y chromium")
+    visits: list[Visit] = []
+    driver = sync_playwright().start()
+    browser = driver.chromium.launch(executable_path=str(CHROMIUM))
+
+    def open_visit(width: int = 1280, height: int = 800) -> Visit:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        made = Visit(context, page, server)
+        page.on("request", lambda request: made.requests.append(request.url))
+        page.on(
+            "console",
+            lambda msg: made.console_errors.append(msg.text) if _is_fault(msg.text, msg.type) else None,
+        )
+        visits.append(made)
+        return made
+
+    try:
+        yield open_visit
+    finally:
+        for made in visits:
+            made.context.close()
+        browser.close()
+        driver.stop()
+
+
+def new_email(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}@example.com"
+
+
+def sign_up(visit: Visit, tenant: str, email: str) -> None:
+    visit.goto("/signup")
+    visit.page.get_by_label("Studio name").fill(tenant)
+    visit.page.get_by_label("Email").fill(email)
+    visit.page.get_by_label("Password").fill(PASSWORD)
+    visit.page.get_by_role("button", name="Create account").click()
+    visit.page.wait_for_url(f"{visit.base}/app")
