@@ -11,7 +11,7 @@ from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.problem_details import ProblemDetailsPlugin
 from litestar.static_files import create_static_files_router
 
@@ -43,6 +43,16 @@ from service.usage.controllers import UsageController
 from service.webhooks.controllers import WebhookController
 
 API_VERSION = "1.0.0"
+# The API reference at /schema, with its scripts served from this server (web/static/vendor),
+# so it works offline and loads nothing from another host.
+_SWAGGER = "/static/vendor/swagger-ui-5.36.0"
+API_REFERENCE = SwaggerRenderPlugin(
+    js_url=f"{_SWAGGER}/swagger-ui-bundle.js",
+    css_url=f"{_SWAGGER}/swagger-ui.css",
+    standalone_preset_js_url=f"{_SWAGGER}/swagger-ui-standalone-preset.js",
+    path="/swagger",
+    favicon="",
+)
 
 
 def create_app(settings: Settings | None = None, storage: ObjectStorage | None = None) -> Litestar:
@@ -113,7 +123,7 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             title="Rushes API",
             version=API_VERSION,
             path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
+            render_plugins=[API_REFERENCE],
             openapi_router=Router(path="/schema", route_handlers=[], opt=access(Access.PUBLIC)),
         ),
         # Logging is configured once, as JSON, by configure_logging; Litestar's own would replace it.

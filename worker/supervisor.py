@@ -26,6 +26,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 
 import anyio
 import anyio.to_thread
@@ -128,9 +129,10 @@ class Supervisor:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._watch_signals)
                 if "webhooks" in self.options.roles:
-                    tasks.start_soon(
-                        run_webhook_dispatcher, sessions, self.settings.webhooks, self.settings.data_dir
-                    )
+                    # Named after this worker, so a restart under its name ends the
+                    # deliveries its previous run had in flight at once.
+                    dispatch = partial(run_webhook_dispatcher, owner=f"{self.worker_id}/webhooks")
+                    tasks.start_soon(dispatch, sessions, self.settings.webhooks, self.settings.data_dir)
                 if "cleanup" in self.options.roles:
                     storage = storage_from_settings(self.settings)
                     tasks.start_soon(run_cleanup_forever, sessions, storage, self.settings.uploads)

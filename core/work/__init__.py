@@ -1,4 +1,4 @@
 """Queued work of every kind: its status, lease columns (``lease``) and lease operations (``queue``).
 
-Fine-tunes and generations use all three; webhook deliveries keep their own claim for now.
+Fine-tunes, generations and webhook deliveries all use the three.
 """

@@ -1,10 +1,11 @@
 """The columns every kind of leased work carries, declared once.
 
-A row of queued work (a fine-tune, a generation) is claimed by one worker at a time: the
+A row of queued work (a fine-tune, a generation, a webhook delivery) is claimed by one worker at a time: the
 claim sets ``lease_owner`` and ``lease_expires_at`` and counts an attempt, heartbeats move
 the expiry on, and a lease that runs out is ended by the next sweep (``core.work.queue``).
 Each kind adds its own table name, its own columns and its indexes; the schema these make
-is the one the migrations built for ``fine_tune_job`` and ``generation``.
+is the one the migrations built for ``fine_tune_job``, ``generation`` and ``webhook_delivery``.
+Work that waits between attempts (a delivery's retry backoff) adds ``Deferrable``'s column.
 """
 
 from __future__ import annotations
@@ -55,3 +56,14 @@ class Leased:
     if TYPE_CHECKING:
         # Declared by the concrete classes' base; named here for the type checker only.
         id: Mapped[UUID]
+
+
+class Deferrable:
+    """Work that may wait before its next attempt: a claim passes over it until ``not_before``.
+
+    Set when the work is queued (due at once: the time it was queued) and by
+    ``WorkQueue.retry``, which puts a failed attempt back to wait out its backoff. Kinds
+    without it (fine-tunes, generations) are claimable as soon as they are queued.
+    """
+
+    not_before: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))

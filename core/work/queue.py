@@ -14,7 +14,11 @@ the same answer to every race:
   or was released by a worker shutting down, ends **cancelled** if a cancel was requested;
   otherwise an expired or abandoned lease **fails** the work once ``max_attempts`` leases
   were lost and puts it back in its place in the queue before that, and a release puts it
-  back without counting the attempt.
+  back without counting the attempt;
+- an attempt that ended without success but may be tried again (``retry``: a webhook
+  delivery the receiver refused) ends the same way: cancelled if a cancel was requested,
+  failed once ``max_attempts`` were made, otherwise queued again not before the time given
+  (``Deferrable`` work only; a claim passes over such work until then).
 
 Operations on held rows write before they read (an ``UPDATE ... RETURNING`` first), so on
 SQLite their transaction takes the write lock at once and is never refused as overtaken.
@@ -35,7 +39,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.work.lease import Leased
+from core.work.lease import Deferrable, Leased
 from core.work.status import WorkStatus
 
 RowT = TypeVar("RowT", bound=Leased)
@@ -96,6 +100,13 @@ class WorkQueue(Generic[RowT]):
     def expiry(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.lease_seconds)
 
+    def due(self, now: datetime) -> list[ColumnElement[bool]]:
+        """What a claim at ``now`` asks of queued work: nothing, unless its kind defers (``not_before``)."""
+        if not issubclass(self.model, Deferrable):
+            return []
+        deferrable: type[Deferrable] = self.model
+        return [deferrable.not_before <= now]
+
     def held(
         self, owner: str, ids: Collection[UUID], attempt: int | None = None
     ) -> list[ColumnElement[bool]]:
@@ -114,12 +125,14 @@ class WorkQueue(Generic[RowT]):
         now: datetime,
         *conditions: ColumnElement[bool],
     ) -> list[RowT]:
-        """Claim those of ``ids`` still queued (and meeting ``conditions``); returns them in ``ids``' order.
+        """Claim those of ``ids`` still queued and due (and meeting ``conditions``); returns them in
+        ``ids``' order.
 
         SKIP LOCKED passes over rows another worker is claiming (PostgreSQL; SQLite's compiler
         leaves it out and runs one writer at a time); the status condition makes each claim win once.
         """
         model = self.model
+        conditions = (*conditions, *self.due(now))
         claimable = (
             select(model.id)
             .where(model.id.in_(ids), model.status == WorkStatus.QUEUED, *conditions)
@@ -230,6 +243,77 @@ class WorkQueue(Generic[RowT]):
         One whose cancel was requested ends cancelled instead; the rest keep their place in
         the queue. ``values`` are set on both (GPU time charged up to the release).
         """
+        return await self._hand_back(
+            session,
+            owner,
+            ids,
+            now,
+            reason=reason,
+            attempt=attempt,
+            requeue={"attempts": self.model.attempts - 1},
+            values=values,
+        )
+
+    async def retry(
+        self,
+        session: AsyncSession,
+        owner: str,
+        ids: Collection[UUID],
+        now: datetime,
+        not_before: datetime,
+        *,
+        reason: str,
+        attempt: int | None = None,
+        **values: Any,
+    ) -> list[RowT]:
+        """End held attempts that did not succeed, for another try from ``not_before``; returns the rows.
+
+        The same answer as a lost lease, for ``Deferrable`` work: one whose cancel was
+        requested ends cancelled; one that made ``max_attempts`` attempts ends failed with
+        ``reason``; the rest go back to the queue (the attempt counted) and wait until
+        ``not_before``. ``values`` are set on all of them (what the attempt came to).
+        """
+        if not issubclass(self.model, Deferrable):
+            raise TypeError(f"{self.model.__name__} cannot wait between attempts (it is not Deferrable)")
+        model = self.model
+        failed = await self.update_held(
+            session,
+            owner,
+            ids,
+            model.cancel_requested.is_(False),
+            model.attempts >= model.max_attempts,
+            attempt=attempt,
+            **self._ended(WorkStatus.FAILED, now),
+            failure_reason=reason,
+            **values,
+        )
+        for row in failed:
+            await self.kind.record(session, row, "failed", {"reason": reason})
+        return failed + await self._hand_back(
+            session,
+            owner,
+            ids,
+            now,
+            reason=reason,
+            attempt=attempt,
+            requeue={"not_before": not_before},
+            values=values,
+        )
+
+    async def _hand_back(
+        self,
+        session: AsyncSession,
+        owner: str,
+        ids: Collection[UUID],
+        now: datetime,
+        *,
+        reason: str,
+        attempt: int | None,
+        requeue: dict[str, Any],
+        values: dict[str, Any],
+    ) -> list[RowT]:
+        """End held leases without a finish: cancelled if a cancel was requested, else queued
+        again with ``requeue`` set. ``values`` are set on both."""
         model = self.model
         cancelled = await self.update_held(
             session,
@@ -248,9 +332,9 @@ class WorkQueue(Generic[RowT]):
             ids,
             attempt=attempt,
             status=WorkStatus.QUEUED,
-            attempts=model.attempts - 1,
             lease_owner=None,
             lease_expires_at=None,
+            **requeue,
             **values,
         )
         for row in requeued:

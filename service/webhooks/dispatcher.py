@@ -1,47 +1,54 @@
-"""Turns job events into signed deliveries and sends them; runs in every API replica.
+"""Turns job events into signed deliveries and sends them; the workers' ``webhooks`` role.
 
 A round has three steps, each safe to run in several processes at once:
 
 1. Fan out. Events of the last ``lookback_seconds`` that an enabled endpoint of their
-   tenant subscribes to, and that have no delivery for that endpoint yet, become pending
+   tenant subscribes to, and that have no delivery for that endpoint yet, become queued
    deliveries. An anti-join against the deliveries decides what is new, not a cursor, so
    an event committed late or out of order by another process is still found. The unique
    (endpoint, event) pair makes a second replica's identical insert a no-op, and is what
    guarantees one delivery per event.
-2. Claim. Due deliveries are claimed by counting the attempt and moving ``next_attempt_at``
-   past the request's time limit: ``FOR UPDATE SKIP LOCKED`` passes over rows another
-   replica is claiming (PostgreSQL), and the conditional update gives one winner on any
-   database. The claim of a dispatcher that dies lapses, and the delivery is due again.
-3. Send and record. Each claimed delivery is POSTed once; its result is recorded only if
-   the attempt count still matches the claim, and every attempt is logged.
+2. Claim. Deliveries are queued work (``core.work``), claimed through ``WorkQueue`` like
+   fine-tunes and generations: the expiry sweep first, then due deliveries of enabled
+   endpoints (``not_before`` passed), oldest due first, by the one conditional claim that
+   counts the attempt and leases the delivery for the request's time limit and a margin.
+   A dispatcher that dies leaves its leases to lapse, and the delivery is queued again.
+3. Send and record. Each claimed delivery is POSTed once; its result is recorded only while
+   the dispatcher still holds that attempt, and every recorded attempt is logged. A 2xx
+   finishes it succeeded; anything else is ``WorkQueue.retry``: queued again not before the
+   backoff, failed after ``max_attempts``, cancelled if its endpoint was disabled meanwhile.
+   A dispatcher cancelled mid-round (its worker shutting down) hands back what it has not
+   recorded, without counting those attempts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import socket
 import time
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
-from uuid import UUID
+from typing import Any
+from uuid import UUID, uuid4
 
 import anyio
 import httpx
-from sqlalchemy import CursorResult, and_, exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import Invalid
 from core.settings import WebhookSettings
-from core.work.queue import is_lost_race
+from core.work.queue import WorkEvent, WorkKind, WorkQueue, ignore_lost_race
+from core.work.status import WorkStatus
 from service.db.tenancy import unscoped_session
 from service.jobs.models import JobEvent
-from service.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from service.webhooks.signing import endpoint_secret, signature_header, signing_key
 from service.webhooks.urls import parse_endpoint_url, resolve_endpoint
 
@@ -49,8 +56,8 @@ logger = logging.getLogger("rushes.webhooks")
 
 # Deliveries created per round; the rest wait for the next round.
 _FAN_OUT_BATCH = 1000
-# A claim outlives the request's own time limit by this much before another replica may retry.
-_CLAIM_MARGIN = timedelta(seconds=30)
+# A lease outlives the request's own time limit by this much before another replica may retry.
+_LEASE_MARGIN_SECONDS = 30.0
 # How much of a failing answer's body the delivery log keeps.
 _ERROR_BODY_CHARS = 500
 USER_AGENT = "Rushes-Webhooks/1"
@@ -65,9 +72,12 @@ class DispatchReport:
 
 
 @dataclass(frozen=True, slots=True)
-class _Claim:
+class Claim:
+    """One delivery a dispatcher holds: what it needs to send it, and the attempt it claimed."""
+
     delivery_id: UUID
     tenant_id: UUID
+    owner: str
     attempt: int
     event_id: UUID
     payload: dict[str, Any]
@@ -78,7 +88,7 @@ class _Claim:
 
 
 @dataclass(frozen=True, slots=True)
-class _Outcome:
+class Outcome:
     status_code: int | None
     error: str | None
     duration_ms: int
@@ -86,6 +96,18 @@ class _Outcome:
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def _log_event(
+    session: AsyncSession, delivery: WebhookDelivery, event: WorkEvent, data: dict[str, Any]
+) -> None:
+    """Deliveries keep no event log (their attempt log is what users read); the core's events are logged."""
+    logger.info("webhook delivery %s %s", delivery.id, event, extra={"delivery": str(delivery.id), **data})
+
+
+DELIVERIES: WorkKind[WebhookDelivery] = WorkKind(
+    WebhookDelivery, _log_event, noun="webhook delivery", retry_hint="redeliver it to try again"
+)
 
 
 def _now() -> datetime:
@@ -123,6 +145,16 @@ def http_client(settings: WebhookSettings) -> httpx.AsyncClient:
     )
 
 
+def dispatcher_name() -> str:
+    """A lease owner no other dispatcher uses: host, process and a random part."""
+    return f"webhooks@{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+
+
+def delivery_lease_seconds(settings: WebhookSettings) -> float:
+    """How long a claimed delivery is held: the request's own time limit and a margin."""
+    return settings.request_timeout_seconds + _LEASE_MARGIN_SECONDS
+
+
 async def dispatch_once(
     sessions: async_sessionmaker[AsyncSession],
     settings: WebhookSettings,
@@ -130,43 +162,67 @@ async def dispatch_once(
     *,
     http: httpx.AsyncClient | None = None,
     now: datetime | None = None,
+    owner: str | None = None,
 ) -> DispatchReport:
     """One round: create the deliveries new events call for, then send what is due."""
     now = now or _now()
+    owner = owner or dispatcher_name()
+    queue = DeliveryQueue(sessions, settings)
     queued = await _fan_out(sessions, settings, now)
-    claims = await _claim(sessions, settings, now)
+    claims = await queue.claim(owner, now, settings.concurrency)
     if not claims:
         return DispatchReport(queued, 0, 0, 0)
     key = signing_key(settings, data_dir)
-    statuses: list[DeliveryStatus | None] = []
+    statuses: list[WorkStatus | None] = []
+    unrecorded = {claim.delivery_id: claim for claim in claims}
 
-    async def deliver(claim: _Claim, client: httpx.AsyncClient) -> None:
+    async def deliver(claim: Claim, client: httpx.AsyncClient) -> None:
         outcome = await _attempt(client, claim, _secrets(key, claim, settings, now), settings)
-        statuses.append(await _record(sessions, claim, outcome, settings, now))
+        statuses.append(await queue.record(claim, outcome, now))
+        del unrecorded[claim.delivery_id]
 
-    async with (
-        http_client(settings) if http is None else nullcontext(http) as client,
-        anyio.create_task_group() as tasks,
-    ):
-        for claim in claims:
-            tasks.start_soon(deliver, claim, client)
+    try:
+        async with (
+            http_client(settings) if http is None else nullcontext(http) as client,
+            anyio.create_task_group() as tasks,
+        ):
+            for claim in claims:
+                tasks.start_soon(deliver, claim, client)
+    finally:
+        if unrecorded:  # cancelled, or a record failed: hand the rest back now
+            with anyio.CancelScope(shield=True):
+                try:
+                    await queue.release(owner, list(unrecorded), _now())
+                except Exception:
+                    logger.exception("handing back %d webhook deliveries failed", len(unrecorded))
     return DispatchReport(
         queued,
         len(claims),
-        statuses.count(DeliveryStatus.SUCCEEDED),
-        statuses.count(DeliveryStatus.FAILED),
+        statuses.count(WorkStatus.SUCCEEDED),
+        statuses.count(WorkStatus.FAILED),
     )
 
 
 async def run_webhook_dispatcher(
-    sessions: async_sessionmaker[AsyncSession], settings: WebhookSettings, data_dir: Path
+    sessions: async_sessionmaker[AsyncSession],
+    settings: WebhookSettings,
+    data_dir: Path,
+    *,
+    owner: str | None = None,
 ) -> None:
-    """Rounds until cancelled; a full round goes again at once, as more is likely due."""
+    """Rounds until cancelled; a full round goes again at once, as more is likely due.
+
+    ``owner`` names this dispatcher's leases; one kept across restarts (a worker's own name)
+    ends the leases its previous run held as it starts, instead of waiting for them to lapse.
+    """
+    if owner is not None:
+        await DeliveryQueue(sessions, settings).abandon(owner)
+    owner = owner or dispatcher_name()
     async with http_client(settings) as http:
         while True:
             sent = 0
             try:
-                sent = (await dispatch_once(sessions, settings, data_dir, http=http)).sent
+                sent = (await dispatch_once(sessions, settings, data_dir, http=http, owner=owner)).sent
             except Exception:
                 logger.exception("webhook dispatch failed; trying again next round")
             if sent < settings.concurrency:
@@ -223,9 +279,11 @@ async def _fan_out(
                 "event_id": event.id,
                 "event_type": event.type,
                 "payload": _payload(event),
-                "status": DeliveryStatus.PENDING,
+                "status": WorkStatus.QUEUED,
                 "attempts": 0,
-                "next_attempt_at": now,
+                "max_attempts": settings.max_attempts,
+                "queued_at": now,
+                "not_before": now,
             }
             for event, endpoint_id in (await session.execute(missing)).tuples()
         ]
@@ -237,86 +295,151 @@ async def _fan_out(
             .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
             .returning(WebhookDelivery.id)
         )
-        try:
+        created = 0
+        async with ignore_lost_race(session):  # lost: the next round finds them again
             created = len((await session.scalars(insert, rows)).all())
             await session.commit()
-        except OperationalError as exc:
-            if not is_lost_race(exc):
-                raise
-            await session.rollback()
-            return 0
         return created
 
 
-async def _claim(
-    sessions: async_sessionmaker[AsyncSession], settings: WebhookSettings, now: datetime
-) -> list[_Claim]:
-    async with _session(sessions) as session:
-        due = (
-            select(WebhookDelivery.id)
-            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .where(
-                WebhookDelivery.status == DeliveryStatus.PENDING,
-                WebhookDelivery.next_attempt_at <= now,
-                WebhookEndpoint.enabled,
+class DeliveryQueue:
+    """Webhook deliveries as queued work: what to claim is chosen here, the leases are ``WorkQueue``'s."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: WebhookSettings,
+        lease_seconds: float | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.work = WorkQueue(DELIVERIES, lease_seconds or delivery_lease_seconds(settings))
+
+    def _session(self) -> AsyncSession:
+        return _session(self.sessions)
+
+    async def claim(self, owner: str, now: datetime, limit: int) -> list[Claim]:
+        """Sweep lapsed leases, then claim up to ``limit`` due deliveries of enabled endpoints,
+        oldest due first."""
+        async with self._session() as session, ignore_lost_race(session):  # lost: ask again next round
+            await self.work.expire(session, now)
+            await session.commit()
+            due = await session.scalars(
+                select(WebhookDelivery.id)
+                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .where(
+                    WebhookDelivery.status == WorkStatus.QUEUED, *self.work.due(now), WebhookEndpoint.enabled
+                )
+                .order_by(WebhookDelivery.not_before, WebhookDelivery.id)
+                .limit(limit)
             )
-            .order_by(WebhookDelivery.next_attempt_at)
-            .limit(settings.concurrency)
-        )
-        if session.get_bind().dialect.name != "sqlite":  # SQLite has no row locks; its writers queue
-            due = due.with_for_update(skip_locked=True, of=WebhookDelivery)
-        try:
-            ids = list((await session.scalars(due)).all())
+            ids = list(due.all())
+            # The claim starts a transaction of its own with its write.
+            await session.rollback()
             if not ids:
                 return []
-            claimed = list(
-                (
-                    await session.scalars(
-                        update(WebhookDelivery)
-                        .where(
-                            WebhookDelivery.id.in_(ids),
-                            WebhookDelivery.status == DeliveryStatus.PENDING,
-                            WebhookDelivery.next_attempt_at <= now,
-                        )
-                        .values(
-                            attempts=WebhookDelivery.attempts + 1,
-                            next_attempt_at=now
-                            + timedelta(seconds=settings.request_timeout_seconds)
-                            + _CLAIM_MARGIN,
-                        )
-                        .returning(WebhookDelivery.id)
-                        .execution_options(synchronize_session=False)
-                    )
-                ).all()
-            )
-            rows = (
-                await session.execute(
-                    select(
-                        WebhookDelivery.id.label("delivery_id"),
-                        WebhookDelivery.tenant_id,
-                        WebhookDelivery.attempts.label("attempt"),
-                        WebhookDelivery.event_id,
-                        WebhookDelivery.payload,
-                        WebhookEndpoint.url,
-                        WebhookDelivery.endpoint_id,
-                        WebhookEndpoint.secret_version,
-                        WebhookEndpoint.secret_rotated_at,
-                    )
-                    .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-                    .where(WebhookDelivery.id.in_(claimed))
+            claimed = await self.work.claim(session, owner, ids, now)
+            if not claimed:
+                await session.rollback()
+                return []
+            endpoints = {
+                endpoint.id: endpoint
+                for endpoint in await session.scalars(
+                    select(WebhookEndpoint).where(WebhookEndpoint.id.in_({d.endpoint_id for d in claimed}))
                 )
-            ).mappings()
-            claims = [_Claim(**row) for row in rows]
+            }
+            claims = [
+                Claim(
+                    delivery_id=delivery.id,
+                    tenant_id=delivery.tenant_id,
+                    owner=owner,
+                    attempt=delivery.attempts,
+                    event_id=delivery.event_id,
+                    payload=delivery.payload,
+                    url=endpoints[delivery.endpoint_id].url,
+                    endpoint_id=delivery.endpoint_id,
+                    secret_version=endpoints[delivery.endpoint_id].secret_version,
+                    secret_rotated_at=endpoints[delivery.endpoint_id].secret_rotated_at,
+                )
+                for delivery in claimed
+            ]
             await session.commit()
-        except OperationalError as exc:
-            if not is_lost_race(exc):
-                raise
-            await session.rollback()
-            return []
-        return claims
+            return claims
+        return []
+
+    async def record(self, claim: Claim, outcome: Outcome, now: datetime) -> WorkStatus | None:
+        """Store the attempt and its delivery's new status; None when the claim was lost (the
+        endpoint deleted, or the lease lapsed and another dispatcher took the delivery)."""
+        logger.info(
+            "webhook delivery %s attempt %d to %s: %s in %d ms",
+            claim.delivery_id,
+            claim.attempt,
+            claim.url,
+            outcome.error or f"HTTP {outcome.status_code}",
+            outcome.duration_ms,
+        )
+        result: dict[str, Any] = {
+            "last_attempt_at": now,
+            "last_status_code": outcome.status_code,
+            "last_error": outcome.error,
+            "last_duration_ms": outcome.duration_ms,
+        }
+        ids, owner, attempt = [claim.delivery_id], claim.owner, claim.attempt
+        async with self._session() as session:
+            # Written first thing in the transaction (``WorkQueue``'s held operations are), so
+            # SQLite queues it behind other writers instead of refusing it as a lost race.
+            if outcome.ok:
+                rows = await self.work.finish(
+                    session,
+                    owner,
+                    ids,
+                    WorkStatus.SUCCEEDED,
+                    now,
+                    attempt=attempt,
+                    delivered_at=now,
+                    **result,
+                )
+            else:
+                retry_at = now + _retry_delay(claim.attempt, self.settings)
+                reason = outcome.error or f"HTTP {outcome.status_code}"
+                rows = await self.work.retry(
+                    session, owner, ids, now, retry_at, reason=reason, attempt=attempt, **result
+                )
+            if not rows:
+                await session.rollback()
+                return None
+            session.add(
+                WebhookAttempt(
+                    tenant_id=claim.tenant_id,
+                    delivery_id=claim.delivery_id,
+                    number=claim.attempt,
+                    url=claim.url,
+                    status_code=outcome.status_code,
+                    error=outcome.error,
+                    duration_ms=outcome.duration_ms,
+                    created_at=now,
+                )
+            )
+            status = rows[0].status
+            await session.commit()
+        return status
+
+    async def release(self, owner: str, ids: list[UUID], now: datetime | None = None) -> list[UUID]:
+        """Hand back deliveries this dispatcher holds without counting their attempts (it is
+        stopping); returns those handed back."""
+        async with self._session() as session:
+            released = await self.work.release(session, owner, ids, now or _now())
+            await session.commit()
+        return [delivery.id for delivery in released]
+
+    async def abandon(self, owner: str, now: datetime | None = None) -> None:
+        """End now the leases a dead dispatcher of this name held, as if they had lapsed."""
+        async with self._session() as session:
+            await self.work.abandon(session, owner, now or _now())
+            await session.commit()
 
 
-def _secrets(key: bytes, claim: _Claim, settings: WebhookSettings, now: datetime) -> list[str]:
+def _secrets(key: bytes, claim: Claim, settings: WebhookSettings, now: datetime) -> list[str]:
     current = [endpoint_secret(key, claim.endpoint_id, claim.secret_version)]
     rotated = claim.secret_rotated_at
     if rotated is not None and now - rotated < timedelta(seconds=settings.rotation_overlap_seconds):
@@ -325,8 +448,8 @@ def _secrets(key: bytes, claim: _Claim, settings: WebhookSettings, now: datetime
 
 
 async def _attempt(
-    http: httpx.AsyncClient, claim: _Claim, secrets: list[str], settings: WebhookSettings
-) -> _Outcome:
+    http: httpx.AsyncClient, claim: Claim, secrets: list[str], settings: WebhookSettings
+) -> Outcome:
     body = json.dumps(claim.payload, separators=(",", ":")).encode()
     started = time.monotonic()
     status_code: int | None = None
@@ -360,7 +483,7 @@ async def _attempt(
         error = f"No answer within {settings.request_timeout_seconds:g} s."
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return _Outcome(status_code, error, round((time.monotonic() - started) * 1000))
+    return Outcome(status_code, error, round((time.monotonic() - started) * 1000))
 
 
 async def post_pinned(
@@ -400,67 +523,16 @@ def _retry_delay(attempt: int, settings: WebhookSettings) -> timedelta:
     return timedelta(seconds=backoff * random.uniform(0.5, 1.0))
 
 
-async def _record(
-    sessions: async_sessionmaker[AsyncSession],
-    claim: _Claim,
-    outcome: _Outcome,
-    settings: WebhookSettings,
-    now: datetime,
-) -> DeliveryStatus | None:
-    """Store the attempt; None when the claim was lost (the endpoint deleted, or the claim
-    lapsed and another replica took the delivery)."""
-    if outcome.ok:
-        status, next_attempt_at = DeliveryStatus.SUCCEEDED, None
-    elif claim.attempt >= settings.max_attempts:
-        status, next_attempt_at = DeliveryStatus.FAILED, None
-    else:
-        status, next_attempt_at = DeliveryStatus.PENDING, now + _retry_delay(claim.attempt, settings)
-    logger.info(
-        "webhook delivery %s attempt %d to %s: %s in %d ms",
-        claim.delivery_id,
-        claim.attempt,
-        claim.url,
-        outcome.error or f"HTTP {outcome.status_code}",
-        outcome.duration_ms,
-    )
-    async with _session(sessions) as session:
-        # Written first thing in the transaction, so SQLite queues it behind other writers
-        # instead of refusing it as a lost race.
-        result = await session.execute(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == claim.delivery_id,
-                WebhookDelivery.attempts == claim.attempt,
-                WebhookDelivery.status == DeliveryStatus.PENDING,
-            )
-            .values(
-                status=status,
-                next_attempt_at=next_attempt_at,
-                last_attempt_at=now,
-                last_status_code=outcome.status_code,
-                last_error=outcome.error,
-                last_duration_ms=outcome.duration_ms,
-                delivered_at=now if outcome.ok else WebhookDelivery.delivered_at,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if cast(CursorResult[Any], result).rowcount != 1:
-            await session.rollback()
-            return None
-        session.add(
-            WebhookAttempt(
-                tenant_id=claim.tenant_id,
-                delivery_id=claim.delivery_id,
-                number=claim.attempt,
-                url=claim.url,
-                status_code=outcome.status_code,
-                error=outcome.error,
-                duration_ms=outcome.duration_ms,
-                created_at=now,
-            )
-        )
-        await session.commit()
-    return status
-
-
-__all__ = ["DispatchReport", "dispatch_once", "http_client", "post_pinned", "run_webhook_dispatcher"]
+__all__ = [
+    "DELIVERIES",
+    "Claim",
+    "DeliveryQueue",
+    "DispatchReport",
+    "Outcome",
+    "delivery_lease_seconds",
+    "dispatch_once",
+    "dispatcher_name",
+    "http_client",
+    "post_pinned",
+    "run_webhook_dispatcher",
+]

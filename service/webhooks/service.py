@@ -6,14 +6,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from core.errors import Conflict, NotFound
 from core.settings import WebhookSettings
+from core.work.status import WorkStatus
 from service.db.pagination import PageRequest, fetch_page
-from service.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from service.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, work_statuses
 from service.webhooks.schemas import (
     DEFAULT_EVENT_TYPES,
     DeliveryOut,
@@ -86,9 +87,48 @@ async def update_endpoint(
     if body.enabled is not None:
         if body.enabled and not endpoint.enabled:
             endpoint.enabled_at = datetime.now(UTC)
+            await resume_deliveries(session, endpoint.id)
+        elif not body.enabled and endpoint.enabled:
+            await pause_deliveries(session, endpoint.id, datetime.now(UTC))
         endpoint.enabled = body.enabled
     await session.commit()
     return endpoint
+
+
+async def pause_deliveries(session: AsyncSession, endpoint_id: UUID, now: datetime) -> None:
+    """Disabling an endpoint is its deliveries' cancel (``core.work``): queued ones end cancelled
+    now, and one being attempted is asked to stop. That one's result is still recorded, but a
+    refused attempt, or a lease that lapses, then ends it cancelled rather than queued again.
+    The API shows cancelled deliveries as pending: they wait for the endpoint."""
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == WorkStatus.QUEUED)
+        .values(status=WorkStatus.CANCELLED, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == WorkStatus.RUNNING)
+        .values(cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def resume_deliveries(session: AsyncSession, endpoint_id: UUID) -> None:
+    """Enabling an endpoint again queues its cancelled deliveries again, each keeping its attempts
+    and the time its next attempt is due, and withdraws the cancel asked of one being attempted."""
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == WorkStatus.CANCELLED)
+        .values(status=WorkStatus.QUEUED, cancel_requested=False, finished_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == WorkStatus.RUNNING)
+        .values(cancel_requested=False)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def delete_endpoint(session: AsyncSession, endpoint_id: UUID) -> None:
@@ -112,10 +152,19 @@ async def list_deliveries(
     await get_endpoint(session, endpoint_id)
     stmt = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
     if status is not None:
-        stmt = stmt.where(WebhookDelivery.status == status)
+        stmt = stmt.where(WebhookDelivery.status.in_(work_statuses(status)))
     stmt = stmt.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
     rows, total = await fetch_page(session, stmt, page)
-    return [DeliveryOut.model_validate(d) for d in rows], total
+    return [delivery_out(d) for d in rows], total
+
+
+def delivery_out(delivery: WebhookDelivery) -> DeliveryOut:
+    """The API's view of a delivery: its status as users know it (``PUBLIC_STATUS``)."""
+    fields = {name: getattr(delivery, name) for name in DeliveryOut.model_fields}
+    fields["status"] = delivery.public_status
+    # A delivery whose dispatcher kept dying has no attempt of its own to explain its failure.
+    fields["last_error"] = delivery.last_error or delivery.failure_reason
+    return DeliveryOut.model_validate(fields)
 
 
 async def redeliver(session: AsyncSession, endpoint_id: UUID, delivery_id: UUID) -> DeliveryOut:
@@ -127,10 +176,15 @@ async def redeliver(session: AsyncSession, endpoint_id: UUID, delivery_id: UUID)
     )
     if delivery is None:
         raise NotFound("No such delivery.")
-    if delivery.status is DeliveryStatus.PENDING:
+    if delivery.public_status is DeliveryStatus.PENDING:
         raise Conflict("This delivery is still being attempted; wait for it to succeed or fail.")
-    delivery.status = DeliveryStatus.PENDING
+    # Queued again, at the back; an endpoint that is disabled keeps it until it is enabled.
+    now = datetime.now(UTC)
+    delivery.status = WorkStatus.QUEUED
     delivery.attempts = 0
-    delivery.next_attempt_at = datetime.now(UTC)
+    delivery.cancel_requested = False
+    delivery.failure_reason = None
+    delivery.finished_at = None
+    delivery.queued_at = delivery.not_before = now
     await session.commit()
-    return DeliveryOut.model_validate(delivery)
+    return delivery_out(delivery)

@@ -10,6 +10,7 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.settings import Settings
 from core.storage import ObjectStorage, TenantKeys
 from core.storage.keys import OUTPUT_MEDIA_TYPES
+from core.work.status import WorkStatus
 from service.accounts.models import User
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped, set_tenant
 from service.generations.queue import GenerationQueue
 from service.jobs.models import FineTuneJob
 from service.models.service import add_version
-from service.webhooks.models import DeliveryStatus, WebhookDelivery
+from service.webhooks.models import WebhookDelivery
 from tests.helpers import PASSWORD, Caller, fine_tune_body, sign_up, upload_body, upload_file
 from tests.media_samples import make_clip
 
@@ -246,7 +248,8 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "health": (PUBLIC, fixed("GET", "/healthz")),
     "ready": (PUBLIC, fixed("GET", "/readyz")),
     "SchemaHandler": (PUBLIC, fixed("GET", "/schema")),
-    "SchemaScalarHandler": (PUBLIC, fixed("GET", "/schema/scalar")),
+    "SchemaSwaggerHandler": (PUBLIC, fixed("GET", "/schema/swagger")),
+    "SchemaOauth2RedirectHtmlRenderOauth2Redirect": (PUBLIC, fixed("GET", "/schema/oauth2-redirect.html")),
     "SchemaOpenapiJsonHandler": (PUBLIC, fixed("GET", "/schema/openapi.json")),
     "SchemaPathHandleSchemaPathNotFound": (
         outcomes(404, 404, 404, 404, 404),
@@ -404,12 +407,16 @@ async def _finished_delivery(world: World, settings: Settings) -> None:
     engine = create_engine(settings.database_url)
     async with AsyncSession(engine, expire_on_commit=False) as session:
         set_tenant(session, uuid.UUID(world.owner.tenant_id))
+        now = datetime.now(UTC)
         delivery = WebhookDelivery(
             endpoint_id=uuid.UUID(world.webhook_id),
             event_id=uuid.uuid4(),
             event_type="succeeded",
             payload={},
-            status=DeliveryStatus.SUCCEEDED,
+            status=WorkStatus.SUCCEEDED,
+            queued_at=now,
+            not_before=now,
+            finished_at=now,
         )
         session.add(delivery)
         await session.commit()

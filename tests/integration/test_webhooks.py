@@ -24,13 +24,14 @@ from uuid_utils.compat import uuid7
 
 from core.errors import Conflict, Invalid
 from core.settings import Settings, WebhookSettings
+from core.work.status import WorkStatus
 from service.datasets.models import Dataset, DatasetVersion
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped, set_tenant
 from service.jobs.models import FineTuneJob, JobEvent
 from service.webhooks import service
 from service.webhooks.dispatcher import DispatchReport, dispatch_once, http_client, post_pinned
-from service.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from service.webhooks.schemas import WebhookCreate
 from service.webhooks.signing import KEY_FILE, endpoint_secret, signing_key
 from service.webhooks.urls import parse_endpoint_url, resolve_endpoint
@@ -263,7 +264,7 @@ async def test_each_event_is_delivered_once_however_many_dispatchers_run(
     async with sessions() as session:
         mark_unscoped(session)
         sent = (await session.execute(select(WebhookDelivery.status, WebhookDelivery.attempts))).all()
-        assert sorted(sent) == [(DeliveryStatus.SUCCEEDED, 1)] * len(events)
+        assert sorted(sent) == [(WorkStatus.SUCCEEDED, 1)] * len(events)
 
 
 async def test_events_committed_out_of_order_are_not_skipped(

@@ -92,8 +92,8 @@ def _is_fault(text: str, kind: str) -> bool:
 def visit(server: str) -> Iterator[Callable[..., Visit]]:
     """Opens browser contexts on the server. Playwright's sync API runs an event loop of its
     own, so it starts only once the database fixtures (which use asyncio.run) are done."""
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium: apt-get install -y chromium")
+    # A failure, not a skip: .ci/run installs it, and a skipped journey would hide a broken page.
+    assert CHROMIUM.exists(), "the browser tests need Debian's chromium: apt-get install -y chromium"
     visits: list[Visit] = []
     driver = sync_playwright().start()
     browser = driver.chromium.launch(executable_path=str(CHROMIUM))
