@@ -1,9 +1,14 @@
 """Fair share against FIFO on a simulated cluster, through the real scheduling code.
 
 A discrete-event simulation (a simulated clock, no sleeping) replays one synthetic trace
-twice: once with ``service.jobs.scheduling.FairQueue`` choosing every job, once with a FIFO
-baseline that lives only here. Everything else is identical: the trace, the cluster, the
-placement of arriving jobs, and when workers ask for work.
+three times: with a FIFO baseline that lives only here, with
+``service.jobs.scheduling.FairQueue(reserve=False)`` (the fair rule alone, as first
+shipped) and with ``FairQueue()`` as the service runs it (fair rule plus reservation and
+backfill for the fair choice that does not fit; ``--starve-after`` adds an oldest-first
+starvation bound). Everything else is identical: the trace, the cluster, the placement of
+arriving jobs, and when workers ask for work. Workers report their running jobs with
+expected ends; the scheduler sees durations only through estimates with lognormal error
+(``--estimate-error``, sigma 0.5), never the true ones.
 
     .venv/bin/python -m bench.scheduler_sim                      # the defaults below
     .venv/bin/python -m bench.scheduler_sim --jobs 20000 --tenants 1000 --gpus 50
@@ -21,9 +26,10 @@ The trace (fixed seed):
   times the cluster's memory; packing losses make the usable capacity lower, so queues form.
 
 Workers ask "what next, given my free memory?" whenever a job on them ends, and keep
-asking until nothing fits. An arriving job goes to the worker with the least free memory
-that holds it (best fit, both policies), which then asks the policy. Since no waiting job
-fits any worker between events, that pick returns the arriving job under either policy.
+asking until nothing is given; every ``--poll`` seconds (300) every worker with free memory
+asks as well. An arriving job goes to the worker with the least free memory that holds it
+(best fit, all policies), which then asks the policy; if it gets nothing (it is holding
+memory for a reserved job), the next best fit asks.
 
 FIFO baseline: the first job in arrival order that fits the asking worker's free memory
 (skipping jobs that do not fit, i.e. not strict head-of-line, which would idle memory and
@@ -54,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import math
 import os
 import platform
 import shlex
@@ -66,7 +73,13 @@ from uuid import UUID
 
 import numpy as np
 
-from service.jobs.scheduling import FairQueue, QueuedJob, WorkerSlot
+from service.jobs.scheduling import (
+    DEFAULT_STARVE_AFTER_SECONDS,
+    FairQueue,
+    QueuedJob,
+    RunningJob,
+    WorkerSlot,
+)
 
 GiB = 1 << 30
 SIZES_GIB = (6, 10, 20, 40, 70)
@@ -88,9 +101,12 @@ class Trace:
     tenant: np.ndarray  # int in [0, tenants)
     gpu_gib: np.ndarray  # int, one per worker
     tenants: int
+    estimate: np.ndarray  # seconds: what the scheduler believes each job's duration to be
 
 
-def make_trace(jobs: int, tenants: int, gpus: int, seed: int, load: float, zipf: float) -> Trace:
+def make_trace(
+    jobs: int, tenants: int, gpus: int, seed: int, load: float, zipf: float, estimate_error: float = 0.5
+) -> Trace:
     rng = np.random.default_rng(seed)
     counts = np.floor(np.array(GPU_P) * gpus).astype(int)
     counts[0] += gpus - counts.sum()
@@ -102,27 +118,39 @@ def make_trace(jobs: int, tenants: int, gpus: int, seed: int, load: float, zipf:
     tenant = by_rank[rng.choice(tenants, size=jobs, p=ranks / ranks.sum())]
     rate = load * gpu_gib.sum() / float(np.mean(size * duration))  # jobs per second
     arrival = np.cumsum(rng.exponential(1.0 / rate, size=jobs))
-    return Trace(arrival, size, duration, tenant, gpu_gib, tenants)
+    # A generator of its own, so the trace itself does not depend on the estimate's error.
+    noise = np.random.default_rng([seed, 1]).lognormal(0.0, estimate_error, size=jobs)
+    return Trace(arrival, size, duration, tenant, gpu_gib, tenants, duration * noise)
 
 
 # --------------------------------------------------------------------------- policies
 
 
 class FairShare:
-    name = "fair share"
+    """``FairQueue``, with or without its reservation for starving jobs."""
 
-    def __init__(self, trace: Trace) -> None:
-        self.queue = FairQueue()
+    def __init__(self, trace: Trace, reserve: bool, starve_after_seconds: float) -> None:
+        self.name = "fair share + reservation" if reserve else "fair share"
+        self.queue = FairQueue(reserve=reserve, starve_after_seconds=starve_after_seconds)
         self.jobs = [
-            QueuedJob(UUID(int=i), UUID(int=int(t) + 1), int(s) * GiB, float(a))
-            for i, (t, s, a) in enumerate(zip(trace.tenant, trace.size_gib, trace.arrival, strict=True))
+            QueuedJob(UUID(int=i), UUID(int=int(t) + 1), int(s) * GiB, float(a), float(e))
+            for i, (t, s, a, e) in enumerate(
+                zip(trace.tenant, trace.size_gib, trace.arrival, trace.estimate, strict=True)
+            )
         ]
 
     def push(self, index: int, now: float) -> None:
         self.queue.push(self.jobs[index])
 
-    def pick(self, free_gib: int, total_gib: int, now: float) -> int | None:
-        job = self.queue.pick(WorkerSlot(free_bytes=free_gib * GiB, total_bytes=total_gib * GiB), now)
+    def pick(self, free_gib: int, total_gib: int, now: float, running: dict[int, float]) -> int | None:
+        # What the worker reports: its running jobs and when it expects each to end.
+        jobs = self.jobs
+        slot = WorkerSlot(
+            free_bytes=free_gib * GiB,
+            total_bytes=total_gib * GiB,
+            running=tuple(RunningJob(jobs[i].estimated_bytes, end) for i, end in running.items()),
+        )
+        job = self.queue.pick(slot, now)
         return None if job is None else job.id.int
 
     def complete(self, index: int, now: float) -> None:
@@ -141,7 +169,7 @@ class Fifo:
     def push(self, index: int, now: float) -> None:
         self.by_size[self.size[index]].append(index)  # indices are in arrival order
 
-    def pick(self, free_gib: int, total_gib: int, now: float) -> int | None:
+    def pick(self, free_gib: int, total_gib: int, now: float, running: dict[int, float]) -> int | None:
         best: deque[int] | None = None
         for size, waiting in self.by_size.items():
             if size <= free_gib and waiting and (best is None or waiting[0] < best[0]):
@@ -193,18 +221,22 @@ def share_fairness(demand: np.ndarray, held: np.ndarray) -> float:
     return jain(a / water_fill(d, float(a.sum())))
 
 
-def simulate(policy: FairShare | Fifo, trace: Trace, sample_every: float) -> Result:
+def simulate(policy: FairShare | Fifo, trace: Trace, sample_every: float, poll_every: float) -> Result:
     began = time.perf_counter()
     sizes = trace.size_gib.tolist()
     durations = trace.duration.tolist()
+    estimates = trace.estimate.tolist()
     tenant_of = trace.tenant.tolist()
     arrivals = trace.arrival.tolist()
     total = trace.gpu_gib.tolist()
     free = list(total)
+    smallest = min(SIZES_GIB)
     # Workers by free GiB, for best-fit placement of an arriving job.
     by_free: list[set[int]] = [set() for _ in range(max(total) + 1)]
     for worker, gib in enumerate(free):
         by_free[gib].add(worker)
+    # Each worker's running jobs and their expected (estimated, not true) ends.
+    on_worker: list[dict[int, float]] = [{} for _ in total]
     n = len(sizes)
     start = np.full(n, np.nan)
     end = np.full(n, np.nan)
@@ -222,6 +254,7 @@ def simulate(policy: FairShare | Fifo, trace: Trace, sample_every: float) -> Res
     jain_sum = 0.0
     samples = 0
     next_sample = sample_every
+    next_poll = poll_every
     clock = time.perf_counter
 
     def set_free(worker: int, gib: int) -> None:
@@ -229,15 +262,18 @@ def simulate(policy: FairShare | Fifo, trace: Trace, sample_every: float) -> Res
         free[worker] = gib
         by_free[gib].add(worker)
 
-    def fill(worker: int, now: float) -> None:
+    def fill(worker: int, now: float) -> bool:
+        """The worker asks until nothing is given; whether it started anything."""
         nonlocal used, waiting, calls, call_seconds
-        while True:
+        started = False
+        while waiting and free[worker] >= smallest:
             t0 = clock()
-            index = policy.pick(free[worker], total[worker], now)
+            index = policy.pick(free[worker], total[worker], now, on_worker[worker])
             call_seconds += clock() - t0
             calls += 1
             if index is None:
-                return
+                break
+            started = True
             size = sizes[index]
             assert size <= free[worker]
             set_free(worker, free[worker] - size)
@@ -245,14 +281,19 @@ def simulate(policy: FairShare | Fifo, trace: Trace, sample_every: float) -> Res
             waiting -= 1
             held[tenant_of[index]] += size
             start[index] = now
+            on_worker[worker][index] = now + estimates[index]
             heapq.heappush(running, (now + durations[index], index, worker))
+        return started
 
     next_arrival = 0
     while next_arrival < n or running:
-        if next_arrival < n and (not running or arrivals[next_arrival] <= running[0][0]):
-            now, kind = arrivals[next_arrival], 0
-        else:
-            now, kind = running[0][0], 1
+        if next_poll <= last_t:  # the queue was empty for a while: the next tick after now
+            next_poll = (math.floor(last_t / poll_every) + 1) * poll_every
+        now = min(
+            arrivals[next_arrival] if next_arrival < n else np.inf,
+            running[0][0] if running else np.inf,
+            next_poll if waiting else np.inf,
+        )
         # Time-weighted memory use and fairness samples, inside the arrival window.
         while next_sample <= min(now, window_end):
             if waiting:
@@ -262,7 +303,7 @@ def simulate(policy: FairShare | Fifo, trace: Trace, sample_every: float) -> Res
         if last_t < window_end:
             used_integral += used * (min(now, window_end) - last_t)
         last_t = now
-        if kind == 0:
+        if next_arrival < n and now == arrivals[next_arrival]:
             index = next_arrival
             next_arrival += 1
             size = sizes[index]
@@ -272,11 +313,12 @@ def simulate(policy: FairShare | Fifo, trace: Trace, sample_every: float) -> Res
             policy.push(index, now)
             call_seconds += clock() - t0
             calls += 1
+            # Best fit first; a worker holding memory for a reserved job may decline, and
+            # then the next-best one is asked.
             for gib in range(size, len(by_free)):
-                if by_free[gib]:
-                    fill(next(iter(by_free[gib])), now)
+                if any(fill(worker, now) for worker in list(by_free[gib])):
                     break
-        else:
+        elif running and now == running[0][0]:
             _, index, worker = heapq.heappop(running)
             size = sizes[index]
             t0 = clock()
@@ -286,10 +328,17 @@ def simulate(policy: FairShare | Fifo, trace: Trace, sample_every: float) -> Res
             end[index] = now
             completed_in_window += now <= window_end
             set_free(worker, free[worker] + size)
+            del on_worker[worker][index]
             used -= size
             demand[tenant_of[index]] -= size
             held[tenant_of[index]] -= size
             fill(worker, now)
+        else:
+            # Workers also poll: a reservation that ends elsewhere frees this one's memory.
+            for gib in range(smallest, len(by_free)):
+                for worker in list(by_free[gib]):
+                    fill(worker, now)
+            next_poll = now + poll_every
     return Result(
         name=policy.name,
         start=start,
@@ -367,13 +416,14 @@ def report(trace: Trace, results: list[Result], command: str, total_seconds: flo
         f"tenants over {window_h:.1f} h on {len(trace.gpu_gib)} GPUs ({int(trace.gpu_gib.sum()):,} GiB); "
         f"offered load {offered:.1%} of memory. Light tenants: {n_light:,} ({int(light.sum()):,} jobs); "
         f"heavy: {n_heavy:,} ({int(heavy.sum()):,} jobs). Fairness sampled at "
-        f"{results[0].contended_samples} / {results[1].contended_samples} contended instants.",
+        + " / ".join(str(r.contended_samples) for r in results)
+        + " contended instants.",
         "",
         "| metric | " + " | ".join(r.name for r in results) + " |",
         "|---|" + "---:|" * len(results),
     ]
     lines += [f"| {label} | " + " | ".join(cell(r) for r in results) + " |" for label, cell in rows]
-    lines += ["", f"Total runtime (trace, both simulations, report): {total_seconds:.1f} s."]
+    lines += ["", f"Total runtime (trace, all simulations, report): {total_seconds:.1f} s."]
     return "\n".join(lines)
 
 
@@ -393,13 +443,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--load", type=float, default=1.0, help="offered memory-seconds / cluster memory")
     parser.add_argument("--zipf", type=float, default=1.1, help="tenant activity exponent")
     parser.add_argument("--sample", type=float, default=300.0, help="seconds between fairness samples")
+    parser.add_argument(
+        "--starve-after",
+        type=float,
+        default=DEFAULT_STARVE_AFTER_SECONDS / 60,
+        help="minutes of waiting after which a job goes first, oldest first (reservation policy)",
+    )
+    parser.add_argument(
+        "--estimate-error",
+        type=float,
+        default=0.5,
+        help="sigma of the lognormal error of the duration estimates the scheduler sees",
+    )
+    parser.add_argument("--poll", type=float, default=300.0, help="seconds between worker polls")
     parser.add_argument("--markdown-out", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     began = time.perf_counter()
-    trace = make_trace(args.jobs, args.tenants, args.gpus, args.seed, args.load, args.zipf)
+    trace = make_trace(
+        args.jobs, args.tenants, args.gpus, args.seed, args.load, args.zipf, args.estimate_error
+    )
     results = []
-    for policy in (FairShare(trace), Fifo(trace)):
-        results.append(simulate(policy, trace, args.sample))
+    policies: list[FairShare | Fifo] = [
+        Fifo(trace),
+        FairShare(trace, reserve=False, starve_after_seconds=args.starve_after * 60),
+        FairShare(trace, reserve=True, starve_after_seconds=args.starve_after * 60),
+    ]
+    for policy in policies:
+        results.append(simulate(policy, trace, args.sample, args.poll))
         print(f"{policy.name}: {results[-1].wall_seconds:.1f} s", file=sys.stderr, flush=True)
     command = shlex.join(
         [sys.executable, "-m", "bench.scheduler_sim", *(argv if argv is not None else sys.argv[1:])]

@@ -10,6 +10,7 @@ this module adds the choice and the GPU time charged to the tenant's decayed usa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,12 +26,23 @@ from core.work.status import WorkStatus
 from service.db.tenancy import unscoped_session
 from service.jobs.events import JOB_EVENTS
 from service.jobs.models import FineTuneJob, JobEventType, TenantCompute
-from service.jobs.scheduling import QueuedJob, TenantState, WorkerSlot, add_decayed, decayed_value, pick_next
+from service.jobs.scheduling import (
+    DEFAULT_STARVE_AFTER_SECONDS,
+    QueuedJob,
+    RunningJob,
+    TenantState,
+    WorkerSlot,
+    add_decayed,
+    decayed_value,
+    pick_next,
+)
 
 # Work done in the transaction that ends a job; returns extra data for the final event.
 Outcome = Callable[[AsyncSession, FineTuneJob], Awaitable[dict[str, Any]]]
 # Claims that lose a race are retried with the next choice, a bounded number of times.
 _CLAIM_TRIES = 5
+# Starving jobs considered for a worker's reservation (more than one: capped tenants are skipped).
+_STARVING_CANDIDATES = 16
 
 JOBS: WorkKind[FineTuneJob] = WorkKind(
     FineTuneJob, JOB_EVENTS.record, noun="job", retry_hint="resume it to try again from its last checkpoint"
@@ -74,7 +86,7 @@ class JobQueue:
             await session.commit()
             passed_over: set[UUID] = set()
             for _ in range(_CLAIM_TRIES):
-                choice = await self._choose(session, slot, now, passed_over)
+                choice = await self._choose(session, worker_id, slot, now, passed_over)
                 # The claim starts a transaction of its own with its write.
                 await session.rollback()
                 if choice is None:
@@ -86,27 +98,71 @@ class JobQueue:
         return None
 
     async def _choose(
-        self, session: AsyncSession, slot: WorkerSlot, now: datetime, passed_over: set[UUID]
+        self, session: AsyncSession, worker_id: str, slot: WorkerSlot, now: datetime, passed_over: set[UUID]
     ) -> QueuedJob | None:
-        fitting = select(
-            FineTuneJob.id,
-            FineTuneJob.tenant_id,
-            FineTuneJob.estimated_bytes,
-            FineTuneJob.queued_at,
-            func.row_number()
-            .over(partition_by=FineTuneJob.tenant_id, order_by=(FineTuneJob.queued_at, FineTuneJob.id))
-            .label("rank"),
-        ).where(FineTuneJob.status == WorkStatus.QUEUED, FineTuneJob.estimated_bytes <= slot.free_bytes)
+        queued = FineTuneJob.status == WorkStatus.QUEUED
         if passed_over:
-            fitting = fitting.where(FineTuneJob.id.not_in(passed_over))
-        ranked = fitting.subquery()
-        # Only a tenant's oldest fitting job can be its pick, so one candidate per tenant suffices.
-        rows = (await session.execute(select(ranked).where(ranked.c.rank == 1))).all()
+            queued = queued & FineTuneJob.id.not_in(passed_over)
+        columns = (FineTuneJob.id, FineTuneJob.tenant_id, FineTuneJob.estimated_bytes, FineTuneJob.queued_at)
+        # Only a tenant's oldest fitting job can be its pick, so one candidate per tenant
+        # suffices; for the reservation, also its oldest job that fits the whole worker, and
+        # the oldest starving jobs that do (see ``scheduling``).
+        limits = [slot.free_bytes]
+        if slot.total_bytes is not None and slot.total_bytes > slot.free_bytes:
+            limits.append(slot.total_bytes)
+        rows: dict[UUID, Any] = {}
+        for limit in limits:
+            ranked = (
+                select(
+                    *columns,
+                    func.row_number()
+                    .over(
+                        partition_by=FineTuneJob.tenant_id, order_by=(FineTuneJob.queued_at, FineTuneJob.id)
+                    )
+                    .label("rank"),
+                )
+                .where(queued, FineTuneJob.estimated_bytes <= limit)
+                .subquery()
+            )
+            rows.update((r.id, r) for r in await session.execute(select(ranked).where(ranked.c.rank == 1)))
+        if len(limits) > 1 and math.isfinite(DEFAULT_STARVE_AFTER_SECONDS):
+            starving = datetime.fromtimestamp(now.timestamp() - DEFAULT_STARVE_AFTER_SECONDS, UTC)
+            oldest = (
+                select(*columns)
+                .where(queued, FineTuneJob.estimated_bytes <= limits[1], FineTuneJob.queued_at <= starving)
+                .order_by(FineTuneJob.queued_at, FineTuneJob.id)
+                .limit(_STARVING_CANDIDATES)
+            )
+            rows.update((r.id, r) for r in await session.execute(oldest))
         if not rows:
             return None
-        candidates = [QueuedJob(r.id, r.tenant_id, r.estimated_bytes, r.queued_at.timestamp()) for r in rows]
+        candidates = [
+            QueuedJob(r.id, r.tenant_id, r.estimated_bytes, r.queued_at.timestamp()) for r in rows.values()
+        ]
         tenants = await self._tenant_states(session, {c.tenant_id for c in candidates}, now)
+        if len(limits) > 1:
+            slot = WorkerSlot(
+                slot.free_bytes, slot.total_bytes, await self._running_on(session, worker_id, now)
+            )
         return pick_next(candidates, slot, tenants, now.timestamp())
+
+    async def _running_on(
+        self, session: AsyncSession, worker_id: str, now: datetime
+    ) -> tuple[RunningJob, ...]:
+        """The worker's running jobs, each expected to end at its step rate so far (unknown before a step)."""
+        rows = await session.execute(
+            select(
+                FineTuneJob.estimated_bytes, FineTuneJob.started_at, FineTuneJob.step, FineTuneJob.total_steps
+            ).where(FineTuneJob.status == WorkStatus.RUNNING, FineTuneJob.lease_owner == worker_id)
+        )
+        running = []
+        for size, started, step, total_steps in rows.tuples():
+            end = None
+            if started is not None and step > 0:
+                elapsed = now.timestamp() - started.timestamp()
+                end = started.timestamp() + elapsed * max(total_steps, step) / step
+            running.append(RunningJob(size, end))
+        return tuple(running)
 
     async def _tenant_states(
         self, session: AsyncSession, tenant_ids: set[UUID], now: datetime

@@ -12,11 +12,13 @@ from service.jobs.scheduling import (
     DecayedUsage,
     FairQueue,
     QueuedJob,
+    RunningJob,
     TenantState,
     WorkerSlot,
     add_decayed,
     decayed_value,
     pick_next,
+    shadow,
 )
 
 GiB = 1 << 30
@@ -217,7 +219,7 @@ def test_matches_a_brute_force_pick_under_random_operations() -> None:
     tenants = [UUID(int=i) for i in range(1, 13)]
     caps = {t: rng.choice([None, None, 1, 2, 3]) for t in tenants}
     weights = {t: rng.choice([1.0, 1.0, 2.0, 0.5]) for t in tenants}
-    queue = FairQueue(half_life_seconds=600.0)
+    queue = FairQueue(half_life_seconds=600.0, reserve=False)  # the rule alone
     for t in tenants:
         queue.configure_tenant(t, weight=weights[t], concurrency_cap=caps[t])
     waiting: dict[UUID, QueuedJob] = {}
@@ -267,3 +269,137 @@ def test_matches_a_brute_force_pick_under_random_operations() -> None:
             queue.charge(rng.choice(tenants), rng.uniform(0, 100), now)
     assert len(queue) == len(waiting) and queue.running_count == len(running)
     assert picks > 300
+
+
+# --------------------------------------------------------------------------- reservation
+
+CARD = 80 * GiB
+
+
+def test_the_fair_choice_that_does_not_fit_gets_a_reservation() -> None:
+    queue = FairQueue()
+    big = job(A, gib=70, at=0)  # A has used nothing: its job is the fair choice
+    queue.push(big)
+    small = [job(B, gib=6, at=1 + i) for i in range(3)]
+    long_mid = QueuedJob(UUID(int=next(_ids)), B, 20 * GiB, 5.0, expected_seconds=3600.0)
+    short_mid = QueuedJob(UUID(int=next(_ids)), B, 20 * GiB, 6.0, expected_seconds=300.0)
+    for j in (*small, long_mid, short_mid):
+        queue.push(j)
+    queue.charge(B, 10 * HOUR, now=0.0)
+    now = 100.0
+    # 30 GiB in use, ending in 600 s: the head fits at now + 600 with 10 GiB to spare.
+    running = (RunningJob(30 * GiB, now + 600.0),)
+    slot = WorkerSlot(free_bytes=50 * GiB, total_bytes=CARD, running=running)
+    assert queue.reserved_head(slot, now) == big
+    # Without the reservation B's oldest fitting job would run; with it, only jobs that do
+    # not delay the head: a 6 GiB job fits in the spare 10 GiB ...
+    first = queue.pick(slot, now)
+    assert first == small[0]
+    running += (RunningJob(6 * GiB, None),)
+    slot = WorkerSlot(free_bytes=44 * GiB, total_bytes=CARD, running=running)
+    # ... a second one would not (4 GiB spare left), nor the 20 GiB job that runs an hour;
+    # the 20 GiB job that ends before the shadow time may.
+    assert queue.pick(slot, now) == short_mid
+    running += (RunningJob(20 * GiB, now + 300.0),)
+    slot = WorkerSlot(free_bytes=24 * GiB, total_bytes=CARD, running=running)
+    assert queue.pick(slot, now) is None
+    # Once the memory is free the head runs, ahead of B's remaining 20 GiB job.
+    assert (
+        queue.pick(WorkerSlot(free_bytes=74 * GiB, total_bytes=CARD, running=running[1:2]), now + 600) == big
+    )
+
+
+def test_without_expected_ends_the_worker_drains() -> None:
+    queue = FairQueue()
+    big = job(A, gib=70, at=0)
+    queue.push(big)
+    queue.push(job(B, gib=6, at=1))
+    queue.charge(B, HOUR, now=0.0)
+    # 20 GiB in use for an unknown time: nothing else may start here, the head does not fit.
+    assert queue.pick(WorkerSlot(free_bytes=60 * GiB, total_bytes=CARD), now=10.0) is None
+    # A worker too small for the head is unaffected.
+    other = queue.pick(WorkerSlot(free_bytes=24 * GiB, total_bytes=24 * GiB), now=10.0)
+    assert other is not None and other.tenant_id == B
+    assert queue.pick(WorkerSlot(free_bytes=CARD, total_bytes=CARD), now=20.0) == big
+    # Without total_bytes (or with reserve=False) the rule alone decides, as before.
+    plain = FairQueue(reserve=False)
+    plain.push(job(A, gib=70, at=0))
+    taken = job(B, gib=6, at=1)
+    plain.push(taken)
+    assert plain.pick(WorkerSlot(free_bytes=60 * GiB, total_bytes=CARD), now=10.0) == taken
+
+
+def test_a_starving_job_goes_first_oldest_first() -> None:
+    queue = FairQueue(starve_after_seconds=HOUR)
+    old_big = job(A, gib=70, at=0)
+    newer_big = job(C, gib=70, at=10)
+    for j in (old_big, newer_big):
+        queue.push(j)
+    queue.charge(A, 100 * HOUR, now=0.0)  # A is the heaviest tenant: not the fair choice
+    queue.charge(C, 50 * HOUR, now=0.0)
+    light = job(B, gib=6, at=HOUR)
+    queue.push(light)
+    full = WorkerSlot(free_bytes=CARD, total_bytes=CARD)
+    # Not yet starving: the fair rule (B, then C as the lighter of A and C).
+    assert queue.pick(full, now=HOUR - 1) == light
+    slot = WorkerSlot(free_bytes=CARD, total_bytes=CARD)
+    queue.push(job(B, gib=6, at=HOUR))
+    # Both have waited an hour: the oldest runs first, whatever the usage.
+    assert queue.pick(slot, now=HOUR + 20) == old_big
+    assert queue.pick(slot, now=HOUR + 20) == newer_big
+    # A capped tenant's starving job is skipped (it could not start anyway).
+    capped = FairQueue(starve_after_seconds=0.0)
+    capped.configure_tenant(A, concurrency_cap=0)
+    capped.push(job(A, gib=70, at=0))
+    free_job = job(C, gib=70, at=5)
+    capped.push(free_job)
+    assert capped.reserved_head(full, now=10.0) == free_job
+
+
+def test_backfill_never_delays_the_reserved_job() -> None:
+    """Random workers and queues: whatever a reserving worker starts, the head's start does not move."""
+    rng = random.Random(11)
+    checked = 0
+    for _ in range(400):
+        queue = FairQueue(starve_after_seconds=rng.choice([0.0, 100.0, 1e9]))
+        now = 1000.0
+        for t in (A, B, C):
+            queue.charge(t, rng.uniform(0, 100), now=0.0)
+        for _ in range(rng.randrange(1, 12)):
+            size = rng.choice([6, 10, 20, 40, 70, rng.uniform(1, 80)])
+            expected = rng.choice([None, rng.uniform(10, 2000)])
+            queue.push(
+                QueuedJob(
+                    UUID(int=next(_ids)),
+                    rng.choice([A, B, C]),
+                    int(size * GiB),
+                    rng.uniform(0, now),
+                    expected,
+                )
+            )
+        running: list[RunningJob] = []
+        used = 0
+        for _ in range(rng.randrange(0, 6)):
+            size = int(rng.uniform(1, 30) * GiB)
+            if used + size <= CARD:
+                used += size
+                running.append(RunningJob(size, rng.choice([None, now + rng.uniform(-50, 1500)])))
+        for _ in range(5):
+            slot = WorkerSlot(free_bytes=CARD - used, total_bytes=CARD, running=tuple(running))
+            head = queue.reserved_head(slot, now)
+            chosen = queue.pick(slot, now)
+            if chosen is None:
+                break
+            assert chosen.estimated_bytes <= slot.free_bytes
+            if head is not None and chosen != head:
+                checked += 1
+                before = shadow(slot, head.estimated_bytes, now)[0]
+                end = None if chosen.expected_seconds is None else now + chosen.expected_seconds
+                running.append(RunningJob(chosen.estimated_bytes, end))
+                used += chosen.estimated_bytes
+                after_slot = WorkerSlot(free_bytes=CARD - used, total_bytes=CARD, running=tuple(running))
+                assert shadow(after_slot, head.estimated_bytes, now)[0] <= before
+            else:
+                running.append(RunningJob(chosen.estimated_bytes, None))
+                used += chosen.estimated_bytes
+    assert checked > 50
