@@ -31,6 +31,10 @@ class ServerSettings(BaseModel):
     migrate: bool = True
     # The largest JSON body any route accepts; upload parts have their own bound.
     max_json_body: int = 1 * MiB
+    # Origins (``https://app.example.com``) whose pages may call the API from a browser (CORS),
+    # with an API key: the web app's, where it is served from another origin. Empty (the
+    # default): no cross-origin access at all, and preflights get no CORS headers.
+    cors_origins: list[str] = []
 
 
 class DatabaseSettings(BaseModel):

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import anyio
 from advanced_alchemy.extensions.litestar import AsyncSessionConfig, SQLAlchemyAsyncConfig, SQLAlchemyPlugin
 from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -34,9 +35,12 @@ from service.generations.controllers import GenerationController
 from service.idempotency.middleware import IdempotencyMiddleware
 from service.jobs.controllers import FineTuneController, list_bases
 from service.models.controllers import ModelController
+from service.openapi import ClosedBodySchemaPlugin, document_api
 from service.pages.controllers import pages_router
 from service.pages.templates import STATIC, template_config
+from service.params import refuse_unreadable_urls
 from service.request_context import request_id_middleware
+from service.response_headers import add_response_headers
 from service.system.controllers import healthz, readyz
 from service.uploads.controllers import AssetController, UploadController
 from service.usage.controllers import UsageController
@@ -53,6 +57,27 @@ API_REFERENCE = SwaggerRenderPlugin(
     path="/swagger",
     favicon="",
 )
+
+
+def cors_config(origins: list[str]) -> CORSConfig | None:
+    """Cross-origin calls from the configured origins only, with an API key: no cookies, so the
+    browser session (and the cross-site guard that protects it) stays same-origin."""
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origins=origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Content-Digest", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=[
+            "X-Request-ID",
+            "Idempotent-Replayed",
+            "Location",
+            "Retry-After",
+            "Content-Disposition",
+        ],
+        allow_credentials=False,
+        max_age=600,
+    )
 
 
 def create_app(settings: Settings | None = None, storage: ObjectStorage | None = None) -> Litestar:
@@ -98,11 +123,17 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             pages_router(),
             create_static_files_router(path="/static", directories=[STATIC], opt=access(Access.PUBLIC)),
         ],
-        plugins=[SQLAlchemyPlugin(config=db_config), ProblemDetailsPlugin(problem_details_config())],
+        plugins=[
+            ClosedBodySchemaPlugin(),
+            SQLAlchemyPlugin(config=db_config),
+            ProblemDetailsPlugin(problem_details_config()),
+        ],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         template_config=template_config(),
+        before_send=[add_response_headers],
         middleware=[
             request_id_middleware,
+            refuse_unreadable_urls,
             CrossSiteRequestGuard,
             DefineMiddleware(
                 AuthenticationMiddleware, db_config=db_config, session_cookie=settings.auth.session_cookie
@@ -129,9 +160,11 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
         # Logging is configured once, as JSON, by configure_logging; Litestar's own would replace it.
         logging_config=None,
         request_max_body_size=settings.server.max_json_body,
+        cors_config=cors_config(settings.server.cors_origins),
         lifespan=[watching],
         debug=settings.server.debug,
     )
     if missing := undeclared_routes(app):
         raise RuntimeError(f"routes without an access level: {missing}")
+    document_api(app)
     return app

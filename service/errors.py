@@ -53,10 +53,17 @@ def _from_domain(exc: DomainError) -> ProblemDetailsException:
     return _problem(exc.status, exc.problem, exc.detail, exc.extra)
 
 
+INTERNAL_DETAIL = "An unexpected error occurred; quote the request id when reporting it."
+
+
 def _from_http(exc: HTTPException) -> ProblemDetailsException:
+    status = exc.status_code
+    if status >= 500:
+        # A server error names only the request: what went wrong goes to the log, never to the client.
+        logger.error("server error: %r", exc, exc_info=exc)
+        return _problem(status, "internal", INTERNAL_DETAIL)
     if isinstance(exc, ProblemDetailsException):
         return exc
-    status = exc.status_code
     extra: dict[str, Any] = {}
     if isinstance(exc, ValidationException) and exc.extra:
         extra["errors"] = exc.extra
@@ -87,9 +94,7 @@ def _from_integrity(exc: IntegrityError) -> ProblemDetailsException:
 
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return _problem(
-        500, "internal", "An unexpected error occurred; quote the request id when reporting it."
-    ).to_response(request)
+    return _problem(500, "internal", INTERNAL_DETAIL).to_response(request)
 
 
 def problem_details_config() -> ProblemDetailsConfig:

@@ -6,6 +6,7 @@ from uuid import UUID
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -86,7 +87,16 @@ class AuthController(Controller):
             cookies=[session_cookie(settings, token, settings.auth.session_ttl_seconds)],
         )
 
-    @post("/logout", operation_id="logOut", status_code=HTTP_204_NO_CONTENT, opt=access(Access.MEMBER))
+    @post(
+        "/logout",
+        operation_id="logOut",
+        status_code=HTTP_204_NO_CONTENT,
+        opt=access(Access.MEMBER),
+        # The answer is a Response only to clear the cookie; it has no body.
+        responses={
+            HTTP_204_NO_CONTENT: ResponseSpec(None, description="Signed out; the session cookie is cleared.")
+        },
+    )
     async def log_out(
         self,
         request: Request[Any, Any, Any],

@@ -6,7 +6,7 @@ from uuid import UUID
 from pydantic import Field
 
 from service.accounts.models import TenantStatus
-from service.schemas import Input, Output
+from service.schemas import INT32_MAX, Input, Output
 
 
 class TenantSummary(Output):
@@ -34,7 +34,9 @@ class TenantComputeWrite(Input):
     """A tenant's share of the GPUs: fair-share weight (its plan) and a cap on jobs at once."""
 
     weight: float = Field(gt=0, le=1000, description="Twice the weight, half the recent GPU time counted.")
-    concurrency_cap: int | None = Field(default=None, ge=0, description="None: no cap; 0 holds its jobs.")
+    concurrency_cap: int | None = Field(
+        default=None, ge=0, le=INT32_MAX, description="None: no cap; 0 holds its jobs."
+    )
 
 
 class TenantComputeOut(Output):

@@ -9,7 +9,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.types import ASGIApp
 
 from service.auth.authenticate import authenticate_api_key, authenticate_session_cookie
-from service.auth.policy import PUBLIC_OPT
+from service.auth.policy import PUBLIC_METHODS, PUBLIC_OPT
 from service.db.tenancy import set_tenant
 
 
@@ -20,7 +20,9 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
     def __init__(
         self, app: ASGIApp, db_config: SQLAlchemyAsyncConfig, session_cookie: str, **kwargs: Any
     ) -> None:
-        super().__init__(app, exclude_from_auth_key=PUBLIC_OPT, **kwargs)
+        super().__init__(
+            app, exclude_from_auth_key=PUBLIC_OPT, exclude_http_methods=list(PUBLIC_METHODS), **kwargs
+        )
         self.db_config = db_config
         self.session_cookie = session_cookie
 

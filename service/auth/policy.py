@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Method
 
 from core.errors import Forbidden
 from service.auth.principal import Principal
@@ -16,6 +17,9 @@ from service.auth.principal import Principal
 ACCESS = "access"
 # Routes whose opt sets this skip authentication (see AuthenticationMiddleware).
 PUBLIC_OPT = "public"
+# Methods open to everyone on every route: OPTIONS (a CORS preflight among them) says which
+# methods a path has and reads nothing. The authentication middleware skips them too.
+PUBLIC_METHODS: tuple[Method, ...] = ("OPTIONS",)
 
 
 class Access(enum.StrEnum):
@@ -32,7 +36,7 @@ def access(level: Access) -> dict[str, Any]:
 
 def enforce_access(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     level = handler.opt.get(ACCESS)
-    if level is Access.PUBLIC:
+    if level is Access.PUBLIC or connection.scope.get("method") in PUBLIC_METHODS:
         return
     principal = connection.user
     if not isinstance(principal, Principal) or not isinstance(level, Access):
@@ -57,5 +61,5 @@ def undeclared_routes(app: Litestar) -> list[str]:
         f"{method} {route.path}"
         for route in app.routes
         for method, (handler, _) in getattr(route, "route_handler_map", {}).items()
-        if method != "OPTIONS" and not isinstance(handler.opt.get(ACCESS), Access)
+        if method not in PUBLIC_METHODS and not isinstance(handler.opt.get(ACCESS), Access)
     )

@@ -11,6 +11,7 @@ from service.auth.policy import Access, access
 from service.datasets import service
 from service.datasets.schemas import DatasetCreate, DatasetOut, DatasetUpdate, VersionOut, VersionWrite
 from service.db.pagination import PageRequest, page_body
+from service.params import Number
 from service.schemas import Page
 
 
@@ -77,7 +78,7 @@ class DatasetController(Controller):
         opt=access(Access.MEMBER),
     )
     async def get_version(
-        self, dataset_id: FromPath[UUID], number: FromPath[int], db_session: NamedDependency[AsyncSession]
+        self, dataset_id: FromPath[UUID], number: Number, db_session: NamedDependency[AsyncSession]
     ) -> VersionOut:
         return service.version_out(await service.get_version(db_session, dataset_id, number))
 
@@ -89,7 +90,7 @@ class DatasetController(Controller):
     async def replace_version(
         self,
         dataset_id: FromPath[UUID],
-        number: FromPath[int],
+        number: Number,
         data: JSONBody[VersionWrite],
         db_session: NamedDependency[AsyncSession],
     ) -> VersionOut:
@@ -101,6 +102,6 @@ class DatasetController(Controller):
         opt=access(Access.MEMBER),
     )
     async def delete_version(
-        self, dataset_id: FromPath[UUID], number: FromPath[int], db_session: NamedDependency[AsyncSession]
+        self, dataset_id: FromPath[UUID], number: Number, db_session: NamedDependency[AsyncSession]
     ) -> None:
         await service.delete_version(db_session, dataset_id, number)

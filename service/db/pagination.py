@@ -4,9 +4,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from litestar.params import Parameter
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.params import page_limit, page_offset
 
 T = TypeVar("T")
 
@@ -18,8 +19,8 @@ class PageRequest:
 
 
 def provide_page(
-    limit: int = Parameter(default=50, ge=1, le=200, description="Items per page."),
-    offset: int = Parameter(default=0, ge=0, description="Items to skip."),
+    limit: int = page_limit(),
+    offset: int = page_offset(),
 ) -> PageRequest:
     return PageRequest(limit, offset)
 

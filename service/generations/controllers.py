@@ -23,6 +23,7 @@ from service.events.watch import EventWatch
 from service.generations import service
 from service.generations.events import GENERATION_EVENTS
 from service.generations.schemas import GenerationCreate, GenerationEventOut, GenerationOut
+from service.params import sequence_after
 from service.schemas import Page
 
 _GENERATION = "/{generation_id:uuid}"
@@ -89,7 +90,7 @@ class GenerationController(Controller):
         generation_id: FromPath[UUID],
         db_session: NamedDependency[AsyncSession],
         page: NamedDependency[PageRequest],
-        after: Annotated[int, Parameter(ge=0, description="Only events after this sequence number.")] = 0,
+        after: Annotated[int, sequence_after("Only events after this sequence number.")] = 0,
     ) -> Page[GenerationEventOut]:
         items, total = await service.list_events(db_session, generation_id, after, page)
         return Page[GenerationEventOut].model_validate(page_body(items, total, page))
@@ -102,7 +103,7 @@ class GenerationController(Controller):
         db_session: NamedDependency[AsyncSession],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         watch: NamedDependency[EventWatch],
-        after: Annotated[int, Parameter(ge=0, description="Start after this sequence number.")] = 0,
+        after: Annotated[int, sequence_after("Start after this sequence number.")] = 0,
     ) -> ServerSentEvent:
         """Live events; a reconnecting client sends ``Last-Event-ID`` and misses nothing."""
         generation = await service.get_generation(db_session, generation_id)

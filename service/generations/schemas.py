@@ -8,7 +8,7 @@ from pydantic import Field
 from core.storage.keys import OUTPUT_MEDIA_TYPES
 from core.work.status import WorkStatus
 from service.events.schemas import EventOut
-from service.schemas import Input, Output
+from service.schemas import INT32_MAX, Input, Output
 
 API_PATH = "/v1/generations"
 
@@ -23,18 +23,18 @@ class GenerationCreate(Input):
 
     model_id: UUID
     version: int | None = Field(
-        default=None, ge=1, description="The model's version number; its latest by default."
+        default=None, ge=1, le=INT32_MAX, description="The model's version number; its latest by default."
     )
     prompt: str = Field(min_length=1, max_length=2000)
     negative_prompt: str = Field(default="", max_length=2000)
-    width: int | None = Field(default=None, ge=16, description="Pixels; a multiple of 16.")
-    height: int | None = Field(default=None, ge=16, description="Pixels; a multiple of 16.")
-    frames: int | None = Field(default=None, ge=1, description="1 + a multiple of 4.")
-    steps: int | None = Field(default=None, ge=1, description="Denoising steps.")
+    width: int | None = Field(default=None, ge=16, le=INT32_MAX, description="Pixels; a multiple of 16.")
+    height: int | None = Field(default=None, ge=16, le=INT32_MAX, description="Pixels; a multiple of 16.")
+    frames: int | None = Field(default=None, ge=1, le=INT32_MAX, description="1 + a multiple of 4.")
+    steps: int | None = Field(default=None, ge=1, le=INT32_MAX, description="Denoising steps.")
     guidance: float | None = Field(
         default=None, ge=1.0, le=20.0, description="Classifier-free guidance scale; 1 turns it off."
     )
-    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    seed: int | None = Field(default=None, ge=0, le=INT32_MAX)
     adapter_strength: float = Field(
         default=1.0, ge=0.0, le=2.0, description="How strongly the model's adapter applies."
     )

@@ -21,6 +21,7 @@ from service.events.watch import EventWatch
 from service.jobs import service
 from service.jobs.events import JOB_EVENTS
 from service.jobs.schemas import BaseOut, FineTuneCreate, FineTuneOut, JobEventOut, SampleOut
+from service.params import Index, sequence_after
 from service.schemas import Page
 
 _JOB = "/{job_id:uuid}"
@@ -92,8 +93,8 @@ class FineTuneController(Controller):
     async def sample(
         self,
         job_id: FromPath[UUID],
-        step: FromPath[int],
-        index: FromPath[int],
+        step: Index,
+        index: Index,
         db_session: NamedDependency[AsyncSession],
         storage: NamedDependency[ObjectStorage],
     ) -> Stream:
@@ -106,7 +107,7 @@ class FineTuneController(Controller):
         job_id: FromPath[UUID],
         db_session: NamedDependency[AsyncSession],
         page: NamedDependency[PageRequest],
-        after: Annotated[int, Parameter(ge=0, description="Only events after this sequence number.")] = 0,
+        after: Annotated[int, sequence_after("Only events after this sequence number.")] = 0,
     ) -> Page[JobEventOut]:
         items, total = await service.list_events(db_session, job_id, after, page)
         return Page[JobEventOut].model_validate(page_body(items, total, page))
@@ -119,7 +120,7 @@ class FineTuneController(Controller):
         db_session: NamedDependency[AsyncSession],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         watch: NamedDependency[EventWatch],
-        after: Annotated[int, Parameter(ge=0, description="Start after this sequence number.")] = 0,
+        after: Annotated[int, sequence_after("Start after this sequence number.")] = 0,
     ) -> ServerSentEvent:
         """Live events; a reconnecting client sends ``Last-Event-ID`` and misses nothing."""
         job = await service.get_job(db_session, job_id)

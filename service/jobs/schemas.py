@@ -11,7 +11,7 @@ from core.bases.quantization import Quantization
 from core.training import BOUNDS, LR_SCHEDULERS, MAX_VALIDATION_PROMPTS
 from core.work.status import WorkStatus
 from service.events.schemas import EventOut
-from service.schemas import Input, Output
+from service.schemas import INT32_MAX, Input, Output
 
 
 class Preset(enum.StrEnum):
@@ -54,10 +54,10 @@ class Hyperparameters(Input):
 
 class FineTuneCreate(Input):
     dataset_id: UUID
-    dataset_version: int = Field(ge=1, description="The version number within the dataset.")
+    dataset_version: int = Field(ge=1, le=INT32_MAX, description="The version number within the dataset.")
     base: str = Field(min_length=1, max_length=64, description="A base id from GET /v1/bases.")
     preset: Preset = Preset.STANDARD
-    hyperparameters: Hyperparameters = Hyperparameters()
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     model_id: UUID | None = Field(default=None, description="Add a version to this model.")
     model_name: str | None = Field(
         default=None,

@@ -1,7 +1,18 @@
 """Identifying and checking uploaded footage: ``probe`` and ``poster``."""
 
-from service.media.errors import CorruptMediaError, MediaError, NotMediaError, UnsupportedMediaError
-from service.media.formats import ACCEPTED_STILLS, ACCEPTED_VIDEO_CODECS, ACCEPTED_VIDEO_CONTAINERS
+from service.media.errors import (
+    CorruptMediaError,
+    DeclaredTypeMismatchError,
+    MediaError,
+    NotMediaError,
+    UnsupportedMediaError,
+)
+from service.media.formats import (
+    ACCEPTED_STILLS,
+    ACCEPTED_VIDEO_CODECS,
+    ACCEPTED_VIDEO_CONTAINERS,
+    probed_media_type,
+)
 from service.media.info import MediaInfo, MediaKind
 from service.media.posters import poster
 from service.media.probing import probe
@@ -11,6 +22,7 @@ __all__ = [
     "ACCEPTED_VIDEO_CODECS",
     "ACCEPTED_VIDEO_CONTAINERS",
     "CorruptMediaError",
+    "DeclaredTypeMismatchError",
     "MediaError",
     "MediaInfo",
     "MediaKind",
@@ -18,4 +30,5 @@ __all__ = [
     "UnsupportedMediaError",
     "poster",
     "probe",
+    "probed_media_type",
 ]

@@ -21,3 +21,7 @@ class UnsupportedMediaError(MediaError):
 
 class CorruptMediaError(MediaError):
     """The file is a recognised format but is truncated or damaged."""
+
+
+class DeclaredTypeMismatchError(MediaError):
+    """The file is accepted footage, but not of the media type its uploader declared."""

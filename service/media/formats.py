@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from service.media.errors import DeclaredTypeMismatchError
+
 #: Video codecs accepted, by FFmpeg's canonical codec name.
 ACCEPTED_VIDEO_CODECS: Final[tuple[str, ...]] = ("prores", "dnxhd", "h264", "hevc", "vp9", "av1")
 
@@ -25,6 +27,45 @@ DEMUXER_WHITELIST: Final[tuple[str, ...]] = (
 
 #: Still demuxer -> container short name.
 STILL_DEMUXERS: Final[dict[str, str]] = {"png_pipe": "png", "jpeg_pipe": "jpeg", "tiff_pipe": "tiff"}
+
+#: The media type an accepted container is stored and served as: what the file is, whatever
+#: was declared.
+MEDIA_TYPES: Final[dict[str, str]] = {
+    "mov": "video/quicktime",
+    "mp4": "video/mp4",
+    "matroska": "video/x-matroska",
+    "webm": "video/webm",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "tiff": "image/tiff",
+}
+
+#: Declared types that agree with a container. Within one family, tools disagree (a phone's
+#: .mov is often declared video/mp4, a .webm video/x-matroska), so any of its names will do.
+_ISO_BMFF: Final = frozenset({"video/mp4", "video/quicktime", "video/x-m4v"})
+_EBML: Final = frozenset({"video/x-matroska", "video/matroska", "video/webm"})
+DECLARABLE: Final[dict[str, frozenset[str]]] = {
+    "mov": _ISO_BMFF,
+    "mp4": _ISO_BMFF,
+    "matroska": _EBML,
+    "webm": _EBML,
+    "png": frozenset({"image/png"}),
+    "jpeg": frozenset({"image/jpeg", "image/jpg", "image/pjpeg"}),
+    "tiff": frozenset({"image/tiff"}),
+}
+
+
+def probed_media_type(container: str, declared: str) -> str:
+    """The type to store and serve for a file probed as ``container``: the probed one. A
+    declared type (compared case-insensitively) that names another format is refused."""
+    probed = MEDIA_TYPES[container]
+    if declared.lower() not in DECLARABLE[container]:
+        raise DeclaredTypeMismatchError(
+            f"the file is {human_name(container)} ({probed}), not {declared} as declared; "
+            f"upload it again declared as {probed}"
+        )
+    return probed
+
 
 _HUMAN_NAMES: Final[dict[str, str]] = {
     "prores": "ProRes",

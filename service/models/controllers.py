@@ -14,6 +14,7 @@ from service.auth.policy import Access, access
 from service.db.pagination import PageRequest, page_body
 from service.models import service
 from service.models.schemas import Guardrails, ModelOut, ModelUpdate, ModelVersionOut
+from service.params import Number
 from service.schemas import Page
 
 _VERSION = "/{model_id:uuid}/versions/{number:int}"
@@ -76,7 +77,7 @@ class ModelController(Controller):
 
     @get(_VERSION, operation_id="getModelVersion", opt=access(Access.MEMBER))
     async def get_version(
-        self, model_id: FromPath[UUID], number: FromPath[int], db_session: NamedDependency[AsyncSession]
+        self, model_id: FromPath[UUID], number: Number, db_session: NamedDependency[AsyncSession]
     ) -> ModelVersionOut:
         return ModelVersionOut.model_validate(await service.get_version(db_session, model_id, number))
 
@@ -84,7 +85,7 @@ class ModelController(Controller):
     async def adapter(
         self,
         model_id: FromPath[UUID],
-        number: FromPath[int],
+        number: Number,
         db_session: NamedDependency[AsyncSession],
         storage: NamedDependency[ObjectStorage],
     ) -> Stream:
@@ -104,7 +105,7 @@ class ModelController(Controller):
     async def record(
         self,
         model_id: FromPath[UUID],
-        number: FromPath[int],
+        number: Number,
         db_session: NamedDependency[AsyncSession],
         storage: NamedDependency[ObjectStorage],
     ) -> Stream:

@@ -6,10 +6,10 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints, field_validator
 
-from service.schemas import Input, Output
+from service.schemas import INT32_MAX, Input, Output
 
 BlockedTerm = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Limit = Annotated[int | None, Field(ge=1)]
+Limit = Annotated[int | None, Field(ge=1, le=INT32_MAX)]
 
 
 class Guardrails(Input):

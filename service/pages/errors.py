@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.errors import DomainError
 from core.storage.base import ObjectNotFoundError
-from service.errors import problem_details_config
+from service.errors import INTERNAL_DETAIL, problem_details_config
 from service.pages.templates import SECURITY_HEADERS, page
 from service.request_context import current_request_id
 
@@ -59,7 +59,7 @@ def render_error(request: Request[Any, Any, Any], exc: Exception) -> Response[An
     problem = _problem(exc)
     if problem is None:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        status, detail = 500, "An unexpected error occurred; quote the request id when reporting it."
+        status, detail = 500, INTERNAL_DETAIL
     else:
         status, detail = problem.status_code, problem.detail
     if status == 401:

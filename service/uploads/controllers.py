@@ -15,6 +15,8 @@ from core.storage import ObjectStorage, TenantKeys
 from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.db.pagination import PageRequest, page_body
+from service.openapi import problem
+from service.params import Number
 from service.schemas import Page
 from service.uploads import service
 from service.uploads.schemas import AssetOut, PartOut, UploadCreate, UploadOut
@@ -26,6 +28,9 @@ def provide_uploads(
     settings: NamedDependency[Settings],
 ) -> service.Uploads:
     return service.Uploads(db_session, storage, settings.uploads)
+
+
+EXPIRED = problem("The upload session expired; its parts were removed.")
 
 
 class UploadController(Controller):
@@ -67,6 +72,7 @@ class UploadController(Controller):
     @put(
         "/{upload_id:uuid}/parts/{part_number:int}",
         operation_id="uploadPart",
+        responses={410: EXPIRED},
         opt=access(Access.MEMBER),
         # Each part's exact size is enforced by the service, which knows it.
         request_max_body_size=None,
@@ -76,7 +82,7 @@ class UploadController(Controller):
     async def upload_part(
         self,
         upload_id: FromPath[UUID],
-        part_number: FromPath[int],
+        part_number: Number,
         request: Request[Any, Any, Any],
         uploads: NamedDependency[service.Uploads],
     ) -> PartOut:
@@ -89,7 +95,12 @@ class UploadController(Controller):
             request.headers.get("content-digest"),
         )
 
-    @post("/{upload_id:uuid}/complete", operation_id="completeUpload", opt=access(Access.MEMBER))
+    @post(
+        "/{upload_id:uuid}/complete",
+        operation_id="completeUpload",
+        opt=access(Access.MEMBER),
+        responses={410: EXPIRED},
+    )
     async def complete(
         self,
         upload_id: FromPath[UUID],

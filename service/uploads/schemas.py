@@ -11,7 +11,8 @@ from pydantic import AfterValidator, Field, model_validator
 from service.schemas import Input, Output
 from service.uploads.models import AssetKind, Rights, UploadStatus
 
-_CONTENT_TYPE = re.compile(r"^(video|image)/[A-Za-z0-9][A-Za-z0-9.+-]{0,100}$")
+# Media types compare case-insensitively (RFC 2045); stored in lower case.
+_CONTENT_TYPE = re.compile(r"^(video|image)/[A-Za-z0-9][A-Za-z0-9.+-]{0,100}$", re.IGNORECASE)
 
 
 def _filename(value: str) -> str:

@@ -25,7 +25,7 @@ from service.auth.principal import Principal
 from service.datasets.models import DatasetItem
 from service.db.pagination import PageRequest, fetch_page
 from service.db.tenancy import session_tenant
-from service.media import MediaError, MediaInfo, poster, probe
+from service.media import MediaError, MediaInfo, poster, probe, probed_media_type
 from service.uploads.models import Asset, AssetKind, UploadPart, UploadSession, UploadStatus
 from service.uploads.schemas import AssetOut, PartOut, UploadCreate, UploadOut
 
@@ -196,7 +196,7 @@ class Uploads:
             filename=upload.filename,
             size=upload.size,
             sha256=upload.sha256,
-            content_type=upload.content_type,
+            content_type=probed_media_type(media.container, upload.content_type),
             kind=AssetKind(media.kind),
             media=media.to_dict(),
             rights=upload.rights,
@@ -237,6 +237,8 @@ class Uploads:
             raise Invalid("The file's sha256 does not match the one announced; the upload was corrupted.")
         if isinstance(media, MediaError):
             raise media
+        # Checked here so that a refusal discards the upload like any other bad file.
+        probed_media_type(media.container, upload.content_type)
         self.storage.put_bytes(keys.poster(upload.asset_id), jpeg, "image/jpeg")
         return media
 

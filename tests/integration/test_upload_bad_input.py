@@ -16,7 +16,7 @@ from core.storage import ObjectStorage, TenantKeys
 from service.db.engine import create_engine
 from service.uploads.models import UploadSession
 from tests.helpers import Caller, sign_up, upload_body
-from tests.media_samples import make_clip, make_corrupt, make_not_media
+from tests.media_samples import make_clip, make_corrupt, make_not_media, make_still
 
 Client = AsyncTestClient[Litestar]
 TABLES = ("upload_session", "upload_part", "asset")
@@ -98,6 +98,28 @@ async def test_media_that_cannot_be_used(
     await client.put(f"/v1/uploads/{upload['id']}/parts/1", content=path.read_bytes(), headers=caller.headers)
     done = await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
     assert_problem(done, 422, words)
+    await assert_nothing_left(settings, storage, caller)
+
+
+@pytest.mark.parametrize(
+    ("name", "declared", "probed"),
+    [("still.png", "video/mp4", "image/png"), ("clip.mp4", "image/png", "video/mp4")],
+)
+async def test_a_declared_type_that_contradicts_the_file_is_refused(
+    client: Client,
+    settings: Settings,
+    storage: ObjectStorage,
+    tmp_path: Path,
+    name: str,
+    declared: str,
+    probed: str,
+) -> None:
+    caller = await sign_up(client)
+    path = make_still(tmp_path / name) if name.endswith(".png") else make_clip(tmp_path / name)
+    upload = await start(client, caller, path, content_type=declared)
+    await client.put(f"/v1/uploads/{upload['id']}/parts/1", content=path.read_bytes(), headers=caller.headers)
+    done = await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
+    assert_problem(done, 422, f"({probed}), not {declared} as declared")
     await assert_nothing_left(settings, storage, caller)
 
 

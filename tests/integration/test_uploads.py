@@ -117,6 +117,19 @@ async def test_accepted_codecs_become_assets(
     assert [a["id"] for a in listed["items"]] == [asset["id"]]
 
 
+async def test_the_stored_and_served_type_is_the_probed_one(client: Client, tmp_path: Path) -> None:
+    # Declared in capitals, and as the other name of its family (a phone's .mov called mp4):
+    # accepted, and stored and served as what the file is.
+    caller = await sign_up(client)
+    clip = make_clip(tmp_path / "clip.mov", codec="prores", container="mov")
+    asset = await upload_file(client, caller, clip, "VIDEO/MP4")
+    assert asset["content_type"] == "video/quicktime"
+    served = await client.get(f"/v1/assets/{asset['id']}/content", headers=caller.headers)
+    assert served.headers["content-type"] == "video/quicktime"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert served.headers["content-disposition"] == "attachment; filename*=UTF-8''clip.mov"
+
+
 async def test_licensed_footage_keeps_its_licence(client: Client, tmp_path: Path) -> None:
     caller = await sign_up(client)
     still = make_still(tmp_path / "frame.jpg")

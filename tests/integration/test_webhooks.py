@@ -4,6 +4,7 @@ PostgreSQL. Job events are written straight into the database, as the queue writ
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import stat
 import time
@@ -34,7 +35,7 @@ from service.webhooks.dispatcher import DispatchReport, dispatch_once, http_clie
 from service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from service.webhooks.schemas import WebhookCreate
 from service.webhooks.signing import KEY_FILE, endpoint_secret, signing_key
-from service.webhooks.urls import parse_endpoint_url, resolve_endpoint
+from service.webhooks.urls import parse_endpoint_url, refusal, resolve_endpoint
 from tests.helpers import Caller, sign_up
 from tests.webhook_receiver import Receiver, running_receiver, tls_contexts
 
@@ -427,6 +428,17 @@ async def test_endpoints_are_managed_by_owners(
         ("https://[fd00::1]/hook", "not a public address"),
         ("https://[::ffff:10.0.0.1]/hook", "not a public address"),
         ("https://224.0.0.1/hook", "not a public address"),
+        # IPv6 forms that embed an IPv4 address, and the ranges Python's is_global misses.
+        ("https://[64:ff9b::a9fe:a9fe]/latest/meta-data", "NAT64"),
+        ("https://[64:ff9b:1::808:808]/hook", "NAT64"),
+        ("https://[2002:a9fe:a9fe::1]/hook", "6to4 for 169.254.169.254"),
+        ("https://[2002:0a00:0001::]/hook", "6to4 for 10.0.0.1"),
+        ("https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook", "Teredo"),
+        ("https://[::a9fe:a9fe]/hook", "IPv4-compatible"),
+        ("https://192.88.99.1/hook", "6to4 relay"),
+        ("https://198.18.0.1/hook", "benchmarking"),
+        ("https://[2001:db8::1]/hook", "documentation"),
+        ("https://[fec0::1]/hook", "site-local"),
     ],
 )
 async def test_bad_urls_are_refused(client: Client, url: str, reason: str) -> None:
@@ -466,6 +478,34 @@ async def test_the_address_is_checked_again_when_sending(
     (refused,) = (await deliveries(client, owner, hook))["items"]
     assert refused["status"] == "pending" and refused["last_status_code"] is None
     assert "must use https" in refused["last_error"]
+
+
+async def test_a_name_that_resolves_elsewhere_at_send_time_is_refused(
+    client: Client,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Saved while the name pointed at the receiver; by the time of sending, DNS answers with
+    # the cloud metadata service's address behind NAT64. Nothing is sent anywhere.
+    owner = await sign_up(client)
+    hook = await create_hook(client, owner, receiver.url)
+    await add_events(sessions, owner.tenant_id, await make_job(sessions, owner), "queued")
+
+    async def rebound(host: str, port: int, **_: Any) -> list[Any]:
+        return [(10, 1, 6, "", ("64:ff9b::a9fe:a9fe", port, 0, 0))]
+
+    monkeypatch.setattr("service.webhooks.urls.anyio.getaddrinfo", rebound)
+    assert (await dispatch(settings, sessions)).succeeded == 0
+    assert receiver.requests == []
+    (refused,) = (await deliveries(client, owner, hook))["items"]
+    assert refused["status"] == "pending" and "NAT64" in refused["last_error"]
+
+
+def test_public_addresses_are_allowed_including_6to4_of_a_public_one() -> None:
+    for address in ["93.184.215.14", "2606:4700:4700::1111", "2002:808:808::1", "::ffff:8.8.8.8"]:
+        assert refusal(ipaddress.ip_address(address)) is None, address
 
 
 async def test_redirects_and_timeouts_are_failures_with_reasons(
