@@ -10,7 +10,6 @@ operation (``RUSHES_FUZZ_EXAMPLES``, 5) and a hard limit on each (``RUSHES_FUZZ_
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 
 from core.settings import Settings, StorageSettings
 from service.app import create_app
-from tests.conftest import DATABASES, _pg_admin, _pg_url, free_port, wait_for_http
+from tests.conftest import DATABASES, free_port, fresh_database, wait_for_http
 from tests.helpers import PASSWORD
 
 EXAMPLES = int(os.environ.get("RUSHES_FUZZ_EXAMPLES", "5"))
@@ -42,16 +41,8 @@ TIME_LIMIT_SECONDS = int(os.environ.get("RUSHES_FUZZ_SECONDS", "60"))
 
 @pytest.fixture(scope="module", params=DATABASES)
 def fuzz_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("fuzz-db") / "rushes.db"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        yield f"sqlite+aiosqlite:///{path}"
-        return
-    template = request.getfixturevalue("postgres_template")
-    name = f"rushes_f_{uuid.uuid4().hex[:12]}"
-    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield _pg_url(name)
-    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(request, request.param, tmp_path_factory.mktemp("fuzz-db")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
