@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, select, update
@@ -100,33 +101,34 @@ async def pause_deliveries(session: AsyncSession, endpoint_id: UUID, now: dateti
     now, and one being attempted is asked to stop. That one's result is still recorded, but a
     refused attempt, or a lease that lapses, then ends it cancelled rather than queued again.
     The API shows cancelled deliveries as pending: they wait for the endpoint."""
-    await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == WorkStatus.QUEUED)
-        .values(status=WorkStatus.CANCELLED, finished_at=now)
-        .execution_options(synchronize_session=False)
+    await _update_deliveries(
+        session, endpoint_id, WorkStatus.QUEUED, status=WorkStatus.CANCELLED, finished_at=now
     )
-    await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == WorkStatus.RUNNING)
-        .values(cancel_requested=True)
-        .execution_options(synchronize_session=False)
-    )
+    await _update_deliveries(session, endpoint_id, WorkStatus.RUNNING, cancel_requested=True)
 
 
 async def resume_deliveries(session: AsyncSession, endpoint_id: UUID) -> None:
     """Enabling an endpoint again queues its cancelled deliveries again, each keeping its attempts
     and the time its next attempt is due, and withdraws the cancel asked of one being attempted."""
-    await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == WorkStatus.CANCELLED)
-        .values(status=WorkStatus.QUEUED, cancel_requested=False, finished_at=None)
-        .execution_options(synchronize_session=False)
+    await _update_deliveries(
+        session,
+        endpoint_id,
+        WorkStatus.CANCELLED,
+        status=WorkStatus.QUEUED,
+        cancel_requested=False,
+        finished_at=None,
     )
+    await _update_deliveries(session, endpoint_id, WorkStatus.RUNNING, cancel_requested=False)
+
+
+async def _update_deliveries(
+    session: AsyncSession, endpoint_id: UUID, current: WorkStatus, /, **values: Any
+) -> None:
+    """Set ``values`` on the endpoint's deliveries that are in ``current``."""
     await session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == WorkStatus.RUNNING)
-        .values(cancel_requested=False)
+        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == current)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
 
