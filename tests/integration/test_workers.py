@@ -201,7 +201,8 @@ async def test_two_tenants_queued_jobs_alternate_on_one_worker(
     # B's jobs are longer, so after one job each B has used more GPU time and A goes next:
     # the alternation does not hang on two runs taking the same time to the millisecond.
     a_jobs = [await _create(client, a, a_dataset, a_number, steps=2) for _ in range(2)]
-    b_jobs = [await _create(client, b, b_dataset, b_number, steps=40) for _ in range(2)]
+    # Long enough that B's run outweighs A's preparation (caching, loading) even on a busy machine.
+    b_jobs = [await _create(client, b, b_dataset, b_number, steps=120) for _ in range(2)]
 
     workers.start("--max-jobs", "1")
     for caller, job_id in [*((a, j) for j in a_jobs), *((b, j) for j in b_jobs)]:
