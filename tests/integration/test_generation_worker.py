@@ -217,13 +217,17 @@ async def test_a_killed_generation_process_is_restarted_and_its_batch_rendered_a
 ) -> None:
     caller = await sign_up(client, "Harbour Films")
     model_id = await _model(client, caller, settings, storage, tmp_path, random_adapter(1))
-    generation = await _generate(client, caller, model_id, width=128, height=128, frames=33, steps=60)
+    generation = await _generate(client, caller, model_id, width=128, height=128, frames=17, steps=100)
     supervisor = psutil.Process(workers.start().pid)
     deadline = time.monotonic() + 60
     while not any(e["type"] == "progress" for e in await _events(client, caller, generation)):
         assert time.monotonic() < deadline, "the generation never made progress"
         await asyncio.sleep(0.1)
     (child,) = [p for p in supervisor.children() if "worker.generate" in " ".join(p.cmdline())]
+    # Frozen first, so the render cannot finish between the check below and the kill.
+    child.suspend()
+    mid_render = await client.get(f"/v1/generations/{generation}", headers=caller.headers)
+    assert mid_render.json()["status"] == "running"
     child.kill()
 
     final = await _until_final(client, caller, generation, within=180)
