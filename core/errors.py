@@ -15,6 +15,7 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+        self.headers: dict[str, str] = {}
 
 
 class NotFound(DomainError):
@@ -43,3 +44,25 @@ class Gone(DomainError):
 
 class PayloadTooLarge(DomainError):
     status, problem = 413, "payload-too-large"
+
+
+class PaymentRequired(DomainError):
+    """The tenant may not start new work until its billing is settled (past due)."""
+
+    status, problem = 402, "payment-required"
+
+
+class QuotaExceeded(DomainError):
+    """An allowance of the tenant's plan is used up; ``extra`` names the quota and its figures."""
+
+    status, problem = 402, "quota-exceeded"
+
+
+class RateLimited(DomainError):
+    """Too many requests of one kind in a window; retry after ``retry_after`` seconds."""
+
+    status, problem = 429, "rate-limited"
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **extra)
+        self.headers = {"Retry-After": str(retry_after)}

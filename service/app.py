@@ -39,6 +39,7 @@ from service.openapi import ClosedBodySchemaPlugin, document_api
 from service.pages.controllers import pages_router
 from service.pages.templates import STATIC, template_config
 from service.params import refuse_unreadable_urls
+from service.quotas.controllers import PlanController, QuotaController
 from service.request_context import request_id_middleware
 from service.response_headers import add_response_headers
 from service.system.controllers import healthz, readyz
@@ -119,7 +120,9 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             ModelController,
             GenerationController,
             UsageController,
+            QuotaController,
             AdminController,
+            PlanController,
             pages_router(),
             create_static_files_router(path="/static", directories=[STATIC], opt=access(Access.PUBLIC)),
         ],

@@ -50,7 +50,7 @@ def _problem(
 
 
 def _from_domain(exc: DomainError) -> ProblemDetailsException:
-    return _problem(exc.status, exc.problem, exc.detail, exc.extra)
+    return _problem(exc.status, exc.problem, exc.detail, exc.extra, exc.headers or None)
 
 
 INTERNAL_DETAIL = "An unexpected error occurred; quote the request id when reporting it."

@@ -14,10 +14,12 @@ import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from pydantic import BaseModel, SecretStr
+from sqlalchemy import update
 
 from core.settings import Settings
 from core.storage import ObjectStorage, TenantKeys
 from core.work.status import WorkStatus
+from service.accounts.models import User
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped
 from service.jobs.models import FineTuneJob
@@ -48,6 +50,16 @@ async def sign_up(client: AsyncTestClient[Litestar], name: str = "Studio") -> Ca
     # The test client keeps cookies; drop them so each caller is only its API key.
     client.cookies.clear()
     return Caller(email, me["tenant"]["id"], me["user_id"], {"Authorization": f"Bearer {key.json()['key']}"})
+
+
+async def sign_up_admin(client: AsyncTestClient[Litestar], settings: Settings) -> Caller:
+    """A platform admin: signed up like anyone, then marked admin in the database (no API makes one)."""
+    admin = await sign_up(client, "Platform")
+    engine = create_engine(settings.database_url)
+    async with engine.begin() as conn:
+        await conn.execute(update(User).where(User.email == admin.email).values(is_platform_admin=True))
+    await engine.dispose()
+    return admin
 
 
 async def add_member(client: AsyncTestClient[Litestar], owner: Caller, name: str = "Member") -> Caller:

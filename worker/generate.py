@@ -67,7 +67,11 @@ class GenerationServer:
 
     async def run(self) -> None:
         engine = create_engine(self.settings.database_url)
-        queue = GenerationQueue(session_factory(engine), self.config)
+        queue = GenerationQueue(
+            session_factory(engine),
+            self.config,
+            fair_share_half_life=self.settings.jobs.fair_share_half_life_seconds,
+        )
         logger.info("generation worker started", extra={"worker": self.worker_id, "device": str(self.device)})
         try:
             async with anyio.create_task_group() as tasks:

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 from uuid import UUID
@@ -48,6 +49,7 @@ from service.jobs.models import FineTuneJob
 from service.jobs.queue import Beat, JobQueue, Lease
 from service.models.service import add_version
 from service.uploads.models import Asset
+from service.usage import ledger
 from trainer import (
     Control,
     RunStorage,
@@ -294,6 +296,13 @@ async def _finish_failed(
 
     async def waive(session: AsyncSession, job: FineTuneJob) -> dict[str, Any]:
         job.waived_gpu_seconds = job.gpu_seconds
+        await ledger.credit_fine_tune(
+            session,
+            tenant_id=job.tenant_id,
+            job_id=job.id,
+            attempt=job.attempts,
+            at=job.finished_at or datetime.now(UTC),
+        )
         return {"waived_gpu_seconds": job.gpu_seconds}
 
     await queue.finish(

@@ -111,7 +111,11 @@ class Supervisor:
         engine = create_engine(self.settings.database_url)
         sessions = session_factory(engine)
         queue = JobQueue(sessions, self.settings.jobs)
-        generations = GenerationQueue(sessions, self.settings.generations)
+        generations = GenerationQueue(
+            sessions,
+            self.settings.generations,
+            fair_share_half_life=self.settings.jobs.fair_share_half_life_seconds,
+        )
         logger.info(
             "worker started",
             extra={

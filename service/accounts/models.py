@@ -4,8 +4,8 @@ import enum
 from datetime import datetime
 from uuid import UUID
 
-from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Boolean, Enum, ForeignKey, String, UniqueConstraint
+from advanced_alchemy.types import DateTimeUTC, JsonB
+from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, TenantScoped
@@ -13,6 +13,8 @@ from service.db.base import Base, TenantScoped
 
 class TenantStatus(enum.StrEnum):
     ACTIVE = "active"
+    # Starts nothing new (402) but keeps reading its work: billing sets it when a payment fails.
+    PAST_DUE = "past_due"
     SUSPENDED = "suspended"
 
 
@@ -28,6 +30,12 @@ class Tenant(Base):
     status: Mapped[TenantStatus] = mapped_column(
         Enum(TenantStatus, native_enum=False, length=16), default=TenantStatus.ACTIVE
     )
+    # None: the deployment's default plan (``service.quotas``).
+    plan_id: Mapped[UUID | None] = mapped_column(ForeignKey("plan.id", ondelete="RESTRICT"), default=None)
+    # An admin's per-tenant limits over the plan's: quota name -> limit, null meaning unlimited.
+    quota_overrides: Mapped[dict[str, int | None]] = mapped_column(JsonB, default=dict)
+    # Bumped by every admission: the write that serialises a tenant's admissions (``quotas.admission``).
+    admissions: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class User(Base):

@@ -32,7 +32,8 @@ async def principal_for(
     if row is None:
         return None
     user, membership, tenant = row
-    if tenant.status is not TenantStatus.ACTIVE and not user.is_platform_admin:
+    # A past-due tenant still signs in and reads its work; admission refuses it new work (402).
+    if tenant.status is TenantStatus.SUSPENDED and not user.is_platform_admin:
         raise Forbidden("This tenant is suspended; contact support.")
     return Principal(user.id, tenant.id, membership.role, user.is_platform_admin, api_key_id)
 

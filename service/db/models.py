@@ -7,7 +7,9 @@ from service.generations.models import Generation, GenerationEvent
 from service.idempotency.models import IdempotencyRecord
 from service.jobs.models import FineTuneJob, JobEvent, TenantCompute
 from service.models.models import Model, ModelVersion
+from service.quotas.models import Plan
 from service.uploads.models import Asset, UploadPart, UploadSession
+from service.usage.models import LedgerEntry
 from service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 metadata = Base.metadata
@@ -24,9 +26,11 @@ __all__ = [
     "GenerationEvent",
     "IdempotencyRecord",
     "JobEvent",
+    "LedgerEntry",
     "Membership",
     "Model",
     "ModelVersion",
+    "Plan",
     "Tenant",
     "TenantCompute",
     "UploadPart",

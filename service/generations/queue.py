@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.settings import GenerationSettings
@@ -31,6 +31,10 @@ from service.db.tenancy import unscoped_session
 from service.generations.events import GENERATION_EVENTS
 from service.generations.models import Generation
 from service.generations.schemas import output_paths
+from service.jobs.scheduling import DEFAULT_HALF_LIFE_SECONDS
+from service.quotas.limits import limits_for
+from service.usage import ledger
+from service.usage.models import Charge
 
 # How many of the oldest queued generations a claim considers when it fills a batch.
 _WINDOW = 200
@@ -108,9 +112,17 @@ def _now() -> datetime:
 
 
 class GenerationQueue:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: GenerationSettings) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: GenerationSettings,
+        *,
+        fair_share_half_life: float = DEFAULT_HALF_LIFE_SECONDS,
+    ) -> None:
         self.sessions = sessions
         self.settings = settings
+        # Generations count toward a tenant's fair share of fine-tune scheduling too.
+        self.fair_share_half_life = fair_share_half_life
         self.work = WorkQueue(GENERATIONS, settings.lease_seconds)
 
     def _session(self) -> AsyncSession:
@@ -172,7 +184,40 @@ class GenerationQueue:
             .order_by(Generation.queued_at, Generation.id)
             .limit(_WINDOW)
         )
-        return [Waiting(row.id, row.tenant_id, batch_key(*row[2:])) for row in rows]
+        waiting = [Waiting(row.id, row.tenant_id, batch_key(*row[2:])) for row in rows]
+        return await self._within_caps(session, waiting)
+
+    async def _within_caps(self, session: AsyncSession, waiting: list[Waiting]) -> list[Waiting]:
+        """Drop each tenant's waiting generations beyond its plan's concurrent generations.
+
+        Work beyond a concurrency cap waits its turn rather than being refused
+        (``docs/billing.md``). Two workers claiming at once may each see the same room, so
+        the cap can be passed by a batch while they race; the allowances that cost money are
+        exact (``service.quotas.admission``).
+        """
+        caps = {
+            tenant_id: limits.concurrent_generations
+            for tenant_id, limits in (await limits_for(session, {w.tenant_id for w in waiting})).items()
+            if limits.concurrent_generations is not None
+        }
+        if not caps:
+            return waiting
+        running = await session.execute(
+            select(Generation.tenant_id, func.count())
+            .where(Generation.status == WorkStatus.RUNNING, Generation.tenant_id.in_(caps))
+            .group_by(Generation.tenant_id)
+        )
+        room = dict(caps)
+        for tenant_id, count in running.tuples():
+            room[tenant_id] -= count
+        kept = []
+        for item in waiting:
+            if item.tenant_id in room:
+                if room[item.tenant_id] <= 0:
+                    continue
+                room[item.tenant_id] -= 1
+            kept.append(item)
+        return kept
 
     async def _claim(
         self, session: AsyncSession, worker_id: str, chosen: list[UUID], now: datetime
@@ -299,14 +344,37 @@ class GenerationQueue:
         event_data: Callable[[Generation], dict[str, Any]],
         **values: Any,
     ) -> bool:
-        """End a held generation with its final event in one transaction; False if not held."""
+        """End a held generation with its final event and its charges in one transaction; False if not held.
+
+        A failed generation is never charged (``service.usage.ledger``).
+        """
+        now = now or _now()
         async with self._session() as session:
             changed = await self.work.finish(
-                session, worker_id, [generation_id], status, now or _now(), gpu_seconds=gpu_seconds, **values
+                session, worker_id, [generation_id], status, now, gpu_seconds=gpu_seconds, **values
             )
             if not changed:
                 return False
             (generation,) = changed
+            if status != WorkStatus.FAILED:
+                await ledger.charge_gpu(
+                    session,
+                    Charge.GENERATION_GPU_SECONDS,
+                    tenant_id=generation.tenant_id,
+                    work_id=generation.id,
+                    attempt=generation.attempts,
+                    seconds=gpu_seconds,
+                    at=now,
+                    half_life=self.fair_share_half_life,
+                )
+            if status == WorkStatus.SUCCEEDED and generation.output_bytes:
+                ledger.charge_output(
+                    session,
+                    tenant_id=generation.tenant_id,
+                    generation_id=generation.id,
+                    size=generation.output_bytes,
+                    at=now,
+                )
             await GENERATION_EVENTS.record(session, generation, FINAL_EVENTS[status], event_data(generation))
             await session.commit()
             return True

@@ -34,6 +34,7 @@ from service.generations.schemas import GenerationCreate, GenerationOut, output_
 from service.models.models import Model, ModelVersion
 from service.models.schemas import Guardrails
 from service.models.service import get_model, get_version
+from service.quotas.admission import Ask, admit
 
 # Seeds are drawn from the range a request may name (0 to 2**31 - 1).
 _SEEDS = 2**31
@@ -67,6 +68,7 @@ async def create_generation(
     ):
         raise Invalid(f"This request cannot be rendered: {problem}.")
     check_guardrails(shape, body.prompt, Guardrails.model_validate(model.guardrails))
+    await admit(session, principal.tenant_id, Ask(gpu_work=True, generation=True))
     generation = Generation(
         model_id=model.id,
         model_version_id=version.id,

@@ -32,10 +32,12 @@ from service.jobs.scheduling import (
     RunningJob,
     TenantState,
     WorkerSlot,
-    add_decayed,
     decayed_value,
     pick_next,
 )
+from service.quotas.limits import limits_for
+from service.usage import ledger
+from service.usage.models import Charge
 
 # Work done in the transaction that ends a job; returns extra data for the final event.
 Outcome = Callable[[AsyncSession, FineTuneJob], Awaitable[dict[str, Any]]]
@@ -68,6 +70,12 @@ class Beat:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _tighter(*caps: int | None) -> int | None:
+    """The scheduling cap an admin set and the plan's concurrent fine-tunes: the lower binds."""
+    set_caps = [cap for cap in caps if cap is not None]
+    return min(set_caps) if set_caps else None
 
 
 class JobQueue:
@@ -185,6 +193,7 @@ class JobQueue:
             )
         }
         half_life = self.settings.fair_share_half_life_seconds
+        plans = await limits_for(session, tenant_ids)
         states = []
         for tenant_id in tenant_ids:
             compute = computes.get(tenant_id)
@@ -199,7 +208,10 @@ class JobQueue:
                     recent_gpu_seconds=usage,
                     weight=compute.weight if compute else 1.0,
                     running=running.get(tenant_id, 0),
-                    concurrency_cap=compute.concurrency_cap if compute else None,
+                    concurrency_cap=_tighter(
+                        compute.concurrency_cap if compute else None,
+                        plans[tenant_id].concurrent_fine_tunes if tenant_id in plans else None,
+                    ),
                 )
             )
         return states
@@ -243,7 +255,7 @@ class JobQueue:
             if not held:
                 return Beat(held=False, cancel=False)
             (job,) = held
-            await self._charge(session, job.tenant_id, gpu_seconds, now)
+            await self._charge(session, lease, gpu_seconds, now)
             if data is not None:
                 await JOB_EVENTS.record(session, job, "progress", {"step": step, **data})
             await session.commit()
@@ -291,7 +303,7 @@ class JobQueue:
             if not ended:
                 return False
             (job,) = ended
-            await self._charge(session, job.tenant_id, gpu_seconds, now)
+            await self._charge(session, lease, gpu_seconds, now)
             if then is not None:
                 data = {**(data or {}), **await then(session, job)}
             final: JobEventType = FINAL_EVENTS[status]
@@ -318,7 +330,7 @@ class JobQueue:
             )
             if not released:
                 return False
-            await self._charge(session, lease.tenant_id, gpu_seconds, now)
+            await self._charge(session, lease, gpu_seconds, now)
             await session.commit()
             return True
 
@@ -340,24 +352,17 @@ class JobQueue:
     def _charged(gpu_seconds: float) -> dict[str, Any]:
         return {"gpu_seconds": FineTuneJob.gpu_seconds + gpu_seconds} if gpu_seconds > 0 else {}
 
-    async def _charge(
-        self, session: AsyncSession, tenant_id: UUID, gpu_seconds: float, now: datetime
-    ) -> None:
-        """Add GPU time to the tenant's decayed usage (the job's own total is in its update)."""
-        if gpu_seconds <= 0:
-            return
-        compute = await session.scalar(
-            select(TenantCompute).where(TenantCompute.tenant_id == tenant_id).with_for_update()
-        )
-        if compute is None:
-            compute = TenantCompute(tenant_id=tenant_id, recent_gpu_seconds=0.0, recent_at=now.timestamp())
-            session.add(compute)
-        compute.recent_gpu_seconds, compute.recent_at = add_decayed(
-            compute.recent_gpu_seconds,
-            compute.recent_at,
-            gpu_seconds,
-            now.timestamp(),
-            self.settings.fair_share_half_life_seconds,
+    async def _charge(self, session: AsyncSession, lease: Lease, gpu_seconds: float, now: datetime) -> None:
+        """Charge GPU time to the ledger and fair share (the job's own total is in its update)."""
+        await ledger.charge_gpu(
+            session,
+            Charge.FINE_TUNE_GPU_SECONDS,
+            tenant_id=lease.tenant_id,
+            work_id=lease.job_id,
+            attempt=lease.attempt,
+            seconds=gpu_seconds,
+            at=now,
+            half_life=self.settings.fair_share_half_life_seconds,
         )
 
 

@@ -30,6 +30,8 @@ from service.jobs.models import FineTuneJob, JobEvent
 from service.jobs.schemas import FineTuneCreate, FineTuneOut, SampleOut
 from service.models.models import Model, ModelVersion
 from service.models.service import ensure_name_free, get_model
+from service.quotas.admission import Ask, admit, admit_new_model
+from service.quotas.limits import Limits
 
 
 async def create_job(
@@ -47,7 +49,8 @@ async def create_job(
         raise Invalid("This dataset version holds no footage; add assets before training on it.")
     base = catalogue.get(body.base)
     config = presets.resolve(body.preset, body.hyperparameters, version.trigger_word, base)
-    model = await _target_model(session, principal, body, dataset, version.number, base.id)
+    limits = await admit(session, principal.tenant_id, Ask(gpu_work=True))
+    model = await _target_model(session, principal, body, dataset, version.number, base.id, limits)
     await lock_version(session, version.id)
     job = FineTuneJob(
         dataset_version_id=version.id,
@@ -77,6 +80,7 @@ async def _target_model(
     dataset: Dataset,
     version_number: int,
     base_id: str,
+    limits: Limits,
 ) -> Model:
     if body.model_id is not None:
         model = await get_model(session, body.model_id)
@@ -84,6 +88,7 @@ async def _target_model(
         name = body.model_name or f"{dataset.name} v{version_number}"
         existing = await session.scalar(select(Model).where(Model.name == name))
         if existing is None:
+            await admit_new_model(session, principal.tenant_id, limits)
             model = Model(name=name, base_id=base_id, created_by=principal.user_id, version_count=0)
             session.add(model)
             await session.flush()

@@ -26,6 +26,7 @@ from service.datasets.models import DatasetItem
 from service.db.pagination import PageRequest, fetch_page
 from service.db.tenancy import session_tenant
 from service.media import MediaError, MediaInfo, poster, probe, probed_media_type
+from service.quotas.admission import Ask, admit
 from service.uploads.models import Asset, AssetKind, UploadPart, UploadSession, UploadStatus
 from service.uploads.schemas import AssetOut, PartOut, UploadCreate, UploadOut
 
@@ -54,6 +55,8 @@ class Uploads:
         part_size = self._part_size(body)
         if body.size > self.limits.max_file_size:
             raise PayloadTooLarge(f"Files may be at most {self.limits.max_file_size} bytes.")
+        # The declared size is reserved against the storage quota until the upload ends.
+        await admit(self.session, principal.tenant_id, Ask(upload_bytes=body.size))
         asset_id = uuid4()
         key = self.keys.footage(asset_id)
         storage_upload_id = await to_thread.run_sync(self.storage.create_multipart, key)

@@ -35,8 +35,9 @@ class UsageController(Controller):
         until: Until = None,
     ) -> UsageOut:
         """The tenant's fine-tunes, generations and GPU seconds over a period of at most 366 UTC days
-        (this month so far by default), per day, and what it stores now. Each piece of work counts
-        on the UTC day it finished; work under way counts on today with its GPU seconds so far."""
+        (this month so far by default), per day, and what it stores now. GPU seconds and output
+        bytes are the usage ledger's, each on the UTC day the work was done; each fine-tune and
+        generation counts on the day it finished, or today while under way."""
         today = service.utc_today()
         period = service.resolve_period(since, until, today)
         return await service.tenant_usage(db_session, principal.tenant_id, period, today)

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from uuid import UUID
 
 from pydantic import Field
 
 from service.schemas import Output
+from service.usage.models import Charge
 
-# The rule every per-period figure follows, stated once for the OpenAPI descriptions.
+# The rules every per-period figure follows, stated once for the OpenAPI descriptions.
 ATTRIBUTION = (
     "Each fine-tune and generation counts on one UTC day: the day it finished (succeeded, failed or "
-    "cancelled), or today while it has started and not yet finished, with its GPU seconds so far."
+    "cancelled), or today while it has started and not yet finished."
 )
+CHARGED = "GPU seconds are the usage ledger's: each charge counts on the UTC day the work was done."
 
 
 class FineTuneUsage(Output):
@@ -18,8 +21,8 @@ class FineTuneUsage(Output):
     succeeded: int = Field(description="Those of them that succeeded.")
     gpu_seconds: float = Field(
         description=(
-            "Their GPU seconds: measured device time charged at each heartbeat, across every attempt, "
-            "less the seconds waived when a fine-tune failed by the platform's fault."
+            "GPU seconds charged to fine-tunes in the period: measured device time at each heartbeat, "
+            f"less credits for fine-tunes that failed by the platform's fault. {CHARGED}"
         )
     )
 
@@ -28,9 +31,12 @@ class GenerationUsage(Output):
     count: int = Field(description=f"Generations attributed to the period. {ATTRIBUTION}")
     succeeded: int = Field(description="Those of them that succeeded.")
     gpu_seconds: float = Field(
-        description="Their GPU seconds: each generation is charged an equal share of its batch's wall time."
+        description=(
+            "GPU seconds charged to generations in the period: each an equal share of its batch's wall "
+            f"time, when it succeeds or is cancelled after rendering. {CHARGED}"
+        )
     )
-    output_bytes: int = Field(description="The size of the outputs (video, poster, preview) they wrote.")
+    output_bytes: int = Field(description="Outputs (video, poster, preview) charged in the period.")
 
 
 class StorageUsage(Output):
@@ -60,3 +66,14 @@ class UsageOut(Output):
     days: list[UsageDay] = Field(
         description=f"One entry per day of the period with work attributed to it, oldest first. {ATTRIBUTION}"
     )
+
+
+class LedgerEntryOut(Output):
+    """One charge (positive) or credit (negative) on the usage ledger."""
+
+    id: UUID = Field(description="Unique; billing sends it to Stripe as the meter event's identifier.")
+    charge: Charge = Field(description="What is charged; the unit is in the name.")
+    quantity: float
+    work_id: UUID | None = Field(description="The fine-tune or generation charged.")
+    attempt: int | None
+    occurred_at: dt.datetime = Field(description="When the work was done: the day the charge counts on.")

@@ -1,23 +1,18 @@
-"""A tenant's usage, summed in the database from the rows that already hold it.
+"""A tenant's usage: its charges from the usage ledger, its work and storage from their rows.
 
-Fine-tunes and generations carry their own GPU seconds (``gpu_seconds``), generations their
-outputs' size, assets and model versions their sizes; nothing is copied elsewhere. Each figure
-group is one aggregate query, so no row is loaded into Python, and every query names the
-tenant explicitly: a member's request also runs under the tenancy hook (which adds the same
-condition), an admin's runs unscoped (``service.admin.service.get_usage``).
+GPU seconds and output bytes are the ledger's (``service.usage.ledger``): each charge counts on
+the UTC day the work was done (a fine-tune's seconds on the day of each heartbeat, so a run
+that spans midnight or a resume splits across days), credits on the day they were given.
+Counts of fine-tunes and generations are of their rows, each on the day it finished, or on
+today while it has started and not finished; work that never started counts nowhere until it
+ends. Every query names the tenant explicitly: a member's request also runs under the tenancy
+hook (which adds the same condition), an admin's runs unscoped
+(``service.admin.service.get_usage``).
 
-Attribution: a fine-tune or generation counts on the UTC day it finished (``finished_at``:
-succeeded, failed or cancelled); one that has started and not finished (``finished_at`` is
-null, ``started_at`` is not: running, or queued again after a lost lease or a resume) counts
-on today, with the GPU seconds charged so far. Work that never started counts nowhere until
-it ends.
-
-Charging: a fine-tune's charged seconds are ``gpu_seconds - waived_gpu_seconds``. When a run
-fails by the platform's fault (an internal error, running out of memory, settings the API
-accepted but the run refused), the worker waives every second charged to it so far
-(``worker.run_job``), so such a job costs nothing and, if resumed, is charged from the resume.
-A failure on the tenant's input, and a cancellation, are charged. Generations are charged only
-when they succeed or are cancelled after rendering; a failed one never is.
+What is charged (one rule, ``docs/billing.md``): a fine-tune's GPU seconds at every heartbeat
+and at its end, credited back in full when it fails by the platform's fault; a generation's
+share of its batch's seconds and its outputs when it succeeds, or is cancelled after
+rendering. A failed generation is never charged.
 """
 
 from __future__ import annotations
@@ -39,6 +34,8 @@ from service.generations.models import Generation
 from service.jobs.models import FineTuneJob
 from service.models.models import ModelVersion
 from service.uploads.models import Asset
+from service.usage.ledger import GPU_CHARGES
+from service.usage.models import Charge, LedgerEntry
 from service.usage.schemas import FineTuneUsage, GenerationUsage, StorageUsage, UsageDay, UsageOut
 
 # The longest period one request may ask for, in days (both ends included): a leap year.
@@ -122,9 +119,12 @@ def _day(work: Work, today: date) -> ColumnElement[date]:
     return func.coalesce(utc_date(work.finished_at), literal(today, Date))
 
 
-def _charged_fine_tune_seconds() -> ColumnElement[float]:
-    """A fine-tune's GPU seconds less those waived because it failed by the platform's fault."""
-    return FineTuneJob.gpu_seconds - FineTuneJob.waived_gpu_seconds
+def _charged_in(tenant_id: UUID, period: Period) -> ColumnElement[bool]:
+    return and_(
+        LedgerEntry.tenant_id == tenant_id,
+        LedgerEntry.occurred_at >= period.start,
+        LedgerEntry.occurred_at < period.end,
+    )
 
 
 def _count(condition: ColumnElement[bool] | None = None) -> ColumnElement[int]:
@@ -139,27 +139,29 @@ async def tenant_usage(session: AsyncSession, tenant_id: UUID, period: Period, t
     """The tenant's usage in ``period`` and its storage now; ``today`` is the current UTC day."""
     fine_tunes = (
         await session.execute(
-            select(
-                _count(),
-                _count(FineTuneJob.status == WorkStatus.SUCCEEDED),
-                _total(_charged_fine_tune_seconds()),
-            )
+            select(_count(), _count(FineTuneJob.status == WorkStatus.SUCCEEDED))
             .select_from(FineTuneJob)
             .where(_attributed(FineTuneJob, tenant_id, period, today))
         )
     ).one()
     generations = (
         await session.execute(
-            select(
-                _count(),
-                _count(Generation.status == WorkStatus.SUCCEEDED),
-                _total(Generation.gpu_seconds),
-                _total(Generation.output_bytes, Integer),
-            )
+            select(_count(), _count(Generation.status == WorkStatus.SUCCEEDED))
             .select_from(Generation)
             .where(_attributed(Generation, tenant_id, period, today))
         )
     ).one()
+    charged = dict(
+        (
+            await session.execute(
+                select(LedgerEntry.charge, _total(LedgerEntry.quantity))
+                .where(_charged_in(tenant_id, period))
+                .group_by(LedgerEntry.charge)
+            )
+        )
+        .tuples()
+        .all()
+    )
     storage = (
         await session.execute(
             select(
@@ -178,13 +180,15 @@ async def tenant_usage(session: AsyncSession, tenant_id: UUID, period: Period, t
         since=period.since,
         until=period.until,
         fine_tunes=FineTuneUsage(
-            count=fine_tunes[0], succeeded=fine_tunes[1], gpu_seconds=float(fine_tunes[2])
+            count=fine_tunes[0],
+            succeeded=fine_tunes[1],
+            gpu_seconds=float(charged.get(Charge.FINE_TUNE_GPU_SECONDS, 0.0)),
         ),
         generations=GenerationUsage(
             count=generations[0],
             succeeded=generations[1],
-            gpu_seconds=float(generations[2]),
-            output_bytes=int(generations[3]),
+            gpu_seconds=float(charged.get(Charge.GENERATION_GPU_SECONDS, 0.0)),
+            output_bytes=int(charged.get(Charge.OUTPUT_BYTES, 0)),
         ),
         storage=StorageUsage(
             footage_bytes=footage,
@@ -197,42 +201,31 @@ async def tenant_usage(session: AsyncSession, tenant_id: UUID, period: Period, t
 
 
 async def _days(session: AsyncSession, tenant_id: UUID, period: Period, today: date) -> list[UsageDay]:
-    """Per-day figures: every attributed row of both kinds, grouped by its day in one query."""
-    zero, one = literal_column("0", Integer), literal_column("1", Integer)
-    rows = (
-        select(
-            _day(FineTuneJob, today).label("day"),
-            _charged_fine_tune_seconds().label("fine_tune_gpu_seconds"),
-            zero.label("generation_gpu_seconds"),
-            zero.label("generations"),
+    """Per-day figures: GPU seconds from the ledger by the day they were charged, and the
+    generations attributed to each day (see the module's docstring), in two grouped queries."""
+    day = utc_date(LedgerEntry.occurred_at)
+    seconds: dict[date, dict[Charge, float]] = {}
+    for when, charge, quantity in await session.execute(
+        select(day, LedgerEntry.charge, _total(LedgerEntry.quantity))
+        .where(_charged_in(tenant_id, period), LedgerEntry.charge.in_(GPU_CHARGES))
+        .group_by(day, LedgerEntry.charge)
+    ):
+        seconds.setdefault(when, {})[charge] = float(quantity)
+    generation_day = _day(Generation, today)
+    counts = {
+        when: int(count)
+        for when, count in await session.execute(
+            select(generation_day, func.count())
+            .where(_attributed(Generation, tenant_id, period, today))
+            .group_by(generation_day)
         )
-        .where(_attributed(FineTuneJob, tenant_id, period, today))
-        .union_all(
-            select(
-                _day(Generation, today),
-                zero,
-                Generation.gpu_seconds,
-                one,
-            ).where(_attributed(Generation, tenant_id, period, today))
-        )
-        .subquery()
-    )
-    grouped = await session.execute(
-        select(
-            rows.c.day,
-            _total(rows.c.fine_tune_gpu_seconds),
-            _total(rows.c.generation_gpu_seconds),
-            _total(rows.c.generations, Integer),
-        )
-        .group_by(rows.c.day)
-        .order_by(rows.c.day)
-    )
+    }
     return [
         UsageDay(
-            date=day,
-            fine_tune_gpu_seconds=float(fine_tune),
-            generation_gpu_seconds=float(generation),
-            generations=int(count),
+            date=when,
+            fine_tune_gpu_seconds=seconds.get(when, {}).get(Charge.FINE_TUNE_GPU_SECONDS, 0.0),
+            generation_gpu_seconds=seconds.get(when, {}).get(Charge.GENERATION_GPU_SECONDS, 0.0),
+            generations=counts.get(when, 0),
         )
-        for day, fine_tune, generation, count in grouped
+        for when in sorted(seconds.keys() | counts.keys())
     ]

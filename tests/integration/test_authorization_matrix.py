@@ -79,6 +79,7 @@ class World:
     webhook_id: str = ""
     delivery_id: str = ""
     generation_id: str = ""
+    plan_id: str = ""
     a_ids: list[str] = field(default_factory=list)
 
     async def fresh_asset(self) -> str:
@@ -130,6 +131,11 @@ class World:
     async def fresh_generation(self) -> str:
         body = {"model_id": self.model_id, "prompt": "rain"}
         created = await self.client.post("/v1/generations", json=body, headers=self.owner.headers)
+        return str(created.json()["id"])
+
+    async def fresh_plan(self) -> str:
+        admin = self.callers["admin"]
+        created = await self.client.post("/v1/admin/plans", json=_plan(), headers=admin.headers)
         return str(created.json()["id"])
 
     async def fresh_key(self) -> str:
@@ -238,6 +244,22 @@ async def _cancel_generation(world: World) -> Call:
 
 
 _GENERATION = "/v1/generations/{w.generation_id}"
+
+
+def _plan() -> dict[str, Any]:
+    return {"name": uuid.uuid4().hex, "gpu_seconds_per_month": 3600}
+
+
+async def _create_plan(world: World) -> Call:
+    return Call("POST", "/v1/admin/plans", json=_plan())
+
+
+async def _delete_plan(world: World) -> Call:
+    return Call("DELETE", f"/v1/admin/plans/{await world.fresh_plan()}")
+
+
+_PLAN = "/v1/admin/plans/{w.plan_id}"
+_QUOTAS = "/v1/admin/tenants/{w.owner.tenant_id}/quotas"
 
 
 async def _delete_webhook(world: World) -> Call:
@@ -359,6 +381,17 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
         ADMIN_ONLY,
         fixed("PUT", "/v1/admin/tenants/{w.owner.tenant_id}/compute", json={"weight": 2.0}),
     ),
+    "adminListPlans": (ADMIN_ONLY, fixed("GET", "/v1/admin/plans")),
+    "adminCreatePlan": (ADMIN_ONLY, _create_plan),
+    "adminGetPlan": (ADMIN_ONLY, fixed("GET", _PLAN)),
+    "adminReplacePlan": (ADMIN_ONLY, fixed("PUT", _PLAN, json={"name": "matrix plan", "models": 5})),
+    "adminDeletePlan": (ADMIN_ONLY, _delete_plan),
+    "adminGetTenantQuotas": (ADMIN_ONLY, fixed("GET", _QUOTAS)),
+    "adminUpdateTenantQuotas": (ADMIN_ONLY, fixed("PATCH", _QUOTAS, json={"overrides": {}})),
+    "adminListTenantLedger": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants/{w.owner.tenant_id}/ledger")),
+    # Each caller reads their own tenant's quotas and ledger.
+    "getQuotas": (MEMBER_COLLECTION, fixed("GET", "/v1/quotas")),
+    "listLedger": (MEMBER_COLLECTION, fixed("GET", "/v1/usage/ledger")),
 }
 # Version bodies name tenant A's asset, known only once the world exists.
 VERSION_BODY_OPS = {"createDatasetVersion", "replaceDatasetVersion"}
@@ -455,6 +488,7 @@ async def build_world(client: Client, settings: Settings, storage: ObjectStorage
     await _trained_model(world, settings, storage)
     await _rendered_generation(world, settings, storage)
     await _finished_delivery(world, settings)
+    world.plan_id = await world.fresh_plan()
     world.a_ids = [
         asset_id,
         world.upload_id,

@@ -1,9 +1,8 @@
-"""Usage metering: exact sums and day buckets from the rows fine-tunes and generations leave,
-the default period, tenant isolation, the admin view and refused periods.
+"""Usage metering: exact sums and day buckets from the usage ledger and the work rows, the
+default period, tenant isolation, the admin view and refused periods.
 
-Work is made over the API; what a worker would write (status, GPU seconds, output size, when
-it finished) is then set in the database, except for two generations a worker's part plays
-through ``GenerationQueue``.
+Work is made over the API; a worker's part (lease, heartbeats, end, each charging the ledger)
+is played through the real ``JobQueue`` and ``GenerationQueue`` with the instants the test names.
 """
 
 from __future__ import annotations
@@ -24,10 +23,11 @@ from core.storage import ObjectStorage
 from core.work.status import WorkStatus
 from service.accounts.models import User
 from service.db.engine import create_engine, session_factory
-from service.db.tenancy import mark_unscoped
 from service.generations.models import Generation
 from service.generations.queue import GenerationQueue
 from service.jobs.models import FineTuneJob
+from service.jobs.queue import JobQueue, Lease
+from service.jobs.scheduling import WorkerSlot
 from tests.helpers import Caller, add_member, fine_tune_body, make_model_version, sign_up
 from tests.media_samples import make_clip
 
@@ -89,11 +89,13 @@ class World:
 
 
 class Builder:
-    """Makes work over the API, then writes what a worker would straight into the database."""
+    """Makes work over the API, then plays a worker's part through the queues."""
 
     def __init__(self, client: Client, settings: Settings, storage: ObjectStorage, folder: Path) -> None:
         self.client, self.settings, self.storage, self.folder = client, settings, storage, folder
         self.engine = create_engine(settings.database_url)
+        self.jobs = JobQueue(session_factory(self.engine), settings.jobs)
+        self.generations = GenerationQueue(session_factory(self.engine), settings.generations)
 
     async def tenant(self, name: str, adapter: bytes) -> Tenant:
         """A tenant with one model version on one dataset; that fine-tune succeeded just now."""
@@ -117,36 +119,41 @@ class Builder:
         assert created.status_code == 201, created.text
         return str(created.json()["id"])
 
-    async def set(self, kind: type[FineTuneJob] | type[Generation], row_id: str, **values: Any) -> None:
-        async with session_factory(self.engine)() as session:
-            mark_unscoped(session)
-            await session.execute(update(kind).where(kind.id == uuid.UUID(row_id)).values(**values))
-            await session.commit()
+    async def lease(self, row_id: str, now: datetime) -> Lease:
+        """Lease the job just made, as a worker would: it is the only one queued."""
+        lease = await self.jobs.lease("usage-test", WorkerSlot(free_bytes=2**40), now=now)
+        assert lease is not None and str(lease.job_id) == row_id
+        return lease
 
     async def ended(self, tenant: Tenant, work: Ended) -> None:
         finished = datetime.now(UTC) if work.finished == NOW else datetime.fromisoformat(work.finished + "Z")
-        await self.set(
-            work.kind,
-            await self.create(tenant, work.kind),
-            status=work.status,
-            started_at=finished - timedelta(minutes=5),
-            finished_at=finished,
-            gpu_seconds=work.gpu_seconds,
-            **({} if work.output_bytes is None else {"output_bytes": work.output_bytes}),
-        )
+        row_id = await self.create(tenant, work.kind)
+        started = finished - timedelta(minutes=5)
+        if work.kind is FINE_TUNE:
+            lease = await self.lease(row_id, started)
+            assert await self.jobs.finish(lease, work.status, gpu_seconds=work.gpu_seconds, now=finished)
+            return
+        (claimed,) = await self.generations.claim_batch("usage-test", ["tiny"], 1, now=started)
+        assert str(claimed.id) == row_id
+        if work.status == SUCCEEDED:
+            assert await self.generations.finish_succeeded(
+                "usage-test",
+                claimed.id,
+                output_bytes=work.output_bytes or 0,
+                gpu_seconds=work.gpu_seconds,
+                now=finished,
+            )
+        else:
+            assert await self.generations.finish_failed(
+                "usage-test", claimed.id, "broken", gpu_seconds=work.gpu_seconds, now=finished
+            )
 
     async def running(self, tenant: Tenant, gpu_seconds: float) -> None:
         """A fine-tune a worker is running, with the GPU seconds its heartbeats charged so far."""
         now = datetime.now(UTC)
-        await self.set(
-            FINE_TUNE,
-            await self.create(tenant, FINE_TUNE),
-            status=WorkStatus.RUNNING,
-            started_at=now - timedelta(hours=1),
-            lease_owner="usage-test",
-            lease_expires_at=now + timedelta(hours=1),
-            gpu_seconds=gpu_seconds,
-        )
+        lease = await self.lease(await self.create(tenant, FINE_TUNE), now - timedelta(hours=1))
+        beat = await self.jobs.heartbeat(lease, step=3, gpu_seconds=gpu_seconds, now=now)
+        assert beat.held
 
 
 @pytest.fixture
@@ -155,9 +162,6 @@ async def world(client: Client, settings: Settings, storage: ObjectStorage, tmp_
     a = await build.tenant("Studio A", b"a" * 1000)
     b = await build.tenant("Studio B", b"b" * 5000)
     for tenant, ended in ((a, A_ENDED), (b, B_ENDED)):
-        # The fine-tune that made the tenant's model version (it succeeded just now).
-        (made,) = await build.items(tenant.caller, "/v1/fine-tunes")
-        await build.set(FINE_TUNE, made["id"], gpu_seconds=6.5 if tenant is a else 4444.0)
         for work in ended:
             await build.ended(tenant, work)
         await build.running(tenant, 42.0 if tenant is a else 5555.0)
@@ -168,11 +172,12 @@ async def world(client: Client, settings: Settings, storage: ObjectStorage, tmp_
 
     # A worker renders two of A's generations together: one succeeds, the other is still running.
     rendered, under_way = await build.create(a, GENERATION), await build.create(a, GENERATION)
-    queue = GenerationQueue(session_factory(build.engine), settings.generations)
-    claimed = await queue.claim_batch("usage-test", ["tiny"], 2)
+    claimed = await build.generations.claim_batch("usage-test", ["tiny"], 2)
     assert {str(c.id) for c in claimed} == {rendered, under_way}
-    assert await queue.heartbeat("usage-test", [c.id for c in claimed], step=4) == set()
-    assert await queue.finish_succeeded("usage-test", uuid.UUID(rendered), output_bytes=250, gpu_seconds=1.5)
+    assert await build.generations.heartbeat("usage-test", [c.id for c in claimed], step=4) == set()
+    assert await build.generations.finish_succeeded(
+        "usage-test", uuid.UUID(rendered), output_bytes=250, gpu_seconds=1.5
+    )
     await build.create(a, GENERATION)  # queued: counts nowhere
     await build.engine.dispose()
     return World(a, b, a_outputs=1000 + 500 + 250)
@@ -192,7 +197,8 @@ async def test_a_month_sums_and_buckets_only_the_tenants_work(client: Client, wo
     # at midnight on 1 April. Generations on 5 and 20 March, not just before midnight on 29
     # February. Work under way today is outside the period.
     assert usage["fine_tunes"] == {"count": 3, "succeeded": 1, "gpu_seconds": 123.75}
-    assert usage["generations"] == {"count": 2, "succeeded": 1, "gpu_seconds": 1.75, "output_bytes": 1000}
+    # The failed generation on 20 March counts, and is not charged.
+    assert usage["generations"] == {"count": 2, "succeeded": 1, "gpu_seconds": 1.25, "output_bytes": 1000}
     assert usage["days"] == [
         {
             "date": "2024-03-05",
@@ -200,7 +206,7 @@ async def test_a_month_sums_and_buckets_only_the_tenants_work(client: Client, wo
             "generation_gpu_seconds": 1.25,
             "generations": 1,
         },
-        {"date": "2024-03-20", "fine_tune_gpu_seconds": 0.0, "generation_gpu_seconds": 0.5, "generations": 1},
+        {"date": "2024-03-20", "fine_tune_gpu_seconds": 0.0, "generation_gpu_seconds": 0.0, "generations": 1},
         {"date": "2024-03-31", "fine_tune_gpu_seconds": 3.0, "generation_gpu_seconds": 0.0, "generations": 0},
     ]
     # Storage is what the tenant holds now, whatever the period.
@@ -230,14 +236,15 @@ async def test_the_default_period_is_this_month_with_work_under_way_on_today(
     day = today()
 
     assert (usage["since"], usage["until"]) == (day.replace(day=1).isoformat(), day.isoformat())
-    # The fine-tune made with the model (6.5) and the running one (42 so far); the succeeded
-    # and the running generation. Queued work that never started counts nowhere.
-    assert usage["fine_tunes"] == {"count": 2, "succeeded": 1, "gpu_seconds": 48.5}
+    # The fine-tune that made the model (not run by a worker, so never charged) and the running
+    # one (42 so far); the succeeded and the running generation. Queued work that never started
+    # counts nowhere.
+    assert usage["fine_tunes"] == {"count": 2, "succeeded": 1, "gpu_seconds": 42.0}
     assert usage["generations"] == {"count": 2, "succeeded": 1, "gpu_seconds": 1.5, "output_bytes": 250}
     assert usage["days"] == [
         {
             "date": day.isoformat(),
-            "fine_tune_gpu_seconds": 48.5,
+            "fine_tune_gpu_seconds": 42.0,
             "generation_gpu_seconds": 1.5,
             "generations": 2,
         }
@@ -248,16 +255,16 @@ async def test_the_default_period_is_this_month_with_work_under_way_on_today(
     wider = await _usage(client, world.a.caller, f"since={since}&until={day}")
     assert [(d["date"], d["fine_tune_gpu_seconds"]) for d in wider["days"]] == [
         (since.isoformat(), 8.0),
-        (day.isoformat(), 48.5),
+        (day.isoformat(), 42.0),
     ]
-    assert wider["fine_tunes"]["gpu_seconds"] == 56.5
+    assert wider["fine_tunes"]["gpu_seconds"] == 50.0
     # until alone: since is the first day of until's month.
     assert (await _usage(client, world.a.caller, "until=2024-03-20"))["since"] == "2024-03-01"
 
     member = await add_member(client, world.a.caller)
     assert await _usage(client, member, MARCH) == await _usage(client, world.a.caller, MARCH)
     other = await _usage(client, world.b.caller)
-    assert other["fine_tunes"] == {"count": 2, "succeeded": 1, "gpu_seconds": 9999.0}
+    assert other["fine_tunes"] == {"count": 2, "succeeded": 1, "gpu_seconds": 5555.0}
     assert other["generations"] == {"count": 1, "succeeded": 1, "gpu_seconds": 888.0, "output_bytes": 88_888}
 
 
