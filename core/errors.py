@@ -46,6 +46,10 @@ class PayloadTooLarge(DomainError):
     status, problem = 413, "payload-too-large"
 
 
+class UnsupportedMediaType(DomainError):
+    status, problem = 415, "unsupported-media-type"
+
+
 class PaymentRequired(DomainError):
     """The tenant may not start new work until its billing is settled (past due)."""
 

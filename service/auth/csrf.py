@@ -7,6 +7,10 @@ that carries either must come from this very origin; one with neither did not co
 browser form or script, and one with ``Authorization: Bearer`` carries no ambient
 credential, so both pass. The session cookie is ``SameSite=Strict`` as well, so this is the
 second of two locks (the first fails open on same-site subdomains and old browsers).
+
+A third, for the JSON API: a body a page on another site can send without a CORS preflight
+(a form's or ``text/plain``) is refused on ``/v1`` unless the request carries a bearer key.
+The API reads JSON, so a browser that strips ``Origin`` still cannot forge a call with a form.
 """
 
 from __future__ import annotations
@@ -18,9 +22,16 @@ from litestar.datastructures import Headers
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from core.errors import Forbidden
+from core.errors import Forbidden, UnsupportedMediaType
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# The content types a cross-site form or script can send without a preflight.
+SIMPLE_CONTENT_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
+API_PREFIX = "/v1/"
+NOT_JSON = (
+    "Requests to the API that are not authorised by an API key must send JSON "
+    "(Content-Type: application/json), or the raw bytes of an upload part."
+)
 REFUSED = (
     "This request came from another site, so it was refused. "
     "Open the page on this server and submit it from there."
@@ -44,6 +55,11 @@ def is_bearer(headers: Headers) -> bool:
     return scheme.lower() == "bearer" and bool(token.strip())
 
 
+def _form_like(headers: Headers) -> bool:
+    media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media_type in SIMPLE_CONTENT_TYPES
+
+
 class CrossSiteRequestGuard:
     """ASGI middleware: refuses unsafe requests sent by another site's page (403)."""
 
@@ -53,6 +69,9 @@ class CrossSiteRequestGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP and scope["method"] not in SAFE_METHODS:
             headers = Headers.from_scope(scope)
-            if not is_bearer(headers) and not same_origin_or_not_a_browser(headers):
-                raise Forbidden(REFUSED)
+            if not is_bearer(headers):
+                if not same_origin_or_not_a_browser(headers):
+                    raise Forbidden(REFUSED)
+                if scope["path"].startswith(API_PREFIX) and _form_like(headers):
+                    raise UnsupportedMediaType(NOT_JSON)
         await self.app(scope, receive, send)
