@@ -177,6 +177,29 @@ class WebhookSettings(BaseModel):
         return key
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus metrics (``RUSHES_METRICS__*``): the API's ``/metrics`` and each worker's endpoint.
+
+    Off by default: the numbers (queue depths, request rates by route) are operational
+    data, not for anyone who can reach the API.
+    """
+
+    # Serve ``GET /metrics`` on the API's port.
+    enabled: bool = False
+    # The bearer token ``/metrics`` asks for (``Authorization: Bearer <token>``). Empty: it asks
+    # for none, which suits only a port no one else can reach; the Helm chart always sets one.
+    token: SecretStr = SecretStr("")
+    # Seconds an API process reuses the database figures (queue depths, ages) between
+    # scrapes, so that however many scrapers call it, it queries at most this often.
+    cache_seconds: float = Field(default=5.0, ge=0)
+    # A worker serves its metrics over plain HTTP on this port, apart from the API (0: it
+    # serves none). No token: keep the port inside the cluster (the chart's NetworkPolicy).
+    worker_port: int = Field(default=0, ge=0, le=65535)
+    # The address it listens on: loopback, unless the port must be reached from elsewhere
+    # (the Helm chart sets ``0.0.0.0`` in worker pods).
+    worker_host: str = "127.0.0.1"
+
+
 class LogSettings(BaseModel):
     level: str = "INFO"
     json_format: bool = True
@@ -196,6 +219,7 @@ class Settings(BaseSettings):
     bases: BasesSettings = BasesSettings()
     worker: WorkerSettings = WorkerSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()
 
     @property

@@ -34,6 +34,7 @@ from service.events.watch import EventWatch
 from service.generations.controllers import GenerationController
 from service.idempotency.middleware import IdempotencyMiddleware
 from service.jobs.controllers import FineTuneController, list_bases
+from service.metrics.plugin import MetricsPlugin
 from service.models.controllers import ModelController
 from service.openapi import ClosedBodySchemaPlugin, document_api
 from service.pages.controllers import pages_router
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             ClosedBodySchemaPlugin(),
             SQLAlchemyPlugin(config=db_config),
             ProblemDetailsPlugin(problem_details_config()),
+            MetricsPlugin(settings.metrics, sessions),
         ],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         template_config=template_config(),

@@ -100,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import anyio
 
     from core.logs import configure_logging
+    from worker.metrics import serving
     from worker.supervisor import Supervisor, WorkerOptions, device_memory
 
     configure_logging(settings.log)
@@ -116,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit_when_idle=args.exit_when_idle,
     )
     try:
-        anyio.run(Supervisor(settings, options).run)
+        with serving(settings.metrics):
+            anyio.run(Supervisor(settings, options).run)
     except KeyboardInterrupt:
         return 130
     return 0

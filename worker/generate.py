@@ -36,6 +36,7 @@ from trainer.devices import compute_dtype, resolve_device
 from trainer.models import load_specification
 from trainer.serving import AdapterError, AdapterKey, GenerationEngine, GenerationRequest, GenerationStopped
 from trainer.video import encode_mp4, encode_poster, encode_preview
+from worker import metrics
 
 logger = logging.getLogger("rushes.worker")
 # How often the next requests' adapters are looked up for prefetching.
@@ -183,15 +184,20 @@ class GenerationServer:
             logger.exception("generation batch failed", extra={"generations": [str(i) for i in ids]})
             for generation_id in ids:
                 await queue.finish_failed(self.worker_id, generation_id, _reason(exc))
+            metrics.finished("generation", "failed", len(ids))
             return
+        elapsed = time.monotonic() - started
+        metrics.rendered(elapsed, self.device)
         # Every sample of the batch cost the same; a cancelled one that rendered is charged too.
-        share = (time.monotonic() - started) / len(batch)
+        share = elapsed / len(batch)
         for claimed, video in zip(batch, frames, strict=True):
             if claimed.id in stop:
                 await queue.finish_cancelled(self.worker_id, claimed.id, gpu_seconds=share)
+                metrics.finished("generation", "cancelled")
                 continue
             size = await anyio.to_thread.run_sync(self._store_outputs, claimed, video)
             await queue.finish_succeeded(self.worker_id, claimed.id, output_bytes=size, gpu_seconds=share)
+            metrics.finished("generation", "succeeded")
 
     def _request(self, claimed: ClaimedGeneration) -> GenerationRequest:
         return GenerationRequest(
@@ -212,7 +218,10 @@ class GenerationServer:
             if generation_id in stop:
                 await queue.finish_cancelled(self.worker_id, generation_id)
         # Shutting down: the rest go back to the queue without their attempt counting.
-        await queue.release(self.worker_id, [i for i in ids if i not in stop])
+        rest = [i for i in ids if i not in stop]
+        await queue.release(self.worker_id, rest)
+        metrics.finished("generation", "cancelled", len(ids) - len(rest))
+        metrics.finished("generation", "released", len(rest))
 
     async def _adapter_failed(
         self, queue: GenerationQueue, batch: list[ClaimedGeneration], exc: AdapterError
@@ -224,6 +233,8 @@ class GenerationServer:
             await queue.finish_failed(self.worker_id, generation_id, reason)
         others = [c.id for c in batch if c.id not in failed]
         await queue.release(self.worker_id, others, reason="a batch-mate's adapter could not be served")
+        metrics.finished("generation", "failed", len(failed))
+        metrics.finished("generation", "released", len(others))
 
     def _store_outputs(self, claimed: ClaimedGeneration, frames: torch.Tensor) -> int:
         """Write the three files; downloads open only when ``finish_succeeded`` marks the

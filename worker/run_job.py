@@ -61,6 +61,7 @@ from trainer import (
     TrainingResult,
     train,
 )
+from worker import metrics
 from worker.exit_codes import EXIT_DONE, EXIT_LEASE_LOST
 
 logger = logging.getLogger("rushes.worker")
@@ -94,9 +95,11 @@ class Heartbeat:
     def __init__(self, queue: JobQueue, lease: Lease, pulse: Pulse, interval: float) -> None:
         self.queue, self.lease, self.pulse, self.interval = queue, lease, pulse, interval
         self._last_beat = 0.0
+        self.clock = metrics.StepClock()
 
     def __call__(self, report: StepReport) -> Control | None:
         self.pulse.stepping.set()
+        self.clock.report(report)
         if self.pulse.cancelled:
             return Control.STOP
         milestone = (
@@ -240,6 +243,7 @@ async def run(settings: Settings, lease: Lease, *, device: str | None, share: fl
             result = outcome
         except LeaseLost:
             logger.warning("lease lost; another worker owns the job now", extra={"job_id": str(lease.job_id)})
+            metrics.finished("fine_tune", "lease_lost")
             return EXIT_LEASE_LOST
         except TrainingConfigError as exc:
             # The API accepted this configuration; refusing it now is a fault of ours.
@@ -267,8 +271,10 @@ async def _conclude(
             await queue.finish(
                 lease, WorkStatus.CANCELLED, gpu_seconds=pulse.take(), data={"step": result.step}
             )
+            metrics.finished("fine_tune", "cancelled")
         else:
             await queue.release(lease, gpu_seconds=pulse.take())
+            metrics.finished("fine_tune", "released")
         return
     assert result.export is not None  # a completed run always exports
     adapter = await anyio.to_thread.run_sync(storage.get_bytes, result.export.adapter_key)
@@ -285,6 +291,7 @@ async def _conclude(
         }
 
     await queue.finish(lease, WorkStatus.SUCCEEDED, gpu_seconds=pulse.take(), then=make_version)
+    metrics.finished("fine_tune", "succeeded")
 
 
 async def _finish_failed(
@@ -312,6 +319,7 @@ async def _finish_failed(
         reason=reason,
         then=waive if platform_fault else None,
     )
+    metrics.finished("fine_tune", "failed")
 
 
 def _config_reason(exc: TrainingConfigError) -> str:

@@ -49,6 +49,7 @@ SECRET_SETTINGS = {
     "RUSHES_STORAGE__S3_ACCESS_KEY",
     "RUSHES_STORAGE__S3_SECRET_KEY",
     "RUSHES_WEBHOOKS__SIGNING_KEY",
+    "RUSHES_METRICS__TOKEN",
 }
 
 ci = pytest.mark.parametrize("name", CI_NAMES)
@@ -214,6 +215,7 @@ def test_secrets_reach_pods_only_through_secrets(name: str) -> None:
         values.get("s3", {}).get("accessKey", ""),
         values.get("s3", {}).get("secretKey", ""),
         values.get("webhooks", {}).get("signingKey", ""),
+        values.get("metrics", {}).get("token", ""),
     ]
     watched = [value for value in [*secrets, *plain] if len(value) >= 6 and value not in ("false", "rushes")]
     assert watched or not rendered.of_kind("Secret"), "nothing secret to look for"
@@ -256,6 +258,7 @@ def test_existing_secrets_are_used_and_no_secret_is_written() -> None:
     assert refs["RUSHES_STORAGE__S3_ACCESS_KEY"] == {"name": "rushes-s3", "key": "s3-access-key"}
     assert refs["RUSHES_STORAGE__S3_SECRET_KEY"] == {"name": "rushes-s3", "key": "s3-secret-key"}
     assert refs["RUSHES_WEBHOOKS__SIGNING_KEY"] == {"name": "rushes-webhooks", "key": "webhook-signing-key"}
+    assert refs["RUSHES_METRICS__TOKEN"] == {"name": "rushes-metrics", "key": "metrics-token"}
     auth = rendered.get("TriggerAuthentication", "rushes-keda-postgresql")
     assert auth["spec"]["secretTargetRef"] == [
         {"parameter": "connection", "name": "rushes-database", "key": "keda-connection"}
@@ -268,6 +271,7 @@ def test_generated_secrets_are_long_and_the_same_wherever_used() -> None:
     postgres = rendered.secret_data("ci-rushes-postgresql")["password"]
     minio = rendered.secret_data("ci-rushes-minio")
     assert len(app["webhook-signing-key"]) >= 32
+    assert len(app["metrics-token"]) >= 32
     assert len(postgres) >= 24
     assert app["database-url"] == f"postgresql+asyncpg://rushes:{postgres}@ci-rushes-postgresql:5432/rushes"
     assert rendered.secret_data("ci-rushes-migrate")["database-url"] == app["database-url"]
@@ -330,7 +334,7 @@ def test_the_api_serves_on_8000_with_health_probes_and_no_embedded_worker(name: 
     assert config["RUSHES_STORAGE__BACKEND"] == "s3"
     assert "://" not in config["RUSHES_STORAGE__S3_ENDPOINT"]
     assert config["RUSHES_DATA_DIR"] == "/data"
-    assert env_of(api).keys() >= SECRET_SETTINGS
+    assert env_of(api).keys() >= SECRET_SETTINGS - {"RUSHES_METRICS__TOKEN"}  # with metrics only
     service = rendered.get("Service", f"{fullname}-api")
     assert service["spec"]["ports"][0]["targetPort"] == "http"
 
@@ -614,12 +618,106 @@ def _selects(selector: Obj, labels: dict[str, str]) -> bool:
     return all(labels.get(expr["key"]) in expr["values"] for expr in selector.get("matchExpressions", []))
 
 
-def test_the_service_monitor_scrapes_the_api_port() -> None:
-    (monitor,) = render_ci("production").of_kind("ServiceMonitor")
-    assert monitor["spec"]["endpoints"][0]["port"] == "http"
-    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
-    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    assert render_ci("minimal").of_kind("ServiceMonitor") == []
+# ------------------------------------------------------------------- metrics --
+
+
+@ci
+def test_metrics_are_served_only_when_enabled(name: str) -> None:
+    rendered = render_ci(name)
+    fullname = rendered.merged.get("fullnameOverride") or f"{RELEASE}-rushes"
+    enabled = rendered.merged["metrics"]["enabled"]
+    assert rendered.get("ConfigMap", fullname)["data"]["RUSHES_METRICS__ENABLED"] == str(enabled).lower()
+    for where, _, spec in pod_specs(rendered):
+        for container in containers(spec):
+            env = env_of(container)
+            # The API alone reads the token; workers alone serve on a port of their own.
+            assert ("RUSHES_METRICS__TOKEN" in env) == (enabled and where == f"Deployment/{fullname}-api")
+            assert ("RUSHES_METRICS__WORKER_PORT" in env) == (enabled and "-worker-" in where)
+    policies = {obj["metadata"]["name"] for obj in rendered.of_kind("NetworkPolicy")}
+    assert (f"{fullname}-worker-metrics" in policies) == enabled
+    if not enabled:
+        assert not rendered.of_kind("ServiceMonitor")
+        assert all("metrics-token" not in (secret.get("data") or {}) for secret in rendered.of_kind("Secret"))
+
+
+@ci
+def test_every_worker_serves_its_metrics_on_the_metrics_port(name: str) -> None:
+    rendered = render_ci(name)
+    if not rendered.merged["metrics"]["enabled"]:
+        return
+    port = rendered.merged["metrics"]["workerPort"]
+    keda = rendered.merged["keda"]["enabled"]
+    for pool in pools(rendered):
+        kind = "ScaledJob" if keda and pool["roles"] == ["train"] else "Deployment"
+        worker = _container(rendered, kind, pool_name(rendered, pool["name"]))
+        env = env_of(worker)
+        assert env["RUSHES_METRICS__WORKER_PORT"]["value"] == str(port)
+        assert env["RUSHES_METRICS__WORKER_HOST"]["value"] == "0.0.0.0"
+        assert worker["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+
+
+@ci
+def test_the_workers_metrics_port_is_the_one_way_into_a_worker(name: str) -> None:
+    rendered = render_ci(name)
+    if not rendered.merged["metrics"]["enabled"]:
+        return
+    fullname = rendered.merged.get("fullnameOverride") or f"{RELEASE}-rushes"
+    policy = rendered.get("NetworkPolicy", f"{fullname}-worker-metrics")["spec"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": rendered.merged["metrics"]["workerPort"], "protocol": "TCP"}]
+    assert rule.get("from", []) == rendered.merged["networkPolicy"]["metricsIngressFrom"]
+    workers = [meta["labels"] for where, meta, _ in pod_specs(rendered) if "-worker-" in where]
+    assert workers
+    assert all(_selects(policy["podSelector"], labels) for labels in workers)
+    others = [meta["labels"] for where, meta, _ in pod_specs(rendered) if "-worker-" not in where]
+    assert not any(_selects(policy["podSelector"], labels) for labels in others)
+
+
+@ci
+def test_service_monitors_scrape_the_api_with_its_token_and_every_worker(name: str) -> None:
+    rendered = render_ci(name)
+    monitors = {
+        obj["metadata"]["labels"]["app.kubernetes.io/component"]: obj
+        for obj in rendered.of_kind("ServiceMonitor")
+    }
+    if not rendered.merged["metrics"]["serviceMonitor"]["enabled"]:
+        assert monitors == {}
+        return
+    assert monitors.keys() == {"api", "worker"}
+    labels = rendered.merged["metrics"]["serviceMonitor"]["labels"]
+    for monitor in monitors.values():
+        assert monitor["metadata"]["labels"].items() >= labels.items()
+        assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+
+    # The API: its Service's http port, with the token the API itself reads.
+    (endpoint,) = monitors["api"]["spec"]["endpoints"]
+    (service,) = _selected_services(rendered, monitors["api"])
+    assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    token = env_of(_container(rendered, "Deployment", _api_name(rendered)))["RUSHES_METRICS__TOKEN"]
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": token["valueFrom"]["secretKeyRef"]}
+
+    # The workers: a Service over every worker pod (ScaledJob ones too), on their metrics port.
+    (endpoint,) = monitors["worker"]["spec"]["endpoints"]
+    (service,) = _selected_services(rendered, monitors["worker"])
+    assert service["spec"]["clusterIP"] == "None"
+    (port,) = service["spec"]["ports"]
+    assert (endpoint["port"], port["targetPort"]) == ("metrics", "metrics")
+    assert monitors["worker"]["spec"]["podTargetLabels"] == ["rushes.dev/pool"]
+    selected = [
+        where
+        for where, meta, _ in pod_specs(rendered)
+        if _selects({"matchLabels": service["spec"]["selector"]}, meta["labels"])
+    ]
+    assert sorted(selected) == sorted(where for where, _, _ in pod_specs(rendered) if "-worker-" in where)
+
+
+def _selected_services(rendered: Rendered, monitor: Obj) -> list[Obj]:
+    return [
+        service
+        for service in rendered.of_kind("Service")
+        if _selects(monitor["spec"]["selector"], service["metadata"]["labels"])
+    ]
 
 
 def test_notes_say_how_to_reach_the_api() -> None:
@@ -627,3 +725,5 @@ def test_notes_say_how_to_reach_the_api() -> None:
     assert "port-forward svc/ci-rushes-api" in notes
     assert "create-admin" in notes
     assert "https://rushes.example.com/" in render_ci("production").notes
+    assert "jsonpath='{.data.metrics-token}'" in render_ci("production").notes
+    assert "/metrics" not in notes

@@ -50,6 +50,9 @@ def test_ci_values_cover_the_four_kinds_of_installation() -> None:
         ({"webhooks": {"signingKey": "too-short"}}, "/webhooks/signingKey"),
         ({"background": {"roles": ["train"]}}, "/background/roles/0"),
         ({"api": {"replicas": 3}}, "/api"),
+        ({"metrics": {"token": "short"}}, "/metrics/token"),
+        ({"metrics": {"workerPort": 80}}, "/metrics/workerPort"),
+        ({"metrics": {"dashboard": {"labels": {"grafana_dashboard": 1}}}}, "/metrics/dashboard/labels"),
     ],
 )
 def test_schema_refuses_values_that_cannot_work(values: dict[str, Any], where: str) -> None:
@@ -98,6 +101,10 @@ def test_schema_refuses_values_that_cannot_work(values: dict[str, Any], where: s
             "over 47 characters",
         ),
         ({**VALID_DB, **VALID_S3, "bases": {"folders": {"wan": "/models/wan"}}}, "no volume holds them"),
+        (
+            {**VALID_DB, **VALID_S3, "metrics": {"serviceMonitor": {"enabled": True}}},
+            "set metrics.enabled=true too",
+        ),
     ],
 )
 def test_values_that_cannot_work_fail_with_a_clear_message(values: dict[str, Any], message: str) -> None:

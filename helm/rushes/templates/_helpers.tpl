@@ -179,6 +179,13 @@ that needs it gets the same. Call with
 {{- if .Values.webhooks.existingSecret -}}{{ .Values.webhooks.existingSecretKey }}{{- else -}}webhook-signing-key{{- end -}}
 {{- end -}}
 
+{{- define "rushes.metrics.secretName" -}}
+{{- default (include "rushes.secretName" .) .Values.metrics.existingSecret -}}
+{{- end -}}
+{{- define "rushes.metrics.secretKey" -}}
+{{- if .Values.metrics.existingSecret -}}{{ .Values.metrics.existingSecretKey }}{{- else -}}metrics-token{{- end -}}
+{{- end -}}
+
 {{/* The evaluation PostgreSQL's password and the evaluation MinIO's credentials. */}}
 {{- define "rushes.postgresql.secretName" -}}
 {{- default (include "rushes.postgresql.fullname" .) .Values.postgresql.auth.existingSecret -}}
@@ -245,7 +252,8 @@ that needs it gets the same. Call with
 
 {{/*
 The secret settings every Rushes container reads, as env entries. Call with
-(dict "context" $ "database" true "s3" true "webhooks" true).
+(dict "context" $ "database" true "s3" true "webhooks" true), and "metrics" true for the
+API, the one that asks for the metrics token.
 */}}
 {{- define "rushes.env.secrets" -}}
 {{- $ := .context -}}
@@ -274,6 +282,13 @@ The secret settings every Rushes container reads, as env entries. Call with
     secretKeyRef:
       name: {{ include "rushes.webhooks.secretName" $ }}
       key: {{ include "rushes.webhooks.secretKey" $ }}
+{{- end }}
+{{- if and .metrics $.Values.metrics.enabled }}
+- name: RUSHES_METRICS__TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "rushes.metrics.secretName" $ }}
+      key: {{ include "rushes.metrics.secretKey" $ }}
 {{- end }}
 {{- end -}}
 
@@ -529,9 +544,22 @@ spec:
         {{- with include "rushes.worker.env" . | trim }}
         {{- . | nindent 8 }}
         {{- end }}
+        {{- if $.Values.metrics.enabled }}
+        # The worker serves its metrics on the pod's address (worker/metrics.py).
+        - name: RUSHES_METRICS__WORKER_PORT
+          value: {{ $.Values.metrics.workerPort | quote }}
+        - name: RUSHES_METRICS__WORKER_HOST
+          value: "0.0.0.0"
+        {{- end }}
         {{- with $.Values.workers.extraEnvVars }}
         {{- tpl (toYaml .) $ | nindent 8 }}
         {{- end }}
+      {{- if $.Values.metrics.enabled }}
+      ports:
+        - name: metrics
+          containerPort: {{ $.Values.metrics.workerPort }}
+          protocol: TCP
+      {{- end }}
       resources:
         {{- $resources := deepCopy ($pool.resources | default dict) -}}
         {{- if gt (int $pool.gpus) 0 -}}
@@ -580,6 +608,9 @@ spec:
 {{- end -}}
 {{- if and .Values.bases.volume.enabled (not .Values.bases.volume.source) -}}
 {{- $messages = append $messages "bases: bases.volume.enabled needs bases.volume.source (e.g. persistentVolumeClaim: {claimName: rushes-bases, readOnly: true})" -}}
+{{- end -}}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) -}}
+{{- $messages = append $messages "metrics: metrics.serviceMonitor.enabled scrapes what metrics.enabled serves: set metrics.enabled=true too" -}}
 {{- end -}}
 {{- $offered := keys .Values.bases.folders -}}
 {{- if .Values.bases.tiny -}}{{- $offered = append $offered "tiny" -}}{{- end -}}
