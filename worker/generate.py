@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from uuid import UUID
 
 import anyio
@@ -39,12 +40,38 @@ from trainer.video import encode_mp4, encode_poster, encode_preview
 from worker import metrics
 
 logger = logging.getLogger("rushes.worker")
+# Progress beats at most this often: per denoising step, without a write per step of a fast one.
+PROGRESS_SECONDS = 0.5
 # How often the next requests' adapters are looked up for prefetching.
 PREFETCH_SECONDS = 1.0
 
 
 def adapter_key(claimed: ClaimedGeneration) -> AdapterKey:
     return AdapterKey(str(claimed.tenant_id), str(claimed.model_version_id))
+
+
+@dataclass
+class Pace:
+    """A batch's denoising steps done, and the time left at the pace since the first step.
+
+    Timed from the first step, not the claim: loading the base and encoding prompts come first.
+    """
+
+    steps: int
+    done: int = 0
+    first: float | None = None
+    first_done: int = 0
+
+    def step(self, done: int) -> None:
+        if self.first is None:
+            self.first, self.first_done = time.monotonic(), done
+        self.done = done
+
+    def eta_seconds(self) -> float | None:
+        if self.first is None or self.done <= self.first_done:
+            return None
+        per_step = (time.monotonic() - self.first) / (self.done - self.first_done)
+        return per_step * max(0, self.steps - self.done)
 
 
 class GenerationServer:
@@ -141,31 +168,42 @@ class GenerationServer:
         """
         ids = [claimed.id for claimed in batch]
         stop: set[UUID] = set()
-        step = [0]
+        pace = Pace(batch[0].steps)
         async with anyio.create_task_group() as beats:
-            beats.start_soon(self._beat, queue, ids, step, stop)
+            beats.start_soon(self._beat, queue, ids, pace, stop)
             try:
-                await self._render_and_finish(queue, batch, step, stop)
+                await self._render_and_finish(queue, batch, pace, stop)
             finally:
                 beats.cancel_scope.cancel()
 
-    async def _beat(self, queue: GenerationQueue, ids: list[UUID], step: list[int], stop: set[UUID]) -> None:
+    async def _beat(self, queue: GenerationQueue, ids: list[UUID], pace: Pace, stop: set[UUID]) -> None:
+        """Beat every ``heartbeat_seconds``, and sooner (at most every ``PROGRESS_SECONDS``)
+        whenever a denoising step has finished since the last beat, so progress is per step."""
+        interval = self.settings.worker.heartbeat_seconds
+        tick = min(PROGRESS_SECONDS, interval)
+        last_beat, last_step = time.monotonic(), 0
         while True:
-            await anyio.sleep(self.settings.worker.heartbeat_seconds)
+            await anyio.sleep(tick)
+            now = time.monotonic()
+            if pace.done == last_step and now - last_beat < interval:
+                continue
+            last_beat, last_step = now, pace.done
             try:
-                stop.update(await queue.heartbeat(self.worker_id, ids, step[0]))
+                stop.update(
+                    await queue.heartbeat(self.worker_id, ids, pace.done, eta_seconds=pace.eta_seconds())
+                )
             except Exception:
                 # A missed beat is not fatal while the lease lasts; the next one tries again.
                 logger.exception("generation heartbeat failed")
 
     async def _render_and_finish(
-        self, queue: GenerationQueue, batch: list[ClaimedGeneration], step: list[int], stop: set[UUID]
+        self, queue: GenerationQueue, batch: list[ClaimedGeneration], pace: Pace, stop: set[UUID]
     ) -> None:
         ids = [claimed.id for claimed in batch]
 
         def on_step(done: int) -> None:
             # Runs on the engine's thread, between denoising steps.
-            step[0] = done
+            pace.step(done)
             if self.stopping.is_set() or stop.issuperset(ids):
                 raise GenerationStopped
 

@@ -89,36 +89,74 @@ class Pulse:
         return spent
 
 
+# Progress events at most this often: every step when steps are slow, a few a second when
+# they are fast, so bars move smoothly without a write per step of a fast run.
+PROGRESS_SECONDS = 0.5
+
+
+class StepTimer:
+    """Seconds per step (a moving average over recent steps) and the time left at that pace."""
+
+    SMOOTHING = 0.3
+
+    def __init__(self) -> None:
+        self._last: tuple[int, float] | None = None
+        self.step_seconds: float | None = None
+
+    def report(self, step: int, now: float) -> None:
+        # The first report after a start or resume includes preparation: it only sets the clock.
+        if self._last is not None and step > self._last[0]:
+            latest = (now - self._last[1]) / (step - self._last[0])
+            previous = self.step_seconds
+            self.step_seconds = (
+                latest if previous is None else previous + self.SMOOTHING * (latest - previous)
+            )
+        self._last = (step, now)
+
+    def eta_seconds(self, step: int, total_steps: int) -> float | None:
+        return None if self.step_seconds is None else self.step_seconds * max(0, total_steps - step)
+
+
 class Heartbeat:
-    """The trainer's progress callback: beats at most every ``interval`` seconds."""
+    """The trainer's progress callback: beats (lease, charge, progress event) at most every
+    ``interval`` seconds and on milestones, and between beats records progress events at most
+    every ``PROGRESS_SECONDS``."""
 
     def __init__(self, queue: JobQueue, lease: Lease, pulse: Pulse, interval: float) -> None:
         self.queue, self.lease, self.pulse, self.interval = queue, lease, pulse, interval
         self._last_beat = 0.0
+        self._last_progress = 0.0
         self.clock = metrics.StepClock()
+        self.timer = StepTimer()
 
     def __call__(self, report: StepReport) -> Control | None:
         self.pulse.stepping.set()
         self.clock.report(report)
+        now = time.monotonic()
+        self.timer.report(report.step, now)
         if self.pulse.cancelled:
             return Control.STOP
         milestone = (
             report.checkpoint_key is not None or report.validation_keys or report.step == report.total_steps
         )
-        if (
-            not milestone
-            and time.monotonic() - self._last_beat < self.interval
-            and not self.pulse.shutdown.is_set()
-        ):
-            return None
-        self._last_beat = time.monotonic()
         progress = {
             "total_steps": report.total_steps,
             "loss": report.loss,
             "learning_rate": report.learning_rate,
             "samples_per_second": report.samples_per_second,
             "peak_memory_bytes": report.peak_memory_bytes,
+            "step_seconds": self.timer.step_seconds,
+            "eta_seconds": self.timer.eta_seconds(report.step, report.total_steps),
         }
+        if not milestone and now - self._last_beat < self.interval and not self.pulse.shutdown.is_set():
+            if now - self._last_progress >= PROGRESS_SECONDS:
+                self._last_progress = now
+                if not anyio.from_thread.run(
+                    self.queue.event, self.lease, "progress", {"step": report.step, **progress}
+                ):
+                    raise LeaseLost(str(self.lease.job_id))
+            return None
+        self._last_beat = self._last_progress = now
         beat = anyio.from_thread.run(self._beat, report, progress)
         if not beat.held:
             raise LeaseLost(str(self.lease.job_id))

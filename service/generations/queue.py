@@ -266,7 +266,13 @@ class GenerationQueue:
             )
 
     async def heartbeat(
-        self, worker_id: str, ids: Collection[UUID], step: int, now: datetime | None = None
+        self,
+        worker_id: str,
+        ids: Collection[UUID],
+        step: int,
+        now: datetime | None = None,
+        *,
+        eta_seconds: float | None = None,
     ) -> set[UUID]:
         """Extend the leases this worker still holds and record ``step`` as progress.
 
@@ -279,7 +285,10 @@ class GenerationQueue:
             generations = await self.work.heartbeat(session, worker_id, ids, now, step=step)
             for generation in generations:
                 await GENERATION_EVENTS.record(
-                    session, generation, "progress", {"step": step, "total_steps": generation.steps}
+                    session,
+                    generation,
+                    "progress",
+                    {"step": step, "total_steps": generation.steps, "eta_seconds": eta_seconds},
                 )
             await session.commit()
         held = {generation.id for generation in generations}
