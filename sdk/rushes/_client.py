@@ -31,6 +31,7 @@ from rushes.resources import (
     Generations,
     MeResource,
     Models,
+    QuotasResource,
     Tenant,
     Uploads,
     UsageResource,
@@ -122,6 +123,7 @@ class _ClientBase(Generic[R]):
         self.generations = Generations(requester)
         self.webhooks = Webhooks(requester)
         self.usage = UsageResource(requester)
+        self.quotas = QuotasResource(requester)
         self.admin = Admin(requester)
 
     @property

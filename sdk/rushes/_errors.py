@@ -11,6 +11,7 @@ RushesError
 │       ├── PermissionDeniedError      403
 │       ├── NotFoundError              404
 │       ├── ConflictError              409
+│       ├── PayloadTooLargeError       413
 │       ├── UnprocessableEntityError   422
 │       ├── RateLimitError             429
 │       └── InternalServerError        5xx
@@ -24,6 +25,7 @@ RushesError
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -46,6 +48,7 @@ __all__ = [
     "GenerationWaitTimeout",
     "InternalServerError",
     "NotFoundError",
+    "PayloadTooLargeError",
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
@@ -116,7 +119,48 @@ class AuthenticationError(APIStatusError):
     status_code = 401
 
 
-class QuotaExceededError(APIStatusError):
+class QuotaFigures:
+    """What a quota refusal (402, 413, 429) says about the quota; each is None where it says nothing.
+
+    ``quota`` names it (``gpu_seconds_per_month``, ``storage_bytes``, ``models``,
+    ``generations_per_minute``, ``max_upload_bytes``, ...), ``limit`` is the plan's limit,
+    ``used`` what is used now (or this month, or in the last minute) and ``resets_at`` when a
+    monthly allowance starts again.
+    """
+
+    body: Any
+
+    def _figure(self, name: str) -> Any:
+        return self.body.get(name) if isinstance(self.body, dict) else None
+
+    @property
+    def quota(self) -> str | None:
+        quota = self._figure("quota")
+        return str(quota) if quota is not None else None
+
+    @property
+    def limit(self) -> int | None:
+        limit = self._figure("limit")
+        return int(limit) if isinstance(limit, int | float) else None
+
+    @property
+    def used(self) -> float | None:
+        used = self._figure("used")
+        return used if isinstance(used, int | float) else None
+
+    @property
+    def resets_at(self) -> datetime | None:
+        resets_at = self._figure("resets_at")
+        try:
+            return datetime.fromisoformat(resets_at) if isinstance(resets_at, str) else None
+        except ValueError:
+            return None
+
+
+class QuotaExceededError(QuotaFigures, APIStatusError):
+    """402: an allowance of the plan is used up (``quota`` and the figures say which), or the
+    tenant's payment is past due (``type`` ends in ``payment-required``; no figures). Never retried."""
+
     status_code = 402
 
 
@@ -139,18 +183,30 @@ class ConflictError(APIStatusError):
         return [int(p) for p in parts] if isinstance(parts, list) else []
 
 
+class PayloadTooLargeError(QuotaFigures, APIStatusError):
+    """413: a body, or a file an upload declares, is too large (for the plan: ``quota`` is
+    ``max_upload_bytes``, ``limit`` the largest size, ``used`` the size asked for)."""
+
+    status_code = 413
+
+
 class UnprocessableEntityError(APIStatusError):
     status_code = 422
 
 
-class RateLimitError(APIStatusError):
-    """429. ``retry_after`` is the server's hint, in seconds, when it sent one."""
+class RateLimitError(QuotaFigures, APIStatusError):
+    """429. ``retry_after`` is the server's hint in seconds: its ``Retry-After`` header, else
+    the problem's ``retry_after``. For a rate quota, ``quota`` and the figures say which."""
 
     status_code = 429
 
     @property
     def retry_after(self) -> float | None:
-        return parse_retry_after(self.response.headers)
+        hinted = parse_retry_after(self.response.headers)
+        if hinted is not None:
+            return hinted
+        in_body = self._figure("retry_after")
+        return float(in_body) if isinstance(in_body, int | float) else None
 
 
 class InternalServerError(APIStatusError):
@@ -164,6 +220,7 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
     403: PermissionDeniedError,
     404: NotFoundError,
     409: ConflictError,
+    413: PayloadTooLargeError,
     422: UnprocessableEntityError,
     429: RateLimitError,
 }

@@ -42,11 +42,15 @@ class RetryPolicy:
     jitter: float = 0.25
 
     def should_retry_status(self, status: int, headers: Mapping[str, str], quota: bool = False) -> bool:
-        """A server hint (``x-should-retry``) first, then the status."""
+        """Never a quota refusal (402, or a ``quota`` problem): trying again cannot change the
+        answer until the plan grows or the month turns. Then a server hint (``x-should-retry``),
+        then the status."""
+        if quota or status == 402:
+            return False
         hint = headers.get("x-should-retry")
         if hint == "true":
             return True
-        if hint == "false" or quota:
+        if hint == "false":
             return False
         return status in RETRYABLE_STATUSES
 

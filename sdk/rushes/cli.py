@@ -14,13 +14,14 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 from rushes import types
 from rushes._client import Client
 from rushes._config import config_path, forget_config, load_config, save_config
 from rushes._errors import APIStatusError, AuthenticationError, RushesError
 from rushes._models import Model
+from rushes.resources.admin import TenantStatus
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,23 +35,23 @@ def _client(args: argparse.Namespace, api_key: str | None = None) -> Client:
     return Client(api_key=key, base_url=base_url)
 
 
-def _emit(args: argparse.Namespace, rows: Iterable[Model], columns: Sequence[str]) -> None:
-    """One row per item: tab-separated columns, or JSON lines with ``--json``."""
+def _emit(args: argparse.Namespace, rows: Iterable[Model], columns: Sequence[str], none: str = "") -> None:
+    """One row per item: tab-separated columns (``none`` for a null), or JSON lines with ``--json``."""
     for row in rows:
         data = row.to_dict()
         if args.json:
             print(json.dumps(data))
         else:
-            print("\t".join("" if data.get(c) is None else str(data.get(c)) for c in columns))
+            print("\t".join(none if data.get(c) is None else str(data.get(c)) for c in columns))
 
 
-def _emit_one(args: argparse.Namespace, item: Model, columns: Sequence[str]) -> None:
+def _emit_one(args: argparse.Namespace, item: Model, columns: Sequence[str], none: str = "") -> None:
     if args.json:
         print(json.dumps(item.to_dict(), indent=2))
         return
     data = item.to_dict()
     for column in columns:
-        print(f"{column}: {'' if data.get(column) is None else data.get(column)}")
+        print(f"{column}: {none if data.get(column) is None else data.get(column)}")
 
 
 def _listed(args: argparse.Namespace, pager: Iterable[Any]) -> Iterable[Any]:
@@ -302,10 +303,57 @@ def _size(n: int) -> str:
     return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
 
 
-def _print_usage(args: argparse.Namespace, usage: types.Usage) -> None:
-    """Totals, then one line per day with work attributed to it."""
+#: Quotas measured in bytes, shown as sizes.
+BYTE_QUOTAS = frozenset({"storage_bytes", "max_upload_bytes"})
+WHEN_REACHED = {
+    "refused_402": "refused (402)",
+    "refused_413": "refused (413)",
+    "refused_429": "refused (429, retry later)",
+    "queued": "waits in the queue",
+}
+
+
+def _amount(quota: str, value: float) -> str:
+    if quota in BYTE_QUOTAS:
+        return _size(int(value))
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def _quota_lines(quotas: types.Quotas) -> list[str]:
+    """The plan, the tenant's status and overrides, then one line per quota."""
+    overrides = ", ".join(
+        f"{name}={'unlimited' if limit is None else limit}" for name, limit in quotas.overrides.items()
+    )
+    lines = [
+        f"plan         {quotas.plan or 'none (everything unlimited)'}",
+        f"status       {quotas.status}",
+        f"overrides    {overrides or 'none'}",
+        "",
+        f"{'quota':<24}{'limit':>12}{'used':>14}{'remaining':>14}  at the limit",
+    ]
+    for use in quotas.quotas:
+        limit = "unlimited" if use.limit is None else _amount(use.quota, use.limit)
+        remaining = "-" if use.remaining is None else _amount(use.quota, use.remaining)
+        reached = WHEN_REACHED.get(use.when_reached, use.when_reached)
+        if use.resets_at is not None:
+            reached += f"; resets {use.resets_at:%Y-%m-%d %H:%M} UTC"
+        lines.append(
+            f"{use.quota:<24}{limit:>12}{_amount(use.quota, use.used):>14}{remaining:>14}  {reached}"
+        )
+    return lines
+
+
+def _print_quotas(args: argparse.Namespace, quotas: types.Quotas) -> None:
+    print(json.dumps(quotas.to_dict(), indent=2) if args.json else "\n".join(_quota_lines(quotas)))
+
+
+def _print_usage(args: argparse.Namespace, usage: types.Usage, quotas: types.Quotas) -> None:
+    """Totals, one line per day with work attributed to it, then the plan and its quotas.
+
+    ``--json`` prints the usage document with the quotas document as its ``quotas`` member.
+    """
     if args.json:
-        print(json.dumps(usage.to_dict(), indent=2))
+        print(json.dumps({**usage.to_dict(), "quotas": quotas.to_dict()}, indent=2))
         return
     tunes, made, stored = usage.fine_tunes, usage.generations, usage.storage
     lines = [
@@ -326,12 +374,27 @@ def _print_usage(args: argparse.Namespace, usage: types.Usage) -> None:
         ]
     else:
         lines.append("no fine-tunes or generations in this period")
-    print("\n".join(lines))
+    print("\n".join([*lines, "", *_quota_lines(quotas)]))
 
 
 def _usage(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        _print_usage(args, client.usage.get(since=args.since, until=args.until))
+        _print_usage(args, client.usage.get(since=args.since, until=args.until), client.quotas.get())
+    return 0
+
+
+def _quotas(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _print_quotas(args, client.quotas.get())
+    return 0
+
+
+LEDGER_COLUMNS = ("occurred_at", "charge", "quantity", "work_id", "attempt", "id")
+
+
+def _ledger(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _emit(args, _listed(args, client.usage.ledger()), LEDGER_COLUMNS)
     return 0
 
 
@@ -344,7 +407,102 @@ def _admin_tenants(args: argparse.Namespace) -> int:
 
 def _admin_tenant_usage(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        _print_usage(args, client.admin.tenants.usage(args.tenant_id, since=args.since, until=args.until))
+        _print_usage(
+            args,
+            client.admin.tenants.usage(args.tenant_id, since=args.since, until=args.until),
+            client.admin.tenants.quotas(args.tenant_id),
+        )
+    return 0
+
+
+def _admin_tenant_quotas(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _print_quotas(args, client.admin.tenants.quotas(args.tenant_id))
+    return 0
+
+
+def _admin_set_quota(args: argparse.Namespace) -> int:
+    """Change the plan and/or the overrides; overrides not named keep their values."""
+    changes_overrides = bool(args.limits or args.unset or args.clear)
+    if args.plan is None and not changes_overrides:
+        raise RushesError("nothing to change: give --plan, --set, --unset or --clear")
+    changes: dict[str, Any] = {}
+    if args.plan is not None:
+        changes["plan_id"] = None if args.plan == "default" else args.plan
+    with _client(args) as client:
+        if changes_overrides:
+            overrides = {} if args.clear else dict(client.admin.tenants.quotas(args.tenant_id).overrides)
+            for name in args.unset:
+                overrides.pop(name, None)
+            overrides.update(args.limits)
+            changes["overrides"] = cast(types.PlanLimits, overrides)
+        _print_quotas(args, client.admin.tenants.set_quotas(args.tenant_id, **changes))
+    return 0
+
+
+def _admin_tenant_status(status: str) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        with _client(args) as client:
+            tenant = client.admin.tenants.update(args.tenant_id, status=cast(TenantStatus, status))
+        print(
+            json.dumps(tenant.to_dict(), indent=2)
+            if args.json
+            else f"{tenant.name} ({tenant.id}): {tenant.status}"
+        )
+        return 0
+
+    return run
+
+
+def _admin_tenant_ledger(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _emit(args, _listed(args, client.admin.tenants.ledger(args.tenant_id)), LEDGER_COLUMNS)
+    return 0
+
+
+PLAN_COLUMNS = ("id", "name", "is_default", *types.QUOTA_NAMES)
+
+
+def _admin_plans_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _emit(args, client.admin.plans.list(), PLAN_COLUMNS, none="unlimited")
+    return 0
+
+
+def _admin_plans_create(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        plan = client.admin.plans.create(
+            name=args.name, is_default=args.default, **cast(types.PlanLimits, dict(args.limits))
+        )
+    print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.id)
+    return 0
+
+
+def _admin_plans_show(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _emit_one(args, client.admin.plans.get(args.plan_id), (*PLAN_COLUMNS, "created_at"), none="unlimited")
+    return 0
+
+
+def _admin_plans_update(args: argparse.Namespace) -> int:
+    """Change what is given and keep the rest: the API replaces a plan whole."""
+    with _client(args) as client:
+        plan = client.admin.plans.get(args.plan_id)
+        plan = client.admin.plans.replace(
+            plan.id,
+            name=plan.name if args.name is None else args.name,
+            is_default=plan.is_default if args.default is None else args.default,
+            **(plan.limits | cast(types.PlanLimits, dict(args.limits))),
+        )
+    _emit_one(args, plan, (*PLAN_COLUMNS, "created_at"), none="unlimited")
+    return 0
+
+
+def _admin_plans_delete(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        for plan_id in args.plan_ids:
+            client.admin.plans.delete(plan_id)
+            print(f"deleted {plan_id}")
     return 0
 
 
@@ -364,6 +522,22 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
+
+
+def _limit(text: str) -> tuple[str, int | None]:
+    """``QUOTA=N`` or ``QUOTA=unlimited``."""
+    name, _, value = text.partition("=")
+    if name not in types.QUOTA_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"expected QUOTA=VALUE with QUOTA one of {', '.join(types.QUOTA_NAMES)}, got {text!r}"
+        )
+    if value == "unlimited":
+        return name, None
+    if value.isascii() and value.isdigit():
+        return name, int(value)
+    raise argparse.ArgumentTypeError(
+        f"expected {name}= a whole number of at least 0, or 'unlimited', got {value!r}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -390,6 +564,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_limit(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sub.add_argument("--limit", type=int, default=None, help="show at most this many")
+        return sub
+
+    def with_quota_limits(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument(
+            "--set",
+            dest="limits",
+            type=_limit,
+            action="append",
+            default=[],
+            metavar="QUOTA=N|unlimited",
+            help=f"a limit (repeatable); quotas: {', '.join(types.QUOTA_NAMES)}",
+        )
         return sub
 
     def with_period(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -508,18 +694,85 @@ def build_parser() -> argparse.ArgumentParser:
     generations.add_argument("--limit", type=int, default=20, help="show at most this many (0: all)")
 
     with_period(
-        command(commands, "usage", _usage, "GPU time, generations and storage, this month by default")
+        command(
+            commands,
+            "usage",
+            _usage,
+            "GPU time, generations and storage, this month by default; then the plan and its quotas",
+        )
     )
+    command(commands, "quotas", _quotas, "the plan and each quota's limit, use and remainder")
+    ledger = command(commands, "ledger", _ledger, "the usage ledger: every charge and credit, newest first")
+    ledger.add_argument("--limit", type=int, default=20, help="show at most this many (0: all)")
 
     admin = command(commands, "admin", None, "platform administration (admins only)").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
     # `rushes admin tenants` alone lists them.
     tenants = with_limit(
-        command(admin, "tenants", _admin_tenants, "list every tenant, or show one's usage")
+        command(admin, "tenants", _admin_tenants, "list every tenant; show or change one's quotas and status")
     ).add_subparsers(dest="tenants_action", required=False, metavar="ACTION")
     with_limit(command(tenants, "list", _admin_tenants, "list every tenant"))
-    with_period(command(tenants, "usage", _admin_tenant_usage, "a tenant's usage")).add_argument("tenant_id")
+    with_period(
+        command(tenants, "usage", _admin_tenant_usage, "a tenant's usage, plan and quotas")
+    ).add_argument("tenant_id")
+    command(tenants, "quotas", _admin_tenant_quotas, "a tenant's plan and quota use").add_argument(
+        "tenant_id"
+    )
+    set_quota = with_quota_limits(
+        command(
+            tenants,
+            "set-quota",
+            _admin_set_quota,
+            "move a tenant to a plan and/or change its overrides (others keep their values)",
+        )
+    )
+    set_quota.add_argument("tenant_id")
+    set_quota.add_argument("--plan", default=None, metavar="PLAN_ID|default", help="the tenant's plan")
+    set_quota.add_argument(
+        "--unset",
+        choices=types.QUOTA_NAMES,
+        action="append",
+        default=[],
+        metavar="QUOTA",
+        help="drop an override: the plan's limit applies again (repeatable)",
+    )
+    set_quota.add_argument("--clear", action="store_true", help="drop every override first")
+    for name, status, what in (
+        ("suspend", "suspended", "refuse every call of the tenant's members"),
+        ("activate", "active", "let a suspended or past-due tenant work again"),
+        ("past-due", "past_due", "let the tenant read its work but start nothing new (402)"),
+    ):
+        command(tenants, name, _admin_tenant_status(status), what).add_argument("tenant_id")
+    tenant_ledger = command(tenants, "ledger", _admin_tenant_ledger, "a tenant's usage ledger, newest first")
+    tenant_ledger.add_argument("tenant_id")
+    tenant_ledger.add_argument("--limit", type=int, default=20, help="show at most this many (0: all)")
+
+    # `rushes admin plans` alone lists them.
+    plans = command(admin, "plans", _admin_plans_list, "plans: the limits tenants buy").add_subparsers(
+        dest="plans_action", required=False, metavar="ACTION"
+    )
+    command(plans, "list", _admin_plans_list, "list every plan")
+    plan_create = with_quota_limits(command(plans, "create", _admin_plans_create, "create a plan"))
+    plan_create.add_argument("name")
+    plan_create.add_argument(
+        "--default", action="store_true", help="make it the plan of every tenant without one"
+    )
+    command(plans, "show", _admin_plans_show, "show one plan").add_argument("plan_id")
+    plan_update = with_quota_limits(
+        command(plans, "update", _admin_plans_update, "change a plan's name, default or limits")
+    )
+    plan_update.add_argument("plan_id")
+    plan_update.add_argument("--name", default=None, help="a new name")
+    plan_update.add_argument(
+        "--default",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="make it (or stop it being) the default plan",
+    )
+    command(plans, "delete", _admin_plans_delete, "delete plans no tenant is on").add_argument(
+        "plan_ids", nargs="+"
+    )
     with_limit(command(admin, "users", _admin_users, "list every user"))
     return parser
 

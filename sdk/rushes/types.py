@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 from rushes._models import Model as _Model
 
@@ -25,12 +25,17 @@ __all__ = [
     "GenerationUsage",
     "Guardrails",
     "JobEvent",
+    "LedgerEntry",
     "Me",
     "Member",
     "Membership",
     "Model",
     "ModelVersion",
     "Page",
+    "Plan",
+    "PlanLimits",
+    "QuotaUse",
+    "Quotas",
     "Rights",
     "StorageUsage",
     "Tenant",
@@ -299,8 +304,8 @@ class JobEvent(_Model):
 
 
 #: A generation's events have the shape of a fine-tune's: ``queued``, ``started``, ``progress``
-#: (``step``, ``total_steps``), ``cancel_requested``, ``requeued``, ``succeeded`` (``outputs``,
-#: ``gpu_seconds``), ``failed`` (``reason``) and ``cancelled``.
+#: (``step``, ``total_steps``, ``eta_seconds``: the worker's estimate, or None), ``cancel_requested``,
+#: ``requeued``, ``succeeded`` (``outputs``, ``gpu_seconds``), ``failed`` (``reason``) and ``cancelled``.
 GenerationEvent = JobEvent
 
 
@@ -453,3 +458,104 @@ class Usage(_Model):
     generations: GenerationUsage
     storage: StorageUsage
     days: list[UsageDay] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerEntry(_Model):
+    """One charge (positive ``quantity``) or credit (negative) on the usage ledger.
+
+    ``charge`` says what is charged, its unit in the name: ``fine_tune_gpu_seconds``,
+    ``generation_gpu_seconds`` or ``output_bytes``. ``occurred_at`` is when the work was done
+    (the day the charge counts on); ``id`` is unique, and billing's identifier for it.
+    """
+
+    id: str
+    charge: str
+    quantity: float
+    occurred_at: datetime
+    work_id: str | None = None
+    attempt: int | None = None
+
+
+class PlanLimits(TypedDict, total=False):
+    """A plan's limits, or a tenant's overrides of them, by quota name; None is unlimited."""
+
+    gpu_seconds_per_month: int | None
+    storage_bytes: int | None
+    models: int | None
+    concurrent_fine_tunes: int | None
+    concurrent_generations: int | None
+    generations_per_minute: int | None
+    max_upload_bytes: int | None
+
+
+#: Every quota's name, in the order the API lists them.
+QUOTA_NAMES: tuple[str, ...] = tuple(PlanLimits.__annotations__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan(_Model):
+    """The limits a tenant buys; a limit of None is unlimited. ``is_default``: the plan of every
+    tenant without one of its own."""
+
+    id: str
+    name: str
+    is_default: bool
+    created_at: datetime
+    gpu_seconds_per_month: int | None = None
+    storage_bytes: int | None = None
+    models: int | None = None
+    concurrent_fine_tunes: int | None = None
+    concurrent_generations: int | None = None
+    generations_per_minute: int | None = None
+    max_upload_bytes: int | None = None
+
+    @property
+    def limits(self) -> PlanLimits:
+        """Its limits by quota name, as ``admin.plans.create`` and ``replace`` take them."""
+        return PlanLimits(
+            gpu_seconds_per_month=self.gpu_seconds_per_month,
+            storage_bytes=self.storage_bytes,
+            models=self.models,
+            concurrent_fine_tunes=self.concurrent_fine_tunes,
+            concurrent_generations=self.concurrent_generations,
+            generations_per_minute=self.generations_per_minute,
+            max_upload_bytes=self.max_upload_bytes,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuotaUse(_Model):
+    """One quota of a tenant: its limit (None: unlimited), what is used now (this month, or in
+    the last minute, by the quota), what remains, and when a monthly allowance resets.
+
+    ``when_reached`` says what new work meets at the limit: ``refused_402``, ``refused_413``,
+    ``refused_429``, or ``queued`` (it waits for running work to finish).
+    """
+
+    quota: str
+    used: float
+    when_reached: str
+    limit: int | None = None
+    remaining: float | None = None
+    resets_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quotas(_Model):
+    """A tenant's plan (its name; None when no plan exists: all unlimited), its status
+    (``active``, ``past_due``, ``suspended``), an admin's overrides of the plan's limits, and
+    every quota's use."""
+
+    tenant_id: str
+    status: str
+    plan: str | None = None
+    overrides: dict[str, int | None] = field(default_factory=dict)
+    quotas: list[QuotaUse] = field(default_factory=list)
+
+    def of(self, quota: str) -> QuotaUse:
+        """The use of one quota by name, e.g. ``quotas.of("gpu_seconds_per_month").remaining``."""
+        for use in self.quotas:
+            if use.quota == quota:
+                return use
+        raise KeyError(quota)

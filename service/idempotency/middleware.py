@@ -122,7 +122,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
         record = await session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == key))
         if record is None:
             return
-        if answer.status is None or answer.status >= 500:
+        if answer.status is None or answer.status >= 500 or answer.status in _NOT_YET:
             await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id))
         else:
             record.status_code = answer.status
@@ -130,6 +130,11 @@ class IdempotencyMiddleware(ASGIMiddleware):
                 record.content_type = answer.content_type
                 record.body = b"".join(answer.body)
         await session.commit()
+
+
+# Refusals that time or an admin lifts (a rate limit, a used-up allowance, a past-due account):
+# nothing was done, so the key stays free and a retry after the wait is tried afresh.
+_NOT_YET = frozenset({402, 429})
 
 
 class _Recorder:

@@ -16,7 +16,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -24,14 +26,20 @@ import pytest
 import rushes
 import uvicorn
 from PIL import Image
+from rushes.cli import main
 
 from core.settings import DatabaseSettings, Settings, StorageSettings, UploadSettings
 from core.storage import ObjectStorage, storage_from_settings
 from service.accounts.bootstrap import make_platform_admin
 from service.app import create_app
+from service.db.engine import create_engine, session_factory
 from service.db.migrate import migrate
+from service.db.tenancy import mark_unscoped
+from service.usage.ledger import charge_gpu, charge_output
+from service.usage.models import Charge
 from tests.conftest import free_port
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, Caller, make_model_version
+from tests.media_samples import make_clip
 
 PART = 64 << 10
 
@@ -133,6 +141,23 @@ def client(live_server: LiveServer, api_key: str) -> Iterator[rushes.Client]:
         yield sdk_client
 
 
+@pytest.fixture
+def cli_env(live_server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A clean environment for the command line: no key in it, config under a temporary
+    XDG_CONFIG_HOME (whose config file is returned), the live server as RUSHES_BASE_URL."""
+    monkeypatch.delenv("RUSHES_API_KEY", raising=False)
+    monkeypatch.setenv("RUSHES_BASE_URL", live_server.url)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return tmp_path / "config" / "rushes" / "config.json"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run the ``rushes`` command line in-process: its exit status, stdout and stderr."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.fixture(scope="session")
 def noise_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ~480 KB PNG of noise: eight 64 KiB parts."""
@@ -141,3 +166,56 @@ def noise_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Image.fromarray(pixels).save(path, compress_level=1)
     assert 7 * PART < path.stat().st_size <= 8 * PART
     return path
+
+
+def make_model(server: LiveServer, api_key: str, folder: Path) -> str:
+    """A model with one version in the key's tenant, as a succeeded fine-tune leaves it."""
+    with rushes.Client(api_key=api_key, base_url=server.url) as sdk:
+        me = sdk.me.get()
+    caller = Caller(me.email, me.tenant.id, me.user_id, {"Authorization": f"Bearer {api_key}"})
+
+    async def make() -> dict[str, Any]:
+        # make_model_version drives the API with an httpx client, here the live server's.
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            return await make_model_version(
+                http, caller, server.settings, server.storage, make_clip(folder / "model.mp4")
+            )
+
+    return str(asyncio.run(make())["model_id"])
+
+
+@pytest.fixture
+def model_id(live_server: LiveServer, api_key: str, client: rushes.Client, tmp_path: Path) -> Iterator[str]:
+    yield make_model(live_server, api_key, tmp_path)
+    # Leave nothing queued: the next test's worker claims the oldest generation waiting.
+    for generation in client.generations.list(status="queued"):
+        client.generations.cancel(generation.id)
+
+
+def charge(
+    server: LiveServer, tenant_id: str, work_id: str, kind: Charge, quantity: float, at: datetime
+) -> None:
+    """Charge the usage ledger as a worker's heartbeat or end does (``service.usage.ledger``)."""
+
+    async def write() -> None:
+        engine = create_engine(server.settings.database_url)
+        async with session_factory(engine)() as session:
+            mark_unscoped(session)
+            tenant, work = uuid.UUID(tenant_id), uuid.UUID(work_id)
+            if kind is Charge.OUTPUT_BYTES:
+                charge_output(session, tenant_id=tenant, generation_id=work, size=int(quantity), at=at)
+            else:
+                await charge_gpu(
+                    session,
+                    kind,
+                    tenant_id=tenant,
+                    work_id=work,
+                    attempt=1,
+                    seconds=quantity,
+                    at=at,
+                    half_life=server.settings.jobs.fair_share_half_life_seconds,
+                )
+            await session.commit()
+        await engine.dispose()
+
+    asyncio.run(write())

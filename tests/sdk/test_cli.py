@@ -10,22 +10,7 @@ from pathlib import Path
 import pytest
 from rushes.cli import main
 
-from tests.sdk.conftest import LiveServer
-
-
-@pytest.fixture
-def cli_env(live_server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A clean environment: no key in it, config under a temporary XDG_CONFIG_HOME."""
-    monkeypatch.delenv("RUSHES_API_KEY", raising=False)
-    monkeypatch.setenv("RUSHES_BASE_URL", live_server.url)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    return tmp_path / "config" / "rushes" / "config.json"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.sdk.conftest import LiveServer, run
 
 
 def test_login_stores_the_key_privately_and_commands_use_it(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -137,6 +138,7 @@ def test_admin(live_server: LiveServer, api_key: str) -> None:
         (404, "about:blank", rushes.NotFoundError),
         (409, "about:blank", rushes.ConflictError),
         (410, "about:blank", rushes.APIStatusError),
+        (413, "about:blank", rushes.PayloadTooLargeError),
         (422, "about:blank", rushes.UnprocessableEntityError),
         (429, "about:blank", rushes.RateLimitError),
         (429, "https://docs.rushes.dev/problems/quota-exceeded", rushes.QuotaExceededError),
@@ -166,3 +168,38 @@ def test_each_status_maps_to_its_error(status: int, problem_type: str, expected:
     assert type(error) is expected
     if isinstance(error, rushes.RateLimitError):
         assert error.retry_after == 7.0
+
+
+@pytest.mark.parametrize("status", [402, 413, 429])
+def test_quota_figures_come_from_the_problem_document(status: int) -> None:
+    # Canned: a 429 replayed without its Retry-After header still says when to retry in its body.
+    problem = {
+        "status": status,
+        "type": "https://docs.rushes.dev/problems/quota-exceeded" if status == 402 else "about:blank",
+        "detail": "over",
+        "quota": "gpu_seconds_per_month",
+        "limit": 100,
+        "used": 100.5,
+        "resets_at": "2025-02-01T00:00:00+00:00",
+        "retry_after": 12,
+    }
+    bodies = [problem, {"status": status, "detail": "over", "resets_at": "soon"}]
+    client = rushes.Client(
+        api_key="rsh_x",
+        transport=httpx.MockTransport(lambda request: httpx.Response(status, json=bodies.pop(0))),
+        max_retries=0,
+    )
+    with pytest.raises(
+        (rushes.QuotaExceededError, rushes.PayloadTooLargeError, rushes.RateLimitError)
+    ) as full:
+        client.me.get()
+    assert (full.value.quota, full.value.limit, full.value.used) == ("gpu_seconds_per_month", 100, 100.5)
+    assert full.value.resets_at == datetime(2025, 2, 1, tzinfo=UTC)
+    with pytest.raises(
+        (rushes.QuotaExceededError, rushes.PayloadTooLargeError, rushes.RateLimitError)
+    ) as bare:
+        client.me.get()
+    assert (bare.value.quota, bare.value.limit, bare.value.used, bare.value.resets_at) == (None,) * 4
+    if status == 429:
+        assert isinstance(full.value, rushes.RateLimitError) and full.value.retry_after == 12.0
+        assert isinstance(bare.value, rushes.RateLimitError) and bare.value.retry_after is None

@@ -12,9 +12,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -26,9 +24,7 @@ from core.storage import TenantKeys
 from core.storage.keys import OUTPUT_MEDIA_TYPES, OUTPUT_POSTER, OUTPUT_PREVIEW, OUTPUT_VIDEO
 from service.db.engine import create_engine, session_factory
 from service.generations.queue import GenerationQueue
-from tests.helpers import Caller, make_model_version
-from tests.media_samples import make_clip
-from tests.sdk.conftest import LiveServer
+from tests.sdk.conftest import LiveServer, make_model
 from tests.sdk.faults import Faults, FaultTransport, StreamCutter
 
 PROMPT = "rain on a window at night"
@@ -39,30 +35,6 @@ OUTPUTS = {
     OUTPUT_POSTER: b"\xff\xd8\xff\xe0 a poster " * 40,
     OUTPUT_PREVIEW: b"RIFF....WEBPVP8X a preview " * 40,
 }
-
-
-def _model(server: LiveServer, api_key: str, folder: Path) -> str:
-    """A model with one version in the key's tenant, as a succeeded fine-tune leaves it."""
-    with rushes.Client(api_key=api_key, base_url=server.url) as sdk:
-        me = sdk.me.get()
-    caller = Caller(me.email, me.tenant.id, me.user_id, {"Authorization": f"Bearer {api_key}"})
-
-    async def make() -> dict[str, Any]:
-        # make_model_version drives the API with an httpx client, here the live server's.
-        async with httpx.AsyncClient(base_url=server.url) as http:
-            return await make_model_version(
-                http, caller, server.settings, server.storage, make_clip(folder / "model.mp4")
-            )
-
-    return str(asyncio.run(make())["model_id"])
-
-
-@pytest.fixture
-def model_id(live_server: LiveServer, api_key: str, client: rushes.Client, tmp_path: Path) -> Iterator[str]:
-    yield _model(live_server, api_key, tmp_path)
-    # Leave nothing queued: the next test's worker claims the oldest generation waiting.
-    for generation in client.generations.list(status="queued"):
-        client.generations.cancel(generation.id)
 
 
 def _render(server: LiveServer, generation_id: str, outputs: dict[str, bytes] = OUTPUTS) -> None:
@@ -252,7 +224,7 @@ def test_wait_follows_the_stream_to_success_and_downloads_the_outputs(
     # Every event once, in order, across the reconnection.
     assert [e.type for e in seen] == ["queued", "started", "progress", "succeeded"]
     assert [e.seq for e in seen] == [1, 2, 3, 4]
-    assert seen[2].data == {"step": 4, "total_steps": 8}
+    assert seen[2].data == {"step": 4, "total_steps": 8, "eta_seconds": None}
     assert len(transport.streams) == 2
     assert "last-event-id" not in transport.streams[0].headers
     assert transport.streams[1].headers["last-event-id"] == "1"
@@ -294,7 +266,7 @@ def test_download_follows_the_signed_url_without_the_api_key(
 ) -> None:
     server = s3_live_server
     api_key = server.new_api_key()
-    model = _model(server, api_key, tmp_path)
+    model = make_model(server, api_key, tmp_path)
     faults = Faults()  # injects nothing: records every request sent
     with rushes.Client(api_key=api_key, base_url=server.url, transport=FaultTransport(faults)) as client:
         generation = client.generations.create(model, PROMPT)

@@ -83,7 +83,7 @@ def test_retryable_statuses_are_retried(live_server: LiveServer, api_key: str, s
     assert len(faults.sent) == 2
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+@pytest.mark.parametrize("status", [400, 401, 402, 403, 404, 409, 413, 422])
 def test_other_statuses_are_not_retried(live_server: LiveServer, api_key: str, status: int) -> None:
     faults = Faults(status=status, fail_times=1)
     client = rushes.Client(api_key=api_key, base_url=live_server.url, transport=FaultTransport(faults))
@@ -96,6 +96,12 @@ def test_server_hint_and_quota_are_not_retried(live_server: LiveServer, api_key:
     faults = Faults(status=503, fail_times=5, headers={"x-should-retry": "false"})
     client = rushes.Client(api_key=api_key, base_url=live_server.url, transport=FaultTransport(faults))
     with pytest.raises(rushes.InternalServerError):
+        client.me.get()
+    assert len(faults.sent) == 1
+    # A quota refusal is final whatever the hints: waiting cannot grow the plan.
+    faults = Faults(status=402, fail_times=5, headers={"x-should-retry": "true", "Retry-After": "0"})
+    client = rushes.Client(api_key=api_key, base_url=live_server.url, transport=FaultTransport(faults))
+    with pytest.raises(rushes.QuotaExceededError):
         client.me.get()
     assert len(faults.sent) == 1
 

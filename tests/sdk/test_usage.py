@@ -1,7 +1,7 @@
 """``client.usage``, ``client.admin.tenants.usage`` and the ``usage`` commands, against the live server.
 
-A tenant's work is made over the API; what a worker would write (GPU seconds, output size, when
-it finished) is set in the server's database, on fixed days in March 2024.
+A tenant's work is made over the API; what a worker would write (its end, output size and the
+ledger's charges) is set in the server's database, on fixed days in March 2024.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped
 from service.generations.models import Generation
 from service.jobs.models import FineTuneJob
+from service.usage.models import Charge
 from tests.helpers import Caller, make_model_version
 from tests.media_samples import make_clip
-from tests.sdk.conftest import LiveServer
+from tests.sdk.conftest import LiveServer, charge, run
 
 MARCH = {"since": "2024-03-01", "until": "2024-03-31"}
 ADAPTER = b"adapter" * 100
@@ -67,9 +68,9 @@ def worked(live_server: LiveServer, api_key: str, client: rushes.Client, tmp_pat
             )
 
     version = asyncio.run(make())
-    asyncio.run(
-        _set(live_server, FineTuneJob, version["job_id"], finished_at=_at("2024-03-05"), gpu_seconds=12.5)
-    )
+    job_id, tenant_id = version["job_id"], me.tenant.id
+    asyncio.run(_set(live_server, FineTuneJob, job_id, finished_at=_at("2024-03-05"), gpu_seconds=12.5))
+    charge(live_server, tenant_id, job_id, Charge.FINE_TUNE_GPU_SECONDS, 12.5, _at("2024-03-05"))
     generation = client.generations.create(version["model_id"], "rain on a window at night")
     asyncio.run(
         _set(
@@ -83,7 +84,9 @@ def worked(live_server: LiveServer, api_key: str, client: rushes.Client, tmp_pat
             output_bytes=4096,
         )
     )
-    return me.tenant.id
+    charge(live_server, tenant_id, generation.id, Charge.GENERATION_GPU_SECONDS, 2.5, _at("2024-03-06"))
+    charge(live_server, tenant_id, generation.id, Charge.OUTPUT_BYTES, 4096, _at("2024-03-06"))
+    return tenant_id
 
 
 def test_usage_sync_async_and_admin(
@@ -141,21 +144,8 @@ def test_a_bad_period_is_refused_with_the_reason(client: rushes.Client) -> None:
         client.usage.get(since="March")
 
 
-@pytest.fixture
-def cli_env(live_server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RUSHES_API_KEY", raising=False)
-    monkeypatch.setenv("RUSHES_BASE_URL", live_server.url)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_usage_commands(
-    cli_env: None,
+    cli_env: Path,
     live_server: LiveServer,
     api_key: str,
     client: rushes.Client,
@@ -174,17 +164,22 @@ def test_usage_commands(
     ]
     assert lines[3].startswith("storage now ") and f"adapters {len(ADAPTER)} B, outputs 4.0 KiB" in lines[3]
     assert footage > 0
-    assert lines[4:] == [
+    assert lines[4:9] == [
         "",
         "day         fine-tune GPU-s  generation GPU-s  generations",
         "2024-03-05            12.50              0.00            0",
         "2024-03-06             0.00              2.50            1",
+        "",
     ]
+    # Then the plan and its quotas, as `rushes quotas` prints them.
+    assert lines[9:] == run(capsys, "quotas", "--api-key", api_key)[1].splitlines()
+    assert lines[9] == "plan         default" and len(lines[9:]) == 5 + len(types.QUOTA_NAMES)
 
     code, out, _ = run(capsys, "usage", *march, "--json", "--api-key", api_key)
-    assert code == 0 and json.loads(out) == client.usage.get(**MARCH).to_dict()
+    assert code == 0
+    assert json.loads(out) == {**client.usage.get(**MARCH).to_dict(), "quotas": client.quotas.get().to_dict()}
     code, out, _ = run(capsys, "usage", "--api-key", api_key)
-    assert code == 0 and out.splitlines()[-1] == "no fine-tunes or generations in this period"
+    assert code == 0 and "no fine-tunes or generations in this period" in out.splitlines()
 
     admin_key = live_server.admin_api_key()
     code, admin_out, err = run(capsys, "admin", "tenants", "usage", worked, *march, "--api-key", admin_key)

@@ -1,4 +1,5 @@
-"""Usage: a tenant's fine-tunes, generations and GPU seconds over a period, and its storage now."""
+"""Usage: a tenant's fine-tunes, generations and GPU seconds over a period, its storage now, and
+the ledger of charges they add up."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import date
 
 from rushes import types
 from rushes._base import Op
-from rushes._resource import R, Resource, endpoint
+from rushes._resource import R, Resource, endpoint, list_op, paginated
 
 
 def usage_op(path: str, since: date | str | None, until: date | str | None) -> Op[types.Usage]:
@@ -29,3 +30,8 @@ class UsageResource(Resource[R]):
         ``get()`` is this month so far. A bad period raises ``UnprocessableEntityError``.
         """
         return usage_op("/v1/usage", since, until)
+
+    @paginated
+    def ledger(self, *, limit: int | None = None) -> Op[types.Page[types.LedgerEntry]]:
+        """Every charge and credit of the tenant, newest first: what usage, quotas and billing add up."""
+        return list_op("/v1/usage/ledger", types.LedgerEntry.from_json, limit)
