@@ -200,6 +200,35 @@ class MetricsSettings(BaseModel):
     worker_host: str = "127.0.0.1"
 
 
+class BillingSettings(BaseModel):
+    """Stripe billing (``RUSHES_BILLING__*``, ``docs/billing.md``): off until an API key is set."""
+
+    stripe_api_key: SecretStr = SecretStr("")
+    # The signing secret (``whsec_...``) of the Stripe webhook endpoint that calls this API.
+    webhook_secret: SecretStr = SecretStr("")
+    # Where the Stripe client sends its requests; empty: Stripe itself. For tests and stand-ins.
+    api_base: str = ""
+    # The meter event name each ledger charge is sent as: one Stripe meter (sum) per name.
+    meter_events: dict[str, str] = {
+        "fine_tune_gpu_seconds": "rushes_fine_tune_gpu_seconds",
+        "generation_gpu_seconds": "rushes_generation_gpu_seconds",
+        "output_bytes": "rushes_output_bytes",
+    }
+    # Where the Customer Portal sends the user back; empty: the portal's configured default.
+    portal_return_url: str = ""
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Ledger entries the billing role sends per round, oldest first.
+    send_batch: int = Field(default=100, ge=1)
+    poll_interval_seconds: float = Field(default=5.0, gt=0)
+    # After a round with failures the next waits retry_base * 2**(n-1), capped, jittered down by half.
+    retry_base_seconds: float = Field(default=5.0, ge=0)
+    retry_max_seconds: float = Field(default=600.0, ge=0)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.stripe_api_key.get_secret_value())
+
+
 class LogSettings(BaseModel):
     level: str = "INFO"
     json_format: bool = True
@@ -220,6 +249,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     webhooks: WebhookSettings = WebhookSettings()
     metrics: MetricsSettings = MetricsSettings()
+    billing: BillingSettings = BillingSettings()
     log: LogSettings = LogSettings()
 
     @property

@@ -26,6 +26,7 @@ from service.auth.csrf import CrossSiteRequestGuard
 from service.auth.deps import provide_principal
 from service.auth.middleware import AuthenticationMiddleware
 from service.auth.policy import Access, access, enforce_access, undeclared_routes
+from service.billing.controllers import AdminBillingController, BillingController
 from service.datasets.controllers import DatasetController
 from service.db.engine import create_engine, session_factory
 from service.db.pagination import provide_page
@@ -124,6 +125,8 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             QuotaController,
             AdminController,
             PlanController,
+            BillingController,
+            AdminBillingController,
             pages_router(),
             create_static_files_router(path="/static", directories=[STATIC], opt=access(Access.PUBLIC)),
         ],

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-ROLES = ("train", "generate", "webhooks", "cleanup")
+ROLES = ("train", "generate", "webhooks", "billing", "cleanup")
 # The roles that put work on the accelerator; the others need no device.
 DEVICE_ROLES = frozenset({"train", "generate"})
 _UNITS = {
@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=roles,
         default=frozenset(ROLES),
         help="work to take, comma-separated: train (fine-tunes), generate (videos), "
-        "webhooks (deliveries), cleanup (expired uploads); default: all",
+        "webhooks (deliveries), billing (usage to Stripe, when configured), cleanup (expired uploads); "
+        "default: all",
     )
     parser.add_argument(
         "--exit-when-idle",

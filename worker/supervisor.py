@@ -5,9 +5,9 @@ leases while it has room (job count and accelerator memory), starts
 ``worker.run_job`` for each lease, and reaps children. With the ``generate`` role it
 keeps one ``worker.generate`` process running, which holds the bases and adapters
 resident; the memory that process plans to hold is not offered to fine-tunes. The
-``webhooks`` and ``cleanup`` roles run webhook delivery and storage cleanup as tasks of the
-supervisor itself: they need no accelerator, so a small pod (or ``serve``'s embedded
-worker) runs them, and API replicas do none of it.
+``webhooks``, ``billing`` and ``cleanup`` roles run webhook delivery, sending usage to Stripe
+and storage cleanup as tasks of the supervisor itself: they need no accelerator, so a small
+pod (or ``serve``'s embedded worker) runs them, and API replicas do none of it.
 
 A child that dies without ending its job gives its lease up at once,
 so the job resumes elsewhere from its last checkpoint without waiting for the lease to
@@ -37,6 +37,7 @@ from core.bases.memory import estimate_serving_memory
 from core.process import die_with_parent
 from core.settings import Settings
 from core.storage import storage_from_settings
+from service.billing.sender import run_billing_sender
 from service.db.engine import create_engine, session_factory
 from service.generations.queue import GenerationQueue
 from service.jobs.queue import JobQueue, Lease
@@ -137,6 +138,8 @@ class Supervisor:
                     # deliveries its previous run had in flight at once.
                     dispatch = partial(run_webhook_dispatcher, owner=f"{self.worker_id}/webhooks")
                     tasks.start_soon(dispatch, sessions, self.settings.webhooks, self.settings.data_dir)
+                if "billing" in self.options.roles:
+                    tasks.start_soon(run_billing_sender, sessions, self.settings.billing)
                 if "cleanup" in self.options.roles:
                     storage = storage_from_settings(self.settings)
                     tasks.start_soon(run_cleanup_forever, sessions, storage, self.settings.uploads)

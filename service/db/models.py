@@ -1,6 +1,7 @@
 """Imports every model so that metadata (and Alembic) sees the whole schema."""
 
 from service.accounts.models import ApiKey, BrowserSession, Membership, Tenant, User
+from service.billing.models import BillingAccount, BillingSent, StripeEvent
 from service.datasets.models import Dataset, DatasetItem, DatasetVersion
 from service.db.base import Base
 from service.generations.models import Generation, GenerationEvent
@@ -17,6 +18,8 @@ metadata = Base.metadata
 __all__ = [
     "ApiKey",
     "Asset",
+    "BillingAccount",
+    "BillingSent",
     "BrowserSession",
     "Dataset",
     "DatasetItem",
@@ -31,6 +34,7 @@ __all__ = [
     "Model",
     "ModelVersion",
     "Plan",
+    "StripeEvent",
     "Tenant",
     "TenantCompute",
     "UploadPart",

@@ -23,3 +23,6 @@ class Plan(Base):
     concurrent_generations: Mapped[int | None] = mapped_column(BigInteger, default=None)
     generations_per_minute: Mapped[int | None] = mapped_column(BigInteger, default=None)
     max_upload_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # The Stripe price a subscription to this plan is billed at (``service.billing``): a
+    # subscription changed to this price moves its tenant to this plan. None: not sold on Stripe.
+    stripe_price_id: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)

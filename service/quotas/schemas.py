@@ -49,6 +49,12 @@ class PlanWrite(PlanLimits):
         default=False,
         description="The plan of tenants without one of their own; making one default unmakes the last.",
     )
+    stripe_price_id: str | None = Field(
+        default=None,
+        max_length=255,
+        pattern=r"^price_[A-Za-z0-9]+$",
+        description="The Stripe price of this plan: a tenant whose subscription moves to it gets this plan.",
+    )
 
 
 class PlanOut(Output):
@@ -62,6 +68,7 @@ class PlanOut(Output):
     concurrent_generations: Limit
     generations_per_minute: Limit
     max_upload_bytes: Limit
+    stripe_price_id: str | None
     created_at: datetime
 
 

@@ -50,6 +50,14 @@ SECRET_SETTINGS = {
     "RUSHES_STORAGE__S3_SECRET_KEY",
     "RUSHES_WEBHOOKS__SIGNING_KEY",
     "RUSHES_METRICS__TOKEN",
+    "RUSHES_BILLING__STRIPE_API_KEY",
+    "RUSHES_BILLING__WEBHOOK_SECRET",
+}
+# Settings the API reads only when their feature is on.
+OPTIONAL_SECRET_SETTINGS = {
+    "RUSHES_METRICS__TOKEN",
+    "RUSHES_BILLING__STRIPE_API_KEY",
+    "RUSHES_BILLING__WEBHOOK_SECRET",
 }
 
 ci = pytest.mark.parametrize("name", CI_NAMES)
@@ -216,6 +224,8 @@ def test_secrets_reach_pods_only_through_secrets(name: str) -> None:
         values.get("s3", {}).get("secretKey", ""),
         values.get("webhooks", {}).get("signingKey", ""),
         values.get("metrics", {}).get("token", ""),
+        values.get("billing", {}).get("stripeApiKey", ""),
+        values.get("billing", {}).get("webhookSecret", ""),
     ]
     watched = [value for value in [*secrets, *plain] if len(value) >= 6 and value not in ("false", "rushes")]
     assert watched or not rendered.of_kind("Secret"), "nothing secret to look for"
@@ -259,6 +269,8 @@ def test_existing_secrets_are_used_and_no_secret_is_written() -> None:
     assert refs["RUSHES_STORAGE__S3_SECRET_KEY"] == {"name": "rushes-s3", "key": "s3-secret-key"}
     assert refs["RUSHES_WEBHOOKS__SIGNING_KEY"] == {"name": "rushes-webhooks", "key": "webhook-signing-key"}
     assert refs["RUSHES_METRICS__TOKEN"] == {"name": "rushes-metrics", "key": "metrics-token"}
+    assert refs["RUSHES_BILLING__STRIPE_API_KEY"] == {"name": "rushes-stripe", "key": "stripe-api-key"}
+    assert refs["RUSHES_BILLING__WEBHOOK_SECRET"] == {"name": "rushes-stripe", "key": "stripe-webhook-secret"}
     auth = rendered.get("TriggerAuthentication", "rushes-keda-postgresql")
     assert auth["spec"]["secretTargetRef"] == [
         {"parameter": "connection", "name": "rushes-database", "key": "keda-connection"}
@@ -334,7 +346,7 @@ def test_the_api_serves_on_8000_with_health_probes_and_no_embedded_worker(name: 
     assert config["RUSHES_STORAGE__BACKEND"] == "s3"
     assert "://" not in config["RUSHES_STORAGE__S3_ENDPOINT"]
     assert config["RUSHES_DATA_DIR"] == "/data"
-    assert env_of(api).keys() >= SECRET_SETTINGS - {"RUSHES_METRICS__TOKEN"}  # with metrics only
+    assert env_of(api).keys() >= SECRET_SETTINGS - OPTIONAL_SECRET_SETTINGS
     service = rendered.get("Service", f"{fullname}-api")
     assert service["spec"]["ports"][0]["targetPort"] == "http"
 
@@ -344,7 +356,8 @@ def test_the_background_roles_run_in_their_own_deployment(name: str) -> None:
     rendered = render_ci(name)
     fullname = rendered.merged.get("fullnameOverride") or f"{RELEASE}-rushes"
     background = _container(rendered, "Deployment", f"{fullname}-background")
-    assert background["args"] == ["worker", "--roles", "webhooks,cleanup"]
+    # billing among them even when it is off: the role then stops at once.
+    assert background["args"] == ["worker", "--roles", "webhooks,billing,cleanup"]
     assert GPU not in background["resources"].get("limits", {})
     assert background["image"] == _container(rendered, "Deployment", f"{fullname}-api")["image"]
 

@@ -53,6 +53,10 @@ def test_ci_values_cover_the_four_kinds_of_installation() -> None:
         ({"metrics": {"token": "short"}}, "/metrics/token"),
         ({"metrics": {"workerPort": 80}}, "/metrics/workerPort"),
         ({"metrics": {"dashboard": {"labels": {"grafana_dashboard": 1}}}}, "/metrics/dashboard/labels"),
+        ({"billing": {"stripeApiKey": "pk_live_51publishable"}}, "/billing/stripeApiKey"),
+        ({"billing": {"webhookSecret": "sk_live_51notasigningsecret"}}, "/billing/webhookSecret"),
+        ({"billing": {"portalReturnUrl": "rushes.example.com/account"}}, "/billing/portalReturnUrl"),
+        ({"billing": {"existingSecretApiKeyKey": ""}}, "/billing/existingSecretApiKeyKey"),
     ],
 )
 def test_schema_refuses_values_that_cannot_work(values: dict[str, Any], where: str) -> None:
@@ -104,6 +108,14 @@ def test_schema_refuses_values_that_cannot_work(values: dict[str, Any], where: s
         (
             {**VALID_DB, **VALID_S3, "metrics": {"serviceMonitor": {"enabled": True}}},
             "set metrics.enabled=true too",
+        ),
+        (
+            {**VALID_DB, **VALID_S3, "billing": {"enabled": True, "webhookSecret": "whsec_ci"}},
+            "billing.enabled needs billing.stripeApiKey (sk_... or rk_...), or billing.existingSecret",
+        ),
+        (
+            {**VALID_DB, **VALID_S3, "billing": {"enabled": True, "stripeApiKey": "sk_test_ci"}},
+            "billing.enabled needs billing.webhookSecret",
         ),
     ],
 )

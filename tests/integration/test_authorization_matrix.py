@@ -391,6 +391,17 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "adminListTenantLedger": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants/{w.owner.tenant_id}/ledger")),
     # Each caller reads their own tenant's quotas and ledger.
     "getQuotas": (MEMBER_COLLECTION, fixed("GET", "/v1/quotas")),
+    # Billing is off in this app (no Stripe key): the portal is a 409 for every owner; the
+    # tenant's billing view still answers, saying so.
+    "getBilling": (MEMBER_COLLECTION, fixed("GET", "/v1/billing")),
+    "createBillingPortalSession": (outcomes(401, 409, 403, 409, 409), fixed("POST", "/v1/billing/portal")),
+    "adminGetTenantBilling": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants/{w.owner.tenant_id}/billing")),
+    # Stripe's webhook is public (no caller authenticates), but only a body signed with the
+    # webhook secret is acted on: every caller here, unsigned, gets 400 (test_billing.py signs).
+    "receiveStripeEvent": (
+        outcomes(400, 400, 400, 400, 400),
+        fixed("POST", "/v1/billing/stripe/webhook", json={}),
+    ),
     "listLedger": (MEMBER_COLLECTION, fixed("GET", "/v1/usage/ledger")),
 }
 # Version bodies name tenant A's asset, known only once the world exists.

@@ -311,3 +311,29 @@ async def test_admins_manage_plans_and_tenants_see_theirs(client: Client, settin
     missing = await client.patch(quotas, json={"plan_id": str(uuid.uuid4())}, headers=admin.headers)
     assert missing.status_code == 404
     assert (await client.delete(f"{plans}/{indie.json()['id']}", headers=admin.headers)).status_code == 204
+
+
+async def test_parallel_fine_tunes_onto_one_new_model_all_succeed(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    """Admission serialises a tenant's creates, so 50 that make the same target model at once
+    make it once and each add a version: none answers 409 for a race of our own."""
+    studio = await sign_up(client, "Harbour Films")
+    dataset_id, number = await trainable_dataset(client, studio, make_clip(tmp_path / "a.mp4"))
+
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                "/v1/fine-tunes",
+                json=fine_tune_body(dataset_id, number),
+                headers={**studio.headers, "Idempotency-Key": uuid.uuid4().hex},
+            )
+            for _ in range(PARALLEL)
+        )
+    )
+
+    assert [a.status_code for a in answers] == [201] * PARALLEL, {
+        a.text for a in answers if a.status_code != 201
+    }
+    assert len({a.json()["model_id"] for a in answers}) == 1
+    assert await _total(client, studio, "/v1/models") == 1

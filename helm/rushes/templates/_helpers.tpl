@@ -179,6 +179,16 @@ that needs it gets the same. Call with
 {{- if .Values.webhooks.existingSecret -}}{{ .Values.webhooks.existingSecretKey }}{{- else -}}webhook-signing-key{{- end -}}
 {{- end -}}
 
+{{- define "rushes.billing.secretName" -}}
+{{- default (include "rushes.secretName" .) .Values.billing.existingSecret -}}
+{{- end -}}
+{{- define "rushes.billing.apiKeyKey" -}}
+{{- if .Values.billing.existingSecret -}}{{ .Values.billing.existingSecretApiKeyKey }}{{- else -}}stripe-api-key{{- end -}}
+{{- end -}}
+{{- define "rushes.billing.webhookSecretKey" -}}
+{{- if .Values.billing.existingSecret -}}{{ .Values.billing.existingSecretWebhookSecretKey }}{{- else -}}stripe-webhook-secret{{- end -}}
+{{- end -}}
+
 {{- define "rushes.metrics.secretName" -}}
 {{- default (include "rushes.secretName" .) .Values.metrics.existingSecret -}}
 {{- end -}}
@@ -253,7 +263,9 @@ that needs it gets the same. Call with
 {{/*
 The secret settings every Rushes container reads, as env entries. Call with
 (dict "context" $ "database" true "s3" true "webhooks" true), and "metrics" true for the
-API, the one that asks for the metrics token.
+API, the one that asks for the metrics token. With billing on, "billing" true gives the
+Stripe key (the API and the background roles, never GPU pools) and "billingWebhook" true
+the webhook signing secret (the API alone verifies Stripe's webhook).
 */}}
 {{- define "rushes.env.secrets" -}}
 {{- $ := .context -}}
@@ -289,6 +301,20 @@ API, the one that asks for the metrics token.
     secretKeyRef:
       name: {{ include "rushes.metrics.secretName" $ }}
       key: {{ include "rushes.metrics.secretKey" $ }}
+{{- end }}
+{{- if and .billing $.Values.billing.enabled }}
+- name: RUSHES_BILLING__STRIPE_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "rushes.billing.secretName" $ }}
+      key: {{ include "rushes.billing.apiKeyKey" $ }}
+{{- end }}
+{{- if and .billingWebhook $.Values.billing.enabled }}
+- name: RUSHES_BILLING__WEBHOOK_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "rushes.billing.secretName" $ }}
+      key: {{ include "rushes.billing.webhookSecretKey" $ }}
 {{- end }}
 {{- end -}}
 
@@ -608,6 +634,12 @@ spec:
 {{- end -}}
 {{- if and .Values.bases.volume.enabled (not .Values.bases.volume.source) -}}
 {{- $messages = append $messages "bases: bases.volume.enabled needs bases.volume.source (e.g. persistentVolumeClaim: {claimName: rushes-bases, readOnly: true})" -}}
+{{- end -}}
+{{- if and .Values.billing.enabled (not .Values.billing.existingSecret) (not .Values.billing.stripeApiKey) -}}
+{{- $messages = append $messages "billing: billing.enabled needs billing.stripeApiKey (sk_... or rk_...), or billing.existingSecret" -}}
+{{- end -}}
+{{- if and .Values.billing.enabled (not .Values.billing.existingSecret) (not .Values.billing.webhookSecret) -}}
+{{- $messages = append $messages "billing: billing.enabled needs billing.webhookSecret (the whsec_... of the Stripe webhook endpoint at /v1/billing/stripe/webhook), or billing.existingSecret: without it every webhook is refused, and payments and subscriptions never reach Rushes" -}}
 {{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) -}}
 {{- $messages = append $messages "metrics: metrics.serviceMonitor.enabled scrapes what metrics.enabled serves: set metrics.enabled=true too" -}}
