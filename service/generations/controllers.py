@@ -131,8 +131,9 @@ class GenerationController(Controller):
         download = await service.output_download(db_session, storage, generation_id, name, expires)
         if download.url is not None:
             return Redirect(download.url, status_code=307)
+        # Inline: a page's <video> and <img> show outputs, and opening one plays it in the browser.
         headers = {
             "content-length": str(download.size),
-            "content-disposition": f'attachment; filename="{download.filename}"',
+            "content-disposition": f'inline; filename="{download.filename}"',
         }
         return Stream(storage.iter_chunks(download.key), media_type=download.media_type, headers=headers)

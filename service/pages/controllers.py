@@ -1,7 +1,8 @@
 """Page handlers: a few lines each, calling the same services as the API's controllers.
 
 Every route declares its access level in ``opt``, exactly like the API's; the app-wide guard
-enforces it. Errors raised here render as pages (``service/pages/errors.py``).
+enforces it. Errors raised here render as pages (``service/pages/errors.py``). This module
+holds the public and account pages and mounts every page module (``pages_router``).
 """
 
 from __future__ import annotations
@@ -21,66 +22,34 @@ from core.settings import Settings
 from service.accounts import service as accounts
 from service.accounts.controllers import session_cookie
 from service.accounts.models import Role
-from service.accounts.schemas import ApiKeyCreate, LogIn, MemberAdd, MemberUpdate, MeOut, SignUp
-from service.auth.policy import Access, access
+from service.accounts.schemas import ApiKeyCreate, LogIn, MemberAdd, MemberUpdate, SignUp
 from service.auth.principal import Principal
 from service.datasets import service as datasets
 from service.db.pagination import PageRequest
+from service.pages.datasets import DatasetPages
 from service.pages.errors import page_exception_handlers
-from service.pages.templates import SECURITY_HEADERS, page
+from service.pages.fine_tunes import FineTunePages
+from service.pages.footage import FootagePages
+from service.pages.generations import GenerationPages
+from service.pages.models import ModelPages
+from service.pages.shared import (
+    LISTED,
+    MEMBER,
+    NOTICES,
+    OWNER,
+    PUBLIC,
+    form_fields,
+    is_htmx,
+    local_path,
+    notice_text,
+    redirect,
+    shell,
+    words,
+)
+from service.pages.templates import page
 from service.uploads import service as uploads
 
-PUBLIC = access(Access.PUBLIC)
-MEMBER = access(Access.MEMBER)
-OWNER = access(Access.OWNER)
-LISTED = PageRequest(limit=200, offset=0)
 LENGTH_RULE = "At least 10 characters (256 at most). A few unrelated words make a good one."
-
-# Messages shown after a redirect, chosen by a fixed key so that no caller's text is reflected.
-NOTICES = {
-    "signed-out": "You are signed out.",
-    "switched": "You are now working in this tenant.",
-    "member-added": "The member was added.",
-    "member-removed": "The member was removed.",
-    "role-changed": "The member's role was changed.",
-    "key-revoked": "The key is revoked: requests that send it are now refused.",
-}
-FIELD_LABELS = {"email": "Email", "password": "Password", "tenant_name": "Studio name", "name": "Name"}
-
-
-def _words(exc: ValidationError) -> list[str]:
-    errors = []
-    for error in exc.errors():
-        field = str(error["loc"][-1]) if error["loc"] else ""
-        message = str(error["msg"]).removeprefix("Value error, ").replace("String should", "Should")
-        errors.append(f"{FIELD_LABELS.get(field, field.capitalize())}: {message[:1].lower()}{message[1:]}.")
-    return errors
-
-
-async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
-    form = await request.form()
-    return {key: str(value).strip() if key != "password" else str(value) for key, value in form.items()}
-
-
-def _local(path: str | None) -> str:
-    """Only paths on this server: never ``//other.host`` or a full URL."""
-    if path and path.startswith("/") and not path.startswith(("//", "/\\")):
-        return path
-    return "/app"
-
-
-def _redirect(path: str, **kwargs: Any) -> Redirect:
-    return Redirect(path, status_code=303, headers=SECURITY_HEADERS, **kwargs)
-
-
-def _is_htmx(request: Request[Any, Any, Any]) -> bool:
-    return request.headers.get("hx-request") == "true"
-
-
-async def _shell(db_session: AsyncSession, principal: Principal, **context: Any) -> dict[str, Any]:
-    """What the layout shows on every signed-in page: who, which tenant, the others."""
-    me: MeOut = await accounts.me(db_session, principal)
-    return {"me": me, "principal": principal, **context}
 
 
 class PublicPages(Controller):
@@ -95,7 +64,7 @@ class PublicPages(Controller):
     async def sign_in_form(
         self, next: FromQuery[str | None] = None, notice: FromQuery[str | None] = None
     ) -> Template:
-        return page("signin.html", next=_local(next), email="", errors=[], notice=NOTICES.get(notice or ""))
+        return page("signin.html", next=local_path(next), email="", errors=[], notice=notice_text(notice))
 
     @post("/signin", opt=PUBLIC)
     async def sign_in(
@@ -104,20 +73,20 @@ class PublicPages(Controller):
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
     ) -> Template | Redirect:
-        form = await _form(request)
-        next_path = _local(form.get("next"))
+        form = await form_fields(request)
+        next_path = local_path(form.get("next"))
         try:
             body = LogIn.model_validate(
                 {"email": form.get("email", ""), "password": form.get("password", "")}
             )
             token, _ = await accounts.log_in(db_session, body, settings.auth.session_ttl_seconds)
         except ValidationError as exc:
-            errors = _words(exc)
+            errors = words(exc)
         except DomainError as exc:
             errors = [exc.detail]
         else:
             cookie = session_cookie(settings, token, settings.auth.session_ttl_seconds)
-            return _redirect(next_path, cookies=[cookie])
+            return redirect(next_path, cookies=[cookie])
         email = form.get("email", "")
         return page("signin.html", status_code=400, next=next_path, email=email, errors=errors, notice=None)
 
@@ -132,7 +101,7 @@ class PublicPages(Controller):
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
     ) -> Template | Redirect:
-        form = await _form(request)
+        form = await form_fields(request)
         values = {"email": form.get("email", ""), "tenant_name": form.get("tenant_name", "")}
         errors: list[str] = []
         if settings.auth.allow_signup:
@@ -140,12 +109,12 @@ class PublicPages(Controller):
                 body = SignUp.model_validate({**values, "password": form.get("password", "")})
                 token, _ = await accounts.sign_up(db_session, body, settings.auth.session_ttl_seconds)
             except ValidationError as exc:
-                errors = _words(exc)
+                errors = words(exc)
             except DomainError as exc:
                 errors = [exc.detail]
             else:
                 cookie = session_cookie(settings, token, settings.auth.session_ttl_seconds)
-                return _redirect("/app", cookies=[cookie])
+                return redirect("/app", cookies=[cookie])
         return page(
             "signup.html",
             status_code=400,
@@ -163,7 +132,7 @@ class PublicPages(Controller):
         settings: NamedDependency[Settings],
     ) -> Redirect:
         await accounts.log_out(db_session, request.cookies.get(settings.auth.session_cookie))
-        return _redirect("/signin?notice=signed-out", cookies=[session_cookie(settings, "", 0)])
+        return redirect("/signin?notice=signed-out", cookies=[session_cookie(settings, "", 0)])
 
 
 class AppPages(Controller):
@@ -183,7 +152,7 @@ class AppPages(Controller):
         counts = {"assets": assets, "datasets": sets, "keys": keys}
         return page(
             "overview.html",
-            **await _shell(db_session, principal, counts=counts, notice=NOTICES.get(notice or "")),
+            **await shell(db_session, principal, counts=counts, notice=notice_text(notice)),
         )
 
     @post("/switch-tenant", opt=MEMBER)
@@ -194,14 +163,14 @@ class AppPages(Controller):
         principal: NamedDependency[Principal],
         settings: NamedDependency[Settings],
     ) -> Redirect:
-        form = await _form(request)
+        form = await form_fields(request)
         try:
             tenant_id = UUID(form.get("tenant_id", ""))
         except ValueError:
             raise NotFound("You are not a member of that tenant.") from None
         token = request.cookies.get(settings.auth.session_cookie, "")
         await accounts.switch_tenant(db_session, principal, token, tenant_id)
-        return _redirect("/app?notice=switched")
+        return redirect("/app?notice=switched")
 
     @get("/members", opt=MEMBER)
     async def members(
@@ -210,7 +179,7 @@ class AppPages(Controller):
         principal: NamedDependency[Principal],
         notice: FromQuery[str | None] = None,
     ) -> Template:
-        return await self._members_page(db_session, principal, notice=NOTICES.get(notice or ""))
+        return await self._members_page(db_session, principal, notice=notice_text(notice))
 
     @staticmethod
     async def _members_page(
@@ -218,8 +187,8 @@ class AppPages(Controller):
     ) -> Template:
         members, _ = await accounts.list_members(db_session, LISTED)
         context = {"errors": [], "email": "", "notice": None, **context}
-        shell = await _shell(db_session, principal, members=members, roles=list(Role), **context)
-        return page("members.html", status_code=status_code, **shell)
+        layout = await shell(db_session, principal, members=members, roles=list(Role), **context)
+        return page("members.html", status_code=status_code, **layout)
 
     @post("/members", opt=OWNER)
     async def add_member(
@@ -228,18 +197,18 @@ class AppPages(Controller):
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
     ) -> Template | Redirect:
-        form = await _form(request)
+        form = await form_fields(request)
         try:
             body = MemberAdd.model_validate(
                 {"email": form.get("email", ""), "role": form.get("role", "member")}
             )
             await accounts.add_member(db_session, body)
         except ValidationError as exc:
-            errors = _words(exc)
+            errors = words(exc)
         except DomainError as exc:
             errors = [exc.detail]
         else:
-            return _redirect("/app/members?notice=member-added")
+            return redirect("/app/members?notice=member-added")
         return await self._members_page(
             db_session, principal, status_code=400, errors=errors, email=form.get("email", "")
         )
@@ -251,13 +220,13 @@ class AppPages(Controller):
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
     ) -> Redirect:
-        form = await _form(request)
+        form = await form_fields(request)
         try:
             body = MemberUpdate.model_validate({"role": form.get("role", "")})
         except ValidationError:
             raise NotFound("There is no such role.") from None
         await accounts.set_member_role(db_session, user_id, body.role)
-        return _redirect("/app/members?notice=role-changed")
+        return redirect("/app/members?notice=role-changed")
 
     @post("/members/{user_id:uuid}/remove", opt=OWNER)
     async def remove_member(
@@ -267,9 +236,9 @@ class AppPages(Controller):
         db_session: NamedDependency[AsyncSession],
     ) -> Template | Redirect:
         await accounts.remove_member(db_session, user_id)
-        if _is_htmx(request):
+        if is_htmx(request):
             return page("_notice.html", notice=NOTICES["member-removed"], kind="ok", oob=True)
-        return _redirect("/app/members?notice=member-removed")
+        return redirect("/app/members?notice=member-removed")
 
     @get("/api-keys", opt=MEMBER)
     async def api_keys(
@@ -278,7 +247,7 @@ class AppPages(Controller):
         principal: NamedDependency[Principal],
         notice: FromQuery[str | None] = None,
     ) -> Template:
-        return await self._keys_page(db_session, principal, notice=NOTICES.get(notice or ""))
+        return await self._keys_page(db_session, principal, notice=notice_text(notice))
 
     @staticmethod
     async def _keys_page(
@@ -288,8 +257,8 @@ class AppPages(Controller):
         members, _ = await accounts.list_members(db_session, LISTED)
         makers = {m.user_id: m.email for m in members}
         context = {"errors": [], "created": None, "notice": None, **context}
-        shell = await _shell(db_session, principal, keys=keys, makers=makers, **context)
-        return page("api_keys.html", status_code=status_code, **shell)
+        layout = await shell(db_session, principal, keys=keys, makers=makers, **context)
+        return page("api_keys.html", status_code=status_code, **layout)
 
     @post("/api-keys", opt=MEMBER)
     async def create_api_key(
@@ -298,11 +267,11 @@ class AppPages(Controller):
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
     ) -> Template:
-        form = await _form(request)
+        form = await form_fields(request)
         try:
             body = ApiKeyCreate.model_validate({"name": form.get("name", "")})
         except ValidationError as exc:
-            return await self._keys_page(db_session, principal, status_code=400, errors=_words(exc))
+            return await self._keys_page(db_session, principal, status_code=400, errors=words(exc))
         created = await accounts.create_api_key(db_session, principal, body.name)
         return await self._keys_page(db_session, principal, status_code=201, created=created)
 
@@ -316,9 +285,7 @@ class AppPages(Controller):
         key = await accounts.get_api_key(db_session, key_id)
         members, _ = await accounts.list_members(db_session, LISTED)
         makers = {m.user_id: m.email for m in members}
-        return page(
-            "api_key.html", **await _shell(db_session, principal, key=key, makers=makers, notice=None)
-        )
+        return page("api_key.html", **await shell(db_session, principal, key=key, makers=makers, notice=None))
 
     @post("/api-keys/{key_id:uuid}/revoke", opt=MEMBER)
     async def revoke_api_key(
@@ -329,12 +296,12 @@ class AppPages(Controller):
         principal: NamedDependency[Principal],
     ) -> Template | Redirect:
         await accounts.revoke_api_key(db_session, principal, key_id)
-        if _is_htmx(request):
+        if is_htmx(request):
             key = await accounts.get_api_key(db_session, key_id)
             members, _ = await accounts.list_members(db_session, LISTED)
             makers = {m.user_id: m.email for m in members}
             return page("_api_key_row.html", key=key, makers=makers, principal=principal, notice_oob=True)
-        return _redirect("/app/api-keys?notice=key-revoked")
+        return redirect("/app/api-keys?notice=key-revoked")
 
     @get("/{rest:path}", opt=MEMBER)
     async def nothing_here(self, rest: FromPath[str]) -> None:
@@ -344,7 +311,15 @@ class AppPages(Controller):
 def pages_router() -> Router:
     return Router(
         path="/",
-        route_handlers=[PublicPages, AppPages],
+        route_handlers=[
+            PublicPages,
+            FootagePages,
+            DatasetPages,
+            FineTunePages,
+            ModelPages,
+            GenerationPages,
+            AppPages,
+        ],
         exception_handlers=page_exception_handlers,
         include_in_schema=False,
     )

@@ -1,8 +1,9 @@
 """Browser tests: Debian's Chromium, driven by Playwright, against a real ``rushes-server serve``.
 
-The server runs as an operator runs it (no embedded worker: pages need none) on loopback,
-on each database of the suite. Every page request the browser makes is logged, so a test
-can prove that no page reaches another host.
+The server runs as an operator runs it on loopback, on each database of the suite, with no
+embedded worker: pages need none, and a journey that trains or renders starts real
+``rushes-server worker`` processes (``workers``) on the same settings. Every page request the
+browser makes is logged, so a test can prove that no page reaches another host.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
+from core.settings import DatabaseSettings, Settings, UploadSettings, WorkerSettings
 from tests.conftest import free_port, wait_for_http
+from tests.helpers import settings_env, upload_body
+from tests.workers import Workers
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,16 +34,22 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[str]:
+def web_settings(tmp_path: Path, database_url: str) -> Settings:
+    """What the server and any workers run with."""
+    return Settings(
+        data_dir=tmp_path,
+        database=DatabaseSettings(url=database_url),
+        # Parts of 1 KiB, so that a small generated clip is sent in several, as a large one is.
+        uploads=UploadSettings(default_part_size=1024, min_part_size=1024),
+        worker=WorkerSettings(embedded=False, poll_seconds=0.3, heartbeat_seconds=0.3),
+    )
+
+
+@pytest.fixture
+def server(tmp_path: Path, web_settings: Settings) -> Iterator[str]:
     port = free_port()
     log = (tmp_path / "server.log").open("w")
-    env = {
-        **os.environ,
-        "RUSHES_DATA_DIR": str(tmp_path),
-        "RUSHES_DATABASE__URL": database_url,
-        "RUSHES_LOG__LEVEL": "WARNING",
-        "RUSHES_WORKER__EMBEDDED": "false",
-    }
+    env = {**os.environ, **settings_env(web_settings), "RUSHES_LOG__LEVEL": "WARNING"}
     process = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
@@ -52,6 +63,14 @@ def server(tmp_path: Path, database_url: str) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture
+def workers(web_settings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    """Real ``rushes-server worker`` processes on the server's settings; start them with ``start()``."""
+    pool = Workers(web_settings, tmp_path, roles="train,generate")
+    yield pool
+    pool.stop_all()
 
 
 @dataclass
@@ -131,3 +150,22 @@ def sign_up(visit: Visit, tenant: str, email: str) -> None:
     visit.page.get_by_label("Password").fill(PASSWORD)
     visit.page.get_by_role("button", name="Create account").click()
     visit.page.wait_for_url(f"{visit.base}/app")
+
+
+def upload_clip(visit: Visit, clip: Path) -> dict[str, Any]:
+    """Put a clip in the visitor's library through the JSON upload API, with their session
+    cookie (as the footage page's script does, in one go); returns the asset."""
+    request = visit.page.request
+    base = f"{visit.base}/v1/uploads"
+    made = request.post(base, data=upload_body(clip))
+    assert made.status == 201, made.text()
+    upload = made.json()
+    data, size = clip.read_bytes(), upload["part_size"]
+    for number in range(1, upload["part_count"] + 1):
+        part = request.put(
+            f"{base}/{upload['id']}/parts/{number}", data=data[(number - 1) * size : number * size]
+        )
+        assert part.status == 200, part.text()
+    done = request.post(f"{base}/{upload['id']}/complete")
+    assert done.status == 201, done.text()
+    return dict(done.json())

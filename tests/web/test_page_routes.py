@@ -20,8 +20,9 @@ def page_routes(app: Litestar) -> list[tuple[str, str, Access]]:
     found = []
     for route in app.routes:
         for method, (handler, _) in getattr(route, "route_handler_map", {}).items():
-            if method != "OPTIONS" and handler.fn.__module__ == "service.pages.controllers":
+            if method != "OPTIONS" and handler.fn.__module__.startswith("service.pages."):
                 path = re.sub(r"\{(\w+):uuid\}", lambda _: str(uuid.uuid4()), route.path)
+                path = re.sub(r"\{\w+:int\}", "1", path)
                 found.append((method, re.sub(r"\{\w+:path\}", "somewhere", path), handler.opt.get(ACCESS)))
     return found
 

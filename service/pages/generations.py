@@ -1,0 +1,143 @@
+"""Generations: the form on a model version, a generation's live status, the video in the page.
+
+The generation page follows the same event stream as the SDK (``web/static/js/generation.js``)
+and plays the output from the API's output route, which serves it inline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.bases.catalogue import Catalogue
+from core.errors import DomainError
+from core.settings import Settings
+from service.auth.principal import Principal
+from service.generations import service as generations
+from service.generations.schemas import GenerationCreate
+from service.models import service as models
+from service.models.schemas import ModelOut
+from service.pages.shared import LISTED, MEMBER, form_fields, notice_text, redirect, shell, words
+from service.pages.templates import page
+
+# Settings a blank field leaves to the base's defaults (or, for the seed, to chance).
+OPTIONAL = ("width", "height", "frames", "steps", "seed")
+
+
+def _request(form: dict[str, str]) -> dict[str, Any]:
+    """The API's request body from the form."""
+    model_id, _, version = form.get("model_version", "").partition(":")
+    body: dict[str, Any] = {
+        "model_id": model_id,
+        "version": version or None,
+        "prompt": form.get("prompt", ""),
+        "negative_prompt": form.get("negative_prompt", ""),
+        **{name: form[name] for name in OPTIONAL if form.get(name)},
+    }
+    if form.get("adapter_strength"):
+        body["adapter_strength"] = form["adapter_strength"]
+    return body
+
+
+async def _choices(db_session: AsyncSession) -> list[tuple[ModelOut, int]]:
+    """Every model version one can render with, newest first."""
+    found, _ = await models.list_models(db_session, LISTED)
+    listed = [ModelOut.model_validate(model) for model in found]
+    return [(model, number) for model in listed for number in range(model.version_count, 0, -1)]
+
+
+class GenerationPages(Controller):
+    path = "/app/generations"
+    include_in_schema = False
+
+    @get("/", opt=MEMBER)
+    async def generations(
+        self, db_session: NamedDependency[AsyncSession], principal: NamedDependency[Principal]
+    ) -> Template:
+        found, _ = await generations.list_generations(db_session, LISTED, None, None)
+        listed = await generations.generations_out(db_session, found)
+        names = {model.id: model.name for model, _ in await _choices(db_session)}
+        return page("generations.html", **await shell(db_session, principal, generations=listed, names=names))
+
+    @get("/new", opt=MEMBER)
+    async def new(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+        model_id: FromQuery[str | None] = None,
+        version: FromQuery[str | None] = None,
+    ) -> Template:
+        form = {"model_version": f"{model_id}:{version}", "adapter_strength": "1.0"}
+        return await self._form_page(db_session, principal, settings, form, [])
+
+    @staticmethod
+    async def _form_page(
+        db_session: AsyncSession,
+        principal: Principal,
+        settings: Settings,
+        form: dict[str, str],
+        errors: list[str],
+        status_code: int = 200,
+    ) -> Template:
+        context = {
+            "choices": await _choices(db_session),
+            "limits": settings.generations,
+            "form": form,
+            "errors": errors,
+        }
+        return page("generate.html", status_code=status_code, **await shell(db_session, principal, **context))
+
+    @post("/", opt=MEMBER)
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        catalogue: NamedDependency[Catalogue],
+        settings: NamedDependency[Settings],
+    ) -> Template | Redirect:
+        form = await form_fields(request)
+        try:
+            body = GenerationCreate.model_validate(_request(form))
+            generation = await generations.create_generation(
+                db_session,
+                principal,
+                body,
+                catalogue=catalogue,
+                settings=settings.generations,
+                idempotency_key=None,
+            )
+        except ValidationError as exc:
+            return await self._form_page(db_session, principal, settings, form, words(exc), 400)
+        except DomainError as exc:
+            return await self._form_page(db_session, principal, settings, form, [exc.detail], exc.status)
+        return redirect(f"/app/generations/{generation.id}")
+
+    @get("/{generation_id:uuid}", opt=MEMBER)
+    async def generation(
+        self,
+        generation_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        notice: FromQuery[str | None] = None,
+    ) -> Template:
+        generation = await generations.get_generation(db_session, generation_id)
+        shown = await generations.generation_out(db_session, generation)
+        model = await models.get_model(db_session, shown.model_id) if shown.model_id else None
+        context = {"generation": shown, "model": model, "notice": notice_text(notice)}
+        return page("generation.html", **await shell(db_session, principal, **context))
+
+    @post("/{generation_id:uuid}/cancel", opt=MEMBER)
+    async def cancel(
+        self, generation_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+    ) -> Redirect:
+        await generations.cancel_generation(db_session, generation_id)
+        return redirect(f"/app/generations/{generation_id}?notice=generation-cancelled")

@@ -1,0 +1,298 @@
+// The footage page's upload manager. Each file goes through the JSON API the SDK uses:
+// hash it (sha256, read in slices), find an open session for the same file or create one,
+// PUT the missing parts (File.slice, a few at once, each retried on a transient failure),
+// then complete. Nothing holds a whole file in memory; Cancel aborts the session.
+
+import { api, ApiError, problemText } from "./api.js";
+import { hashFile } from "./sha256.js";
+
+const PARTS_AT_ONCE = 3;
+const TRIES_PER_PART = 4;
+const RETRY_DELAY_MS = 500;
+// Browsers leave `File.type` empty for some video containers; the server checks what it gets.
+const TYPES = {
+  mp4: "video/mp4", m4v: "video/mp4", mov: "video/quicktime", qt: "video/quicktime",
+  mkv: "video/x-matroska", webm: "video/webm", png: "image/png", jpg: "image/jpeg",
+  jpeg: "image/jpeg", tif: "image/tiff", tiff: "image/tiff",
+};
+
+const form = document.getElementById("upload-form");
+const input = document.getElementById("upload-files");
+const list = document.getElementById("uploads");
+const error = document.getElementById("upload-error");
+const dropZone = document.getElementById("drop-zone");
+
+function bytes(count) {
+  const units = ["bytes", "kB", "MB", "GB", "TB"];
+  let amount = count;
+  let unit = 0;
+  while (amount >= 1000 && unit < units.length - 1) {
+    amount /= 1000;
+    unit += 1;
+  }
+  return unit ? `${amount.toFixed(1)} ${units[unit]}` : `${amount} bytes`;
+}
+
+function seconds(count) {
+  if (!Number.isFinite(count)) return "";
+  if (count < 60) return `about ${Math.max(1, Math.round(count))} s left`;
+  return `about ${Math.round(count / 60)} min left`;
+}
+
+const sleep = (ms, signal) =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }, { once: true });
+  });
+
+// One PUT of one part, with upload progress (fetch reports none). Resolves on 2xx; rejects
+// with an ApiError whose `transient` says whether sending it again may work.
+function putPart(path, blob, onProgress, signal) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open("PUT", path);
+    request.setRequestHeader("Accept", "application/json");
+    request.upload.addEventListener("progress", (event) => onProgress(event.loaded));
+    request.addEventListener("load", async () => {
+      if (request.status >= 200 && request.status < 300) return resolve();
+      const failure = await problemText(new Response(request.response, { status: request.status }));
+      // A clash with a concurrent send of the same part, or the server's trouble: try again.
+      failure.transient = request.status === 409 || request.status >= 500;
+      reject(failure);
+    });
+    request.addEventListener("error", () => {
+      const failure = new ApiError("The connection dropped while sending a part.", 0);
+      failure.transient = true;
+      reject(failure);
+    });
+    request.addEventListener("abort", () => reject(signal.reason));
+    signal.addEventListener("abort", () => request.abort(), { once: true });
+    request.send(blob);
+  });
+}
+
+class FileUpload {
+  constructor(file, rights) {
+    this.file = file;
+    this.rights = rights;
+    this.controller = new AbortController();
+    this.session = null;
+    this.sent = new Map(); // part number -> bytes the server has for it (or is receiving)
+    this.row = this.render();
+  }
+
+  render() {
+    const row = document.createElement("li");
+    row.className = "upload";
+    const name = document.createElement("span");
+    name.className = "upload-name";
+    name.textContent = this.file.name;
+    this.bar = document.createElement("progress");
+    this.bar.max = Math.max(1, this.file.size);
+    this.bar.value = 0;
+    this.bar.setAttribute("aria-label", `Upload of ${this.file.name}`);
+    this.state = document.createElement("span");
+    this.state.className = "upload-state";
+    this.state.setAttribute("role", "status");
+    this.cancelButton = document.createElement("button");
+    this.cancelButton.type = "button";
+    this.cancelButton.className = "secondary small";
+    this.cancelButton.textContent = "Cancel";
+    const hidden = document.createElement("span");
+    hidden.className = "visually-hidden";
+    hidden.textContent = ` ${this.file.name}`;
+    this.cancelButton.append(hidden);
+    this.cancelButton.addEventListener("click", () => this.cancel());
+    row.append(name, this.bar, this.state, this.cancelButton);
+    return row;
+  }
+
+  say(text, kind = "") {
+    this.state.textContent = text;
+    this.row.dataset.state = kind;
+  }
+
+  get contentType() {
+    const extension = this.file.name.split(".").pop().toLowerCase();
+    return this.file.type || TYPES[extension] || null;
+  }
+
+  async start() {
+    const signal = this.controller.signal;
+    try {
+      if (!this.contentType) {
+        throw new ApiError(`Cannot tell what kind of file ${this.file.name} is; upload a video or a still.`, 0);
+      }
+      this.say("Reading the file to fingerprint it…");
+      const sha256 = await hashFile(this.file, {
+        signal,
+        onProgress: (done) => this.say(`Reading the file to fingerprint it… ${Math.floor((100 * done) / Math.max(1, this.file.size))}%`),
+      });
+      this.session = (await this.resumable(sha256, signal)) ?? (await this.create(sha256, signal));
+      for (const part of this.session.parts) this.sent.set(part.part_number, part.size);
+      this.started = performance.now();
+      this.startBytes = this.received;
+      await this.send(this.missing(), signal);
+      await this.complete(signal);
+    } catch (failure) {
+      if (signal.aborted) return;
+      this.say(failure instanceof ApiError ? failure.message : "Something went wrong in the browser; try again.", "failed");
+      this.cancelButton.remove();
+    }
+  }
+
+  // An open session for this very file (same name, size and contents) from an earlier try.
+  async resumable(sha256, signal) {
+    const open = await api("GET", `/v1/uploads?sha256=${sha256}&limit=200`, undefined, { signal });
+    return open.items.find((u) => u.filename === this.file.name && u.size === this.file.size) ?? null;
+  }
+
+  create(sha256, signal) {
+    const body = {
+      filename: this.file.name,
+      size: this.file.size,
+      sha256,
+      content_type: this.contentType,
+      rights: this.rights,
+    };
+    return api("POST", "/v1/uploads", body, { signal });
+  }
+
+  missing() {
+    const numbers = [];
+    for (let number = 1; number <= this.session.part_count; number++) {
+      if (!this.sent.has(number)) numbers.push(number);
+    }
+    return numbers;
+  }
+
+  get received() {
+    let total = 0;
+    for (const size of this.sent.values()) total += size;
+    return total;
+  }
+
+  async send(numbers, signal) {
+    const queue = [...numbers];
+    const worker = async () => {
+      for (let number = queue.shift(); number !== undefined; number = queue.shift()) {
+        await this.sendPart(number, signal);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PARTS_AT_ONCE, queue.length) }, worker));
+  }
+
+  async sendPart(number, signal) {
+    const { part_size: partSize, id } = this.session;
+    const blob = this.file.slice((number - 1) * partSize, number * partSize);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await putPart(`/v1/uploads/${id}/parts/${number}`, blob, (loaded) => this.progress(number, loaded), signal);
+        this.progress(number, blob.size);
+        return;
+      } catch (failure) {
+        this.progress(number, 0);
+        if (signal.aborted || !failure.transient || attempt >= TRIES_PER_PART) throw failure;
+        this.say(`Part ${number} failed (${failure.message}); trying it again…`, "retrying");
+        await sleep(RETRY_DELAY_MS * 2 ** (attempt - 1), signal);
+      }
+    }
+  }
+
+  progress(number, loaded) {
+    this.sent.set(number, loaded);
+    const done = this.received;
+    this.bar.value = done;
+    const elapsed = (performance.now() - this.started) / 1000;
+    const rate = elapsed > 0.5 ? (done - this.startBytes) / elapsed : 0;
+    const left = rate > 0 ? seconds((this.file.size - done) / rate) : "";
+    this.say([`${bytes(done)} of ${bytes(this.file.size)}`, rate ? `${bytes(rate)}/s` : "", left].filter(Boolean).join(" · "), "sending");
+  }
+
+  async complete(signal) {
+    this.say("Checking the clip on the server…", "checking");
+    let asset;
+    try {
+      asset = await api("POST", `/v1/uploads/${this.session.id}/complete`, undefined, { signal });
+    } catch (failure) {
+      const missing = failure.problem?.missing_parts;
+      if (!(failure.status === 409 && Array.isArray(missing))) throw failure;
+      // Parts the server never recorded: send them, then complete again.
+      for (const number of missing) this.sent.delete(number);
+      await this.send(missing, signal);
+      asset = await api("POST", `/v1/uploads/${this.session.id}/complete`, undefined, { signal });
+    }
+    this.bar.value = this.bar.max;
+    this.say(`Uploaded: ${asset.media.width}×${asset.media.height} ${asset.media.codec}.`, "done");
+    this.cancelButton.remove();
+    document.body.dispatchEvent(new CustomEvent("footage-changed"));
+  }
+
+  async cancel() {
+    this.controller.abort(new DOMException("Cancelled", "AbortError"));
+    this.cancelButton.remove();
+    this.say("Cancelling…", "cancelling");
+    if (this.session) {
+      try {
+        await api("DELETE", `/v1/uploads/${this.session.id}`);
+      } catch (failure) {
+        this.say(`Stopped, but the server kept what it received: ${failure.message}`, "failed");
+        return;
+      }
+    }
+    this.say("Cancelled; nothing of it was kept.", "cancelled");
+  }
+}
+
+function showError(text) {
+  error.textContent = text;
+  error.hidden = !text;
+}
+
+function rights() {
+  const kind = form.elements.rights.value;
+  const ref = form.elements.licence_ref.value.trim();
+  return kind === "licensed" ? { kind, licence_ref: ref } : { kind };
+}
+
+function upload(files) {
+  if (!files.length) return showError("Choose at least one clip to upload.");
+  if (!form.elements.attest.checked) {
+    form.elements.attest.focus();
+    return showError("Tick the statement that you have the right to train on these clips: uploads need it.");
+  }
+  const stated = rights();
+  if (stated.kind === "licensed" && !stated.licence_ref) {
+    form.elements.licence_ref.focus();
+    return showError("Licensed clips need a licence reference.");
+  }
+  showError("");
+  for (const file of files) {
+    const job = new FileUpload(file, stated);
+    list.append(job.row);
+    job.start();
+  }
+  input.value = "";
+}
+
+if (form) {
+  form.hidden = false;
+  for (const note of document.querySelectorAll("[data-needs-script]")) note.hidden = true;
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    upload([...input.files]);
+  });
+  dropZone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    dropZone.classList.add("dragging");
+  });
+  dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragging"));
+  dropZone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    dropZone.classList.remove("dragging");
+    upload([...event.dataTransfer.files]);
+  });
+}
