@@ -347,8 +347,12 @@ def test_a_worker_serves_metrics_on_its_port_until_it_stops(
         assert [path.name[:15] for path in temporary.iterdir()] == ["rushes-metrics-"]
     finally:
         worker.send_signal(signal.SIGTERM)
-        code = worker.wait(timeout=30)
-        log.close()
+        try:
+            code = worker.wait(timeout=30)
+        finally:
+            if worker.poll() is None:  # never leave a stuck worker behind the suite
+                worker.kill()
+            log.close()
     assert code == 0, (tmp_path / "worker.log").read_text()
     assert list(temporary.iterdir()) == []
     with pytest.raises(httpx.ConnectError):

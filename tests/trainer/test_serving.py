@@ -95,8 +95,10 @@ def test_the_engine_renders_what_the_stock_pipeline_does_with_the_adapter(
     adapted = stock()
 
     ours_bare, ours_adapted = engine.generate([request(None), request(A)]).numpy()
-    np.testing.assert_allclose(ours_bare, bare, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(ours_adapted, adapted, rtol=0, atol=1e-5)
+    # A batch of two sums in another order than the stock pipeline's single videos: float32
+    # noise of ~1e-5 through the VAE (seen on one machine), four orders below the adapter's effect.
+    np.testing.assert_allclose(ours_bare, bare, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(ours_adapted, adapted, rtol=0, atol=1e-4)
     assert np.abs(adapted - bare).max() > 0.1  # the adapter visibly changes the video
 
 
