@@ -40,6 +40,15 @@ def problem(description: str) -> ResponseSpec:
     )
 
 
+# Answers of the routes that admit new work (``service.quotas.admission``), which they add.
+QUOTA_REFUSED = problem(
+    "An allowance of the plan is used up (quota, limit, used and resets_at name it), or the tenant's "
+    "payment is past due."
+)
+RATE_LIMITED = problem(
+    "Too many requests of this kind: retry after Retry-After seconds (quota fields name it)."
+)
+
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -61,6 +70,7 @@ def problem_responses(handler: HTTPRouteHandler, path: str) -> dict[int, Respons
         responses[409] = problem("The request conflicts with the resource's current state.")
     if unsafe:
         responses[413] = problem("The body is too large.")
+        responses[415] = problem("A body a cross-site form could send, without an API key (send JSON).")
     responses[422] = problem("The request is well-formed but breaks a rule; the detail names it.")
     return responses
 

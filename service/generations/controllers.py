@@ -23,6 +23,7 @@ from service.events.watch import EventWatch
 from service.generations import service
 from service.generations.events import GENERATION_EVENTS
 from service.generations.schemas import GenerationCreate, GenerationEventOut, GenerationOut
+from service.openapi import QUOTA_REFUSED, RATE_LIMITED
 from service.params import sequence_after
 from service.schemas import Page
 
@@ -33,7 +34,12 @@ class GenerationController(Controller):
     path = "/v1/generations"
     tags = ["generations"]
 
-    @post(operation_id="createGeneration", opt=access(Access.MEMBER), status_code=201)
+    @post(
+        operation_id="createGeneration",
+        opt=access(Access.MEMBER),
+        responses={402: QUOTA_REFUSED, 429: RATE_LIMITED},
+        status_code=201,
+    )
     async def create(
         self,
         request: Request[Any, Any, Any],

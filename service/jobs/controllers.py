@@ -21,6 +21,7 @@ from service.events.watch import EventWatch
 from service.jobs import service
 from service.jobs.events import JOB_EVENTS
 from service.jobs.schemas import BaseOut, FineTuneCreate, FineTuneOut, JobEventOut, SampleOut
+from service.openapi import QUOTA_REFUSED
 from service.params import Index, sequence_after
 from service.schemas import Page
 
@@ -31,7 +32,12 @@ class FineTuneController(Controller):
     path = "/v1/fine-tunes"
     tags = ["fine-tunes"]
 
-    @post(operation_id="createFineTune", opt=access(Access.MEMBER), status_code=201)
+    @post(
+        operation_id="createFineTune",
+        opt=access(Access.MEMBER),
+        responses={402: QUOTA_REFUSED},
+        status_code=201,
+    )
     async def create(
         self,
         request: Request[Any, Any, Any],

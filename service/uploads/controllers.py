@@ -15,7 +15,7 @@ from core.storage import ObjectStorage, TenantKeys
 from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.db.pagination import PageRequest, page_body
-from service.openapi import problem
+from service.openapi import QUOTA_REFUSED, problem
 from service.params import Number
 from service.schemas import Page
 from service.uploads import service
@@ -38,7 +38,7 @@ class UploadController(Controller):
     tags = ["uploads"]
     dependencies = {"uploads": Provide(provide_uploads, sync_to_thread=False)}
 
-    @post(operation_id="createUpload", opt=access(Access.MEMBER))
+    @post(operation_id="createUpload", opt=access(Access.MEMBER), responses={402: QUOTA_REFUSED})
     async def create(
         self,
         data: JSONBody[UploadCreate],

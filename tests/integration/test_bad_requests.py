@@ -165,7 +165,12 @@ async def test_the_document_states_closed_bodies_and_every_problem(client: Clien
         assert schemas[body]["additionalProperties"] is False, body
     assert "additionalProperties" not in schemas["AssetOut"]
     part = document["paths"]["/v1/uploads/{upload_id}/parts/{part_number}"]["put"]["responses"]
-    assert set(part) == {"200", "400", "401", "403", "404", "409", "410", "413", "422"}
+    assert set(part) == {"200", "400", "401", "403", "404", "409", "410", "413", "415", "422"}
+    # Routes that admit work name the quota refusals; only generations are rate-limited.
+    generation = document["paths"]["/v1/generations"]["post"]["responses"]
+    assert {"402", "429"} <= set(generation)
+    assert "402" in document["paths"]["/v1/fine-tunes"]["post"]["responses"]
+    assert "429" not in document["paths"]["/v1/uploads"]["post"]["responses"]
     assert part["404"]["content"] == {
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
     }
