@@ -7,7 +7,9 @@ imports this package or the torch engine behind it.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 ROLES = ("train", "generate", "webhooks", "billing", "cleanup")
@@ -58,6 +60,19 @@ def seconds(text: str) -> float:
     return value
 
 
+def remember_stop_signals() -> threading.Event:
+    """From now on, SIGTERM and SIGINT are remembered instead of ending the process.
+
+    Called first thing, so a stop that arrives while the worker still starts (imports, the
+    metrics server) reaches the supervisor, which then starts nothing and cleans up; by
+    default the signal would kill the process before its ``finally`` blocks ran.
+    """
+    asked = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: asked.set())
+    return asked
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rushes-server worker",
@@ -87,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    asked_to_stop = remember_stop_signals()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.exit_when_idle is not None and args.roles != {"train"}:
@@ -119,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         with serving(settings.metrics):
-            anyio.run(Supervisor(settings, options).run)
+            anyio.run(Supervisor(settings, options, asked_to_stop).run)
     except KeyboardInterrupt:
         return 130
     return 0

@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from functools import partial
 
 import anyio
 import anyio.to_thread
+from anyio.abc import TaskStatus
 
 import service.db.models  # noqa: F401  (every mapper is known before the first query)
 from core.bases.catalogue import load_catalogue
@@ -84,9 +86,12 @@ def device_memory(device: str | None) -> int:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, options: WorkerOptions) -> None:
+    def __init__(
+        self, settings: Settings, options: WorkerOptions, asked_to_stop: threading.Event | None = None
+    ) -> None:
         self.settings = settings
         self.options = options
+        self.asked_to_stop = asked_to_stop or threading.Event()
         self.worker_id = settings.worker.id or f"{options.worker_id}:{uuid.uuid4().hex[:8]}"
         self.children: list[Child] = []
         self.generator: subprocess.Popen[bytes] | None = None
@@ -132,7 +137,7 @@ class Supervisor:
                 await queue.abandon_owner(self.worker_id)
                 await generations.abandon(self.generator_id)
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(self._watch_signals)
+                await tasks.start(self._watch_signals)
                 if "webhooks" in self.options.roles:
                     # Named after this worker, so a restart under its name ends the
                     # deliveries its previous run had in flight at once.
@@ -163,8 +168,14 @@ class Supervisor:
         limit = self.options.exit_when_idle
         return limit is not None and time.monotonic() - self.busy_at > limit
 
-    async def _watch_signals(self) -> None:
+    async def _watch_signals(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Set ``stopping`` on the first SIGTERM or SIGINT; a second one gets the default action."""
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            if self.asked_to_stop.is_set():  # while the worker was starting
+                self.stopping.set()
+            task_status.started()
+            if self.stopping.is_set():
+                return
             async for _ in signals:
                 self.stopping.set()
                 return

@@ -35,6 +35,7 @@ from core.settings import BillingSettings
 from service.billing.customers import ensure_customer
 from service.billing.models import BillingSent
 from service.billing.stripe_api import stripe_client
+from service.db.engine import uninterrupted
 from service.db.tenancy import unscoped_session
 from service.usage.models import Charge, LedgerEntry
 
@@ -171,7 +172,7 @@ async def run_billing_sender(sessions: async_sessionmaker[AsyncSession], setting
     while True:
         try:
             async with stripe_client(settings) as client:
-                report = await send_once(sessions, settings, client)
+                report = await uninterrupted(send_once(sessions, settings, client))
         except Exception:
             logger.exception("billing round failed; trying again after the backoff")
             report = SendReport(0, 0, 1)

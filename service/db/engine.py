@@ -1,13 +1,17 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
+import anyio
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 import service.db.tenancy  # noqa: F401  (registers tenant scoping on every session)
+
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -32,3 +36,16 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def uninterrupted(work: Awaitable[T]) -> T:
+    """Await ``work`` to its end even when the caller is cancelled meanwhile.
+
+    Background loops run each round through this, so a stopping worker's cancellation lands
+    between rounds. Cancelled in the middle of a query, SQLAlchemy hands the connection to a
+    task that closes it after aiosqlite's thread may already have stopped; that task then
+    waits forever, and the process never exits.
+    """
+    with anyio.CancelScope(shield=True):
+        result = await work
+    return result

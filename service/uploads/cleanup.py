@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.settings import UploadSettings
 from core.storage import ObjectStorage
 from core.storage.keys import TENANTS_ROOT
+from service.db.engine import uninterrupted
 from service.db.tenancy import mark_unscoped
 from service.idempotency.models import IdempotencyRecord
 from service.uploads.models import UploadSession, UploadStatus
@@ -99,7 +100,7 @@ async def run_cleanup_forever(
 ) -> None:
     while True:
         try:
-            await clean_up_uploads(sessions, storage, limits)
+            await uninterrupted(clean_up_uploads(sessions, storage, limits))
         except Exception:
             logger.exception("upload cleanup failed; trying again next round")
         await anyio.sleep(limits.cleanup_interval_seconds)

@@ -46,6 +46,7 @@ from core.errors import Invalid
 from core.settings import WebhookSettings
 from core.work.queue import WorkEvent, WorkKind, WorkQueue, ignore_lost_race
 from core.work.status import WorkStatus
+from service.db.engine import uninterrupted
 from service.db.tenancy import unscoped_session
 from service.jobs.models import JobEvent
 from service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -216,13 +217,14 @@ async def run_webhook_dispatcher(
     ends the leases its previous run held as it starts, instead of waiting for them to lapse.
     """
     if owner is not None:
-        await DeliveryQueue(sessions, settings).abandon(owner)
+        await uninterrupted(DeliveryQueue(sessions, settings).abandon(owner))
     owner = owner or dispatcher_name()
     async with http_client(settings) as http:
         while True:
             sent = 0
             try:
-                sent = (await dispatch_once(sessions, settings, data_dir, http=http, owner=owner)).sent
+                round_ = dispatch_once(sessions, settings, data_dir, http=http, owner=owner)
+                sent = (await uninterrupted(round_)).sent
             except Exception:
                 logger.exception("webhook dispatch failed; trying again next round")
             if sent < settings.concurrency:
