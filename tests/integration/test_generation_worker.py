@@ -179,7 +179,8 @@ async def test_two_tenants_render_in_one_batch_each_with_its_own_adapter(
     # Each tenant's video is its own adapter's, and far from the other's.
     for index, video in enumerate(videos):
         errors = [float(np.abs(video - solo).mean()) for solo in solos]
-        assert errors[index] < 0.003 and errors[1 - index] > 0.01, errors
+        # Its own adapter's render up to the codec's noise (about 0.003), the other's far away.
+        assert errors[index] < 0.01 and errors[1 - index] > 0.05, errors
     assert float(np.abs(videos[0] - videos[1]).mean()) > 0.01
 
     poster = Image.open(io.BytesIO(await _download(client, a, done[0], "poster.jpg")))
