@@ -46,6 +46,10 @@ class PayloadTooLarge(DomainError):
     status, problem = 413, "payload-too-large"
 
 
+class RangeNotSatisfiable(DomainError):
+    status, problem = 416, "range-not-satisfiable"
+
+
 class UnsupportedMediaType(DomainError):
     status, problem = 415, "unsupported-media-type"
 

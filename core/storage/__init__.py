@@ -7,6 +7,7 @@ from core.storage.base import (
     ObjectStorage,
     PartWriter,
     PendingMultipart,
+    content_disposition,
 )
 from core.storage.keys import TenantKeys
 
@@ -36,5 +37,6 @@ __all__ = [
     "PartWriter",
     "PendingMultipart",
     "TenantKeys",
+    "content_disposition",
     "storage_from_settings",
 ]

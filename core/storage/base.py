@@ -13,6 +13,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
+
+
+def content_disposition(filename: str, *, inline: bool = False) -> str:
+    """RFC 6266: ``inline`` shows or plays in the browser, ``attachment`` saves; the name
+    percent-encoded (RFC 8187), so no filename can break out of the header."""
+    return f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{quote(filename)}"
 
 
 class ObjectNotFoundError(LookupError):
@@ -73,7 +80,10 @@ class ObjectStorage(abc.ABC):
     def get_bytes(self, key: str) -> bytes: ...
 
     @abc.abstractmethod
-    def iter_chunks(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
+    def iter_chunks(
+        self, key: str, chunk_size: int = 1 << 20, *, start: int = 0, length: int | None = None
+    ) -> Iterator[bytes]:
+        """The object's bytes from ``start``, ``length`` of them (to the end when None)."""
 
     @abc.abstractmethod
     def get_file(self, key: str, dest: Path) -> None: ...
@@ -89,9 +99,10 @@ class ObjectStorage(abc.ABC):
     def list_objects(self, prefix: str) -> list[ObjectInfo]: ...
 
     @abc.abstractmethod
-    def presigned_get(self, key: str, expires: timedelta, filename: str | None = None) -> str | None:
-        """A URL that downloads the object without credentials until ``expires`` has passed, saved
-        as ``filename`` when given; None when the backend cannot sign one (stream the object instead)."""
+    def presigned_get(self, key: str, expires: timedelta, disposition: str | None = None) -> str | None:
+        """A URL that downloads the object without credentials until ``expires`` has passed, answered
+        with ``disposition`` as its Content-Disposition when given (``content_disposition``); None
+        when the backend cannot sign one (stream the object instead)."""
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:

@@ -99,13 +99,22 @@ class LocalStorage(ObjectStorage):
         except FileNotFoundError as exc:
             raise ObjectNotFoundError(key) from exc
 
-    def iter_chunks(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    def iter_chunks(
+        self, key: str, chunk_size: int = 1 << 20, *, start: int = 0, length: int | None = None
+    ) -> Iterator[bytes]:
         try:
             handle = self._path(key).open("rb")
         except FileNotFoundError as exc:
             raise ObjectNotFoundError(key) from exc
         with handle:
-            while chunk := handle.read(chunk_size):
+            handle.seek(start)
+            left = length
+            while left is None or left > 0:
+                chunk = handle.read(chunk_size if left is None else min(chunk_size, left))
+                if not chunk:
+                    return
+                if left is not None:
+                    left -= len(chunk)
                 yield chunk
 
     def get_file(self, key: str, dest: Path) -> None:
@@ -139,7 +148,7 @@ class LocalStorage(ObjectStorage):
                     found.append(ObjectInfo(key, full.stat().st_size))
         return sorted(found, key=lambda info: info.key)
 
-    def presigned_get(self, key: str, expires: timedelta, filename: str | None = None) -> str | None:
+    def presigned_get(self, key: str, expires: timedelta, disposition: str | None = None) -> str | None:
         return None  # files on the API's disk have no URL of their own: the API streams them
 
     def delete(self, key: str) -> None:

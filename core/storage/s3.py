@@ -106,9 +106,13 @@ class S3Storage(ObjectStorage):
     def get_bytes(self, key: str) -> bytes:
         return b"".join(self.iter_chunks(key))
 
-    def iter_chunks(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    def iter_chunks(
+        self, key: str, chunk_size: int = 1 << 20, *, start: int = 0, length: int | None = None
+    ) -> Iterator[bytes]:
+        if length == 0:
+            return  # minio reads a length of 0 as "to the end"
         try:
-            response = self.client.get_object(self.bucket, key)
+            response = self.client.get_object(self.bucket, key, offset=start, length=length or 0)
         except S3Error as exc:
             raise _translate(exc, key) from exc
         try:
@@ -144,11 +148,11 @@ class S3Storage(ObjectStorage):
             for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)
         ]
 
-    def presigned_get(self, key: str, expires: timedelta, filename: str | None = None) -> str | None:
+    def presigned_get(self, key: str, expires: timedelta, disposition: str | None = None) -> str | None:
         # Signing is local arithmetic; the URL reaches the endpoint as this process names it.
         headers: dict[str, str | list[str] | tuple[str]] | None = None
-        if filename:
-            headers = {"response-content-disposition": f'attachment; filename="{filename}"'}
+        if disposition:
+            headers = {"response-content-disposition": disposition}
         return self.client.presigned_get_object(self.bucket, key, expires=expires, response_headers=headers)
 
     def delete(self, key: str) -> None:

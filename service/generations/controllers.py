@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter, PathParameter
-from litestar.response import Redirect, ServerSentEvent, Stream
+from litestar.response import Redirect, ServerSentEvent
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.bases.catalogue import Catalogue
@@ -18,6 +18,7 @@ from core.work.status import WorkStatus
 from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.db.pagination import PageRequest, page_body
+from service.downloads import RANGE_RESPONSES, RangeHeader, object_response
 from service.events.log import resume_after
 from service.events.watch import EventWatch
 from service.generations import service
@@ -122,7 +123,10 @@ class GenerationController(Controller):
         f"{_GENERATION}/outputs/{{name:str}}",
         operation_id="downloadGenerationOutput",
         opt=access(Access.MEMBER),
-        responses={307: ResponseSpec(None, description="A signed URL to download from (S3 storage).")},
+        responses={
+            307: ResponseSpec(None, description="A signed URL to download from (S3 storage)."),
+            **RANGE_RESPONSES,
+        },
     )
     async def output(
         self,
@@ -131,15 +135,18 @@ class GenerationController(Controller):
         db_session: NamedDependency[AsyncSession],
         storage: NamedDependency[ObjectStorage],
         settings: NamedDependency[Settings],
+        range_header: RangeHeader = None,
     ) -> Response[Any]:
-        """A succeeded generation's video, poster frame or animated preview."""
+        """A succeeded generation's video, poster frame or animated preview (ranges let a video seek)."""
         expires = timedelta(seconds=settings.generations.signed_url_seconds)
         download = await service.output_download(db_session, storage, generation_id, name, expires)
         if download.url is not None:
             return Redirect(download.url, status_code=307)
-        # Inline: a page's <video> and <img> show outputs, and opening one plays it in the browser.
-        headers = {
-            "content-length": str(download.size),
-            "content-disposition": f'inline; filename="{download.filename}"',
-        }
-        return Stream(storage.iter_chunks(download.key), media_type=download.media_type, headers=headers)
+        return object_response(
+            storage,
+            download.key,
+            size=download.size,
+            media_type=download.media_type,
+            range_header=range_header,
+            headers={"content-disposition": download.disposition},
+        )

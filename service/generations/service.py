@@ -21,7 +21,7 @@ from core.bases.architecture import geometry_problem, positions_problem
 from core.bases.catalogue import Catalogue
 from core.errors import Conflict, Invalid, NotFound
 from core.settings import GenerationSettings
-from core.storage import ObjectStorage, TenantKeys
+from core.storage import ObjectStorage, TenantKeys, content_disposition
 from core.storage.keys import OUTPUT_MEDIA_TYPES
 from core.work.status import WorkStatus
 from service.auth.principal import Principal
@@ -176,7 +176,7 @@ class Download:
     key: str
     media_type: str
     size: int
-    filename: str
+    disposition: str
     url: str | None
 
 
@@ -191,6 +191,7 @@ async def output_download(
     info = await anyio.to_thread.run_sync(storage.stat, key)
     if info is None:
         raise NotFound("No such output.")
-    filename = f"generation-{generation.id}-{name}"
-    url = await anyio.to_thread.run_sync(storage.presigned_get, key, expires, filename)
-    return Download(key, OUTPUT_MEDIA_TYPES[name], info.size, filename, url)
+    # Inline: a page's <video> and <img> show outputs, and opening one plays it in the browser.
+    disposition = content_disposition(f"generation-{generation.id}-{name}", inline=True)
+    url = await anyio.to_thread.run_sync(storage.presigned_get, key, expires, disposition)
+    return Download(key, OUTPUT_MEDIA_TYPES[name], info.size, disposition, url)

@@ -16,6 +16,7 @@ from core.work.status import WorkStatus
 from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.db.pagination import PageRequest, page_body
+from service.downloads import RANGE_RESPONSES, RangeHeader, object_response
 from service.events.log import resume_after
 from service.events.watch import EventWatch
 from service.jobs import service
@@ -95,6 +96,7 @@ class FineTuneController(Controller):
         operation_id="downloadFineTuneSample",
         opt=access(Access.MEMBER),
         media_type="video/mp4",
+        responses=RANGE_RESPONSES,
     )
     async def sample(
         self,
@@ -103,9 +105,12 @@ class FineTuneController(Controller):
         index: Index,
         db_session: NamedDependency[AsyncSession],
         storage: NamedDependency[ObjectStorage],
+        range_header: RangeHeader = None,
     ) -> Stream:
-        key = await service.sample_key(db_session, storage, job_id, step, index)
-        return Stream(storage.iter_chunks(key), media_type="video/mp4")
+        info = await service.sample_object(db_session, storage, job_id, step, index)
+        return object_response(
+            storage, info.key, size=info.size, media_type="video/mp4", range_header=range_header
+        )
 
     @get(f"{_JOB}/events", operation_id="listFineTuneEvents", opt=access(Access.MEMBER))
     async def events(

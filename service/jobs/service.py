@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.bases.catalogue import Catalogue
 from core.errors import Conflict, Invalid, NotFound
 from core.settings import JobSettings
-from core.storage import ObjectStorage, TenantKeys
+from core.storage import ObjectInfo, ObjectStorage, TenantKeys
 from core.work.status import WorkStatus
 from service.auth.principal import Principal
 from service.datasets.models import Dataset
@@ -201,12 +201,12 @@ async def list_samples(session: AsyncSession, storage: ObjectStorage, job_id: UU
     return sorted(samples, key=lambda sample: (sample.step, sample.index))
 
 
-async def sample_key(
+async def sample_object(
     session: AsyncSession, storage: ObjectStorage, job_id: UUID, step: int, index: int
-) -> str:
-    """The key of one clip, checked to exist before any of the response goes out."""
+) -> ObjectInfo:
+    """One clip's key and size, checked to exist before any of the response goes out."""
     job = await get_job(session, job_id)
-    key = TenantKeys(job.tenant_id).sample(job.id, step, index)
-    if await anyio.to_thread.run_sync(storage.stat, key) is None:
+    info = await anyio.to_thread.run_sync(storage.stat, TenantKeys(job.tenant_id).sample(job.id, step, index))
+    if info is None:
         raise NotFound("No such sample.")
-    return key
+    return info

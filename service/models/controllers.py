@@ -9,9 +9,10 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.storage import ObjectStorage, TenantKeys
+from core.storage import ObjectStorage, TenantKeys, content_disposition
 from service.auth.policy import Access, access
 from service.db.pagination import PageRequest, page_body
+from service.downloads import RANGE_RESPONSES, RangeHeader, object_response
 from service.models import service
 from service.models.schemas import Guardrails, ModelOut, ModelUpdate, ModelVersionOut
 from service.params import Number
@@ -81,22 +82,31 @@ class ModelController(Controller):
     ) -> ModelVersionOut:
         return ModelVersionOut.model_validate(await service.get_version(db_session, model_id, number))
 
-    @get(f"{_VERSION}/adapter", operation_id="downloadModelAdapter", opt=access(Access.MEMBER))
+    @get(
+        f"{_VERSION}/adapter",
+        operation_id="downloadModelAdapter",
+        opt=access(Access.MEMBER),
+        responses=RANGE_RESPONSES,
+    )
     async def adapter(
         self,
         model_id: FromPath[UUID],
         number: Number,
         db_session: NamedDependency[AsyncSession],
         storage: NamedDependency[ObjectStorage],
+        range_header: RangeHeader = None,
     ) -> Stream:
         """The LoRA as one ``.safetensors`` file that diffusers' ``load_lora_weights`` reads."""
         version = await service.get_version(db_session, model_id, number)
-        return Stream(
-            storage.iter_chunks(TenantKeys(version.tenant_id).adapter_file(version.id)),
+        return object_response(
+            storage,
+            TenantKeys(version.tenant_id).adapter_file(version.id),
+            size=version.adapter_bytes,
             media_type="application/octet-stream",
+            range_header=range_header,
             headers={
-                "content-length": str(version.adapter_bytes),
-                "content-disposition": f'attachment; filename="model-v{version.number}.safetensors"',
+                "content-disposition": content_disposition(f"model-v{version.number}.safetensors"),
+                # The whole file's digest, on a range too: a resumed download checks the file it rebuilt.
                 "repr-digest": f"sha-256=:{b64encode(bytes.fromhex(version.adapter_sha256)).decode()}:",
             },
         )

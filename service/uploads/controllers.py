@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, post, put
@@ -11,10 +10,11 @@ from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.settings import Settings
-from core.storage import ObjectStorage, TenantKeys
+from core.storage import ObjectStorage, TenantKeys, content_disposition
 from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.db.pagination import PageRequest, page_body
+from service.downloads import RANGE_RESPONSES, RangeHeader, object_response
 from service.openapi import QUOTA_REFUSED, problem
 from service.params import Number
 from service.schemas import Page
@@ -149,21 +149,28 @@ class AssetController(Controller):
             storage.iter_chunks(TenantKeys(asset.tenant_id).poster(asset.id)), media_type="image/jpeg"
         )
 
-    @get("/{asset_id:uuid}/content", operation_id="downloadAsset", opt=access(Access.MEMBER))
+    @get(
+        "/{asset_id:uuid}/content",
+        operation_id="downloadAsset",
+        opt=access(Access.MEMBER),
+        responses=RANGE_RESPONSES,
+    )
     async def content(
         self,
         asset_id: FromPath[UUID],
         db_session: NamedDependency[AsyncSession],
         storage: NamedDependency[ObjectStorage],
+        range_header: RangeHeader = None,
     ) -> Stream:
+        """The clip as uploaded; a broken download resumes with a ``Range`` header."""
         asset = await service.get_asset(db_session, asset_id)
-        return Stream(
-            storage.iter_chunks(TenantKeys(asset.tenant_id).footage(asset.id)),
+        return object_response(
+            storage,
+            TenantKeys(asset.tenant_id).footage(asset.id),
+            size=asset.size,
             media_type=asset.content_type,
-            headers={
-                "content-length": str(asset.size),
-                "content-disposition": f"attachment; filename*=UTF-8''{quote(asset.filename)}",
-            },
+            range_header=range_header,
+            headers={"content-disposition": content_disposition(asset.filename)},
         )
 
     @delete("/{asset_id:uuid}", operation_id="deleteAsset", opt=access(Access.MEMBER))

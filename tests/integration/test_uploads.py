@@ -128,6 +128,13 @@ async def test_the_stored_and_served_type_is_the_probed_one(client: Client, tmp_
     assert served.headers["content-type"] == "video/quicktime"
     assert served.headers["x-content-type-options"] == "nosniff"
     assert served.headers["content-disposition"] == "attachment; filename*=UTF-8''clip.mov"
+    # A broken download resumes where it stopped.
+    data = clip.read_bytes()
+    rest = await client.get(
+        f"/v1/assets/{asset['id']}/content", headers={**caller.headers, "range": f"bytes={len(data) // 2}-"}
+    )
+    assert rest.status_code == 206
+    assert served.content[: len(data) // 2] + rest.content == data
 
 
 async def test_licensed_footage_keeps_its_licence(client: Client, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from core.storage import ObjectNotFoundError, ObjectStorage, TenantKeys
+from core.storage import ObjectNotFoundError, ObjectStorage, TenantKeys, content_disposition
 from core.storage.keys import OUTPUT_VIDEO
 from core.storage.local import LocalStorage
 
@@ -85,10 +85,29 @@ def test_abort_removes_pending_upload(storage: ObjectStorage, keys: TenantKeys) 
     assert storage.list_objects(keys.root) == []
 
 
+@pytest.mark.parametrize(
+    ("start", "length", "expected"),
+    [
+        (0, None, b"0123456789"),
+        (3, 4, b"3456"),
+        (8, None, b"89"),
+        (9, 1, b"9"),
+        (4, 0, b""),
+        (2, 100, b"23456789"),
+    ],
+)
+def test_iter_chunks_reads_a_byte_range(
+    storage: ObjectStorage, keys: TenantKeys, start: int, length: int | None, expected: bytes
+) -> None:
+    key = keys.footage(uuid4())
+    storage.put_bytes(key, b"0123456789")
+    assert b"".join(storage.iter_chunks(key, 3, start=start, length=length)) == expected
+
+
 def test_presigned_get_downloads_without_credentials(storage: ObjectStorage, keys: TenantKeys) -> None:
     key = keys.output(uuid4(), OUTPUT_VIDEO)
     storage.put_bytes(key, b"rendered", "video/mp4")
-    url = storage.presigned_get(key, timedelta(minutes=5), filename="clip.mp4")
+    url = storage.presigned_get(key, timedelta(minutes=5), content_disposition("clip.mp4", inline=True))
     if isinstance(storage, LocalStorage):
         assert url is None  # a local folder has no URLs: the API streams its objects instead
         return
@@ -96,6 +115,6 @@ def test_presigned_get_downloads_without_credentials(storage: ObjectStorage, key
     response = httpx.get(url)
     assert response.status_code == 200
     assert response.content == b"rendered"
-    assert response.headers["content-disposition"] == 'attachment; filename="clip.mp4"'
+    assert response.headers["content-disposition"] == "inline; filename*=UTF-8''clip.mp4"
     bare = storage.presigned_get(key, timedelta(minutes=5))
     assert bare is not None and "content-disposition" not in httpx.get(bare).headers
