@@ -140,6 +140,12 @@ class WorkerSettings(BaseModel):
     # for them to run out; no two live workers may share one. ``serve`` names its embedded
     # worker after itself.
     id: str = ""
+    # After a fine-tune, the new version's look is measured against the base's and the
+    # footage's (docs/trainer.md, "Look metrics"): this many renders with each, at most this
+    # long a side and this many frames, and as many footage windows. 0 renders: not measured.
+    look_renders: int = Field(default=4, ge=0, le=16)
+    look_max_side: int = Field(default=256, ge=16)
+    look_max_frames: int = Field(default=9, ge=1)
 
 
 # ``RUSHES_WEBHOOKS__*``: signing, what may be called, and the retry schedule.
@@ -229,6 +235,18 @@ class BillingSettings(BaseModel):
         return bool(self.stripe_api_key.get_secret_value())
 
 
+class ProvenanceSettings(BaseModel):
+    """C2PA content credentials on generated videos (``RUSHES_PROVENANCE__*``, ``docs/provenance.md``)."""
+
+    # The signing certificate chain (PEM: the leaf first, then the CAs that issued it) and
+    # its private key. Unset: a local CA and a leaf it issued are made once in
+    # ``provenance/`` in the data folder; workers that do not share it must be given files.
+    certificate_file: Path | None = None
+    private_key_file: Path | None = None
+    # An RFC 3161 time-stamping authority to countersign with; empty: signed offline.
+    timestamp_url: str = ""
+
+
 class LogSettings(BaseModel):
     level: str = "INFO"
     json_format: bool = True
@@ -250,6 +268,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     metrics: MetricsSettings = MetricsSettings()
     billing: BillingSettings = BillingSettings()
+    provenance: ProvenanceSettings = ProvenanceSettings()
     log: LogSettings = LogSettings()
 
     @property

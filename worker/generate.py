@@ -31,13 +31,14 @@ from core.logs import configure_logging
 from core.settings import Settings, get_settings
 from core.storage import ObjectNotFoundError, TenantKeys, storage_from_settings
 from core.storage.keys import OUTPUT_MEDIA_TYPES, OUTPUT_POSTER, OUTPUT_PREVIEW, OUTPUT_VIDEO
-from service.db.engine import create_engine, session_factory
+from service.db.engine import create_engine, session_factory, uninterrupted
 from service.generations.queue import ClaimedGeneration, GenerationQueue
 from trainer.devices import compute_dtype, resolve_device
 from trainer.models import load_specification
 from trainer.serving import AdapterError, AdapterKey, GenerationEngine, GenerationRequest, GenerationStopped
 from trainer.video import encode_mp4, encode_poster, encode_preview
 from worker import metrics
+from worker.provenance import ContentCredentials
 
 logger = logging.getLogger("rushes.worker")
 # Progress beats at most this often: per denoising step, without a write per step of a fast one.
@@ -85,6 +86,7 @@ class GenerationServer:
         self.base_ids = [entry.id for entry in self.catalogue]
         self.engines: dict[str, GenerationEngine] = {}
         self.stopping = anyio.Event()
+        self.credentials = ContentCredentials.from_settings(settings)
 
     def fetch(self, key: AdapterKey) -> bytes:
         # The key names the tenant, so the object read is always under that tenant's prefix.
@@ -131,7 +133,7 @@ class GenerationServer:
             await anyio.sleep(PREFETCH_SECONDS)
             for base_id, served in list(self.engines.items()):
                 try:
-                    upcoming = await queue.peek([base_id], self.config.max_batch * 2)
+                    upcoming = await uninterrupted(queue.peek([base_id], self.config.max_batch * 2))
                 except Exception:
                     # Prefetching only saves time; a failed look must not stop rendering.
                     logger.exception("adapter prefetch failed")
@@ -280,7 +282,7 @@ class GenerationServer:
         outputs = {
             OUTPUT_POSTER: encode_poster(frames),
             OUTPUT_PREVIEW: encode_preview(frames, max_side=self.config.preview_max_side),
-            OUTPUT_VIDEO: encode_mp4(frames),
+            OUTPUT_VIDEO: self.credentials.sign_mp4(encode_mp4(frames), claimed),
         }
         keys = TenantKeys(claimed.tenant_id)
         for name, data in outputs.items():

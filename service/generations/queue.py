@@ -32,6 +32,7 @@ from service.generations.events import GENERATION_EVENTS
 from service.generations.models import Generation
 from service.generations.schemas import output_paths
 from service.jobs.scheduling import DEFAULT_HALF_LIFE_SECONDS
+from service.models.models import ModelVersion
 from service.quotas.limits import limits_for
 from service.usage import ledger
 from service.usage.models import Charge
@@ -93,7 +94,9 @@ class ClaimedGeneration:
 
     id: UUID
     tenant_id: UUID
+    model_id: UUID | None
     model_version_id: UUID
+    model_version: int  # its number, for the video's content credentials
     base_id: str
     prompt: str
     negative_prompt: str
@@ -235,7 +238,18 @@ class GenerationQueue:
                 "started",
                 {"attempt": generation.attempts, "worker": worker_id, "batch_size": len(claimed)},
             )
-        batch = [_claimed(generation) for generation in claimed]
+        numbers = dict(
+            (
+                await session.execute(
+                    select(ModelVersion.id, ModelVersion.number).where(
+                        ModelVersion.id.in_({generation.model_version_id for generation in claimed})
+                    )
+                )
+            )
+            .tuples()
+            .all()
+        )
+        batch = [_claimed(generation, numbers) for generation in claimed]
         await session.commit()
         return batch
 
@@ -409,13 +423,15 @@ class GenerationQueue:
         return {generation.id for generation in released}
 
 
-def _claimed(generation: Generation) -> ClaimedGeneration:
+def _claimed(generation: Generation, numbers: dict[UUID, int]) -> ClaimedGeneration:
     if generation.model_version_id is None:  # excluded by the claim's own condition
         raise RuntimeError(f"generation {generation.id} was claimed without a model version")
     return ClaimedGeneration(
         id=generation.id,
         tenant_id=generation.tenant_id,
+        model_id=generation.model_id,
         model_version_id=generation.model_version_id,
+        model_version=numbers[generation.model_version_id],
         base_id=generation.base_id,
         prompt=generation.prompt,
         negative_prompt=generation.negative_prompt,

@@ -171,7 +171,9 @@ async def test_a_batch_is_compatible_with_its_head_and_fair_across_tenants(
     assert first == ClaimedGeneration(
         id=flooded[0],
         tenant_id=flood.tenant_id,
+        model_id=flood.model_id,
         model_version_id=flood.version_id,
+        model_version=1,
         base_id="tiny",
         prompt="clip 0",
         negative_prompt="",
