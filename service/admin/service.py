@@ -6,7 +6,7 @@ import time
 from datetime import date
 from uuid import UUID
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound
@@ -42,12 +42,16 @@ def _summary(row: tuple[Tenant, int, int, int]) -> TenantSummary:
     )
 
 
-async def list_tenants(session: AsyncSession, page: PageRequest) -> tuple[list[TenantSummary], int]:
+async def list_tenants(
+    session: AsyncSession, page: PageRequest, search: str | None = None
+) -> tuple[list[TenantSummary], int]:
+    """Tenants, oldest first; ``search`` keeps those whose name contains it, in any case."""
+    named = func.lower(Tenant.name).contains(search.lower(), autoescape=True) if search else true()
     with unscoped(session):
-        total = int(await session.scalar(select(func.count(Tenant.id))) or 0)
+        total = int(await session.scalar(select(func.count(Tenant.id)).where(named)) or 0)
         rows = (
             await session.execute(
-                _summaries().order_by(Tenant.created_at).limit(page.limit).offset(page.offset)
+                _summaries().where(named).order_by(Tenant.created_at).limit(page.limit).offset(page.offset)
             )
         ).all()
     return [_summary(row._tuple()) for row in rows], total

@@ -26,6 +26,7 @@ from service.accounts.schemas import ApiKeyCreate, LogIn, MemberAdd, MemberUpdat
 from service.auth.principal import Principal
 from service.datasets import service as datasets
 from service.db.pagination import PageRequest
+from service.pages.admin import AdminPages
 from service.pages.datasets import DatasetPages
 from service.pages.errors import page_exception_handlers
 from service.pages.fine_tunes import FineTunePages
@@ -47,6 +48,7 @@ from service.pages.shared import (
     words,
 )
 from service.pages.templates import page
+from service.pages.usage import UsagePages
 from service.uploads import service as uploads
 
 LENGTH_RULE = "At least 10 characters (256 at most). A few unrelated words make a good one."
@@ -318,7 +320,9 @@ def pages_router() -> Router:
             FineTunePages,
             ModelPages,
             GenerationPages,
+            UsagePages,
             AppPages,
+            AdminPages,
         ],
         exception_handlers=page_exception_handlers,
         include_in_schema=False,

@@ -46,7 +46,7 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%d %b %Y, %H:%M UTC") if value else "never"
 
 
-def _size(value: int) -> str:
+def size(value: int) -> str:
     """Bytes in the decimal units file managers show: ``12.3 MB``."""
     amount = float(value)
     for unit in ("bytes", "kB", "MB", "GB"):
@@ -75,7 +75,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = _when
-    env.filters["size"] = _size
+    env.filters["size"] = size
     env.filters["duration"] = _duration
     return env
 

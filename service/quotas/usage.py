@@ -8,6 +8,7 @@ admin's unscoped session reads the same figures a member's does.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from uuid import UUID
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from core.work.status import WorkStatus
+from service.db.tenancy import unscoped
 from service.generations.models import Generation
 from service.jobs.models import FineTuneJob
 from service.models.models import Model, ModelVersion
@@ -26,14 +28,26 @@ from service.usage.models import LedgerEntry
 
 
 async def gpu_seconds_this_month(session: AsyncSession, tenant_id: UUID, now: datetime) -> float:
-    used = await session.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.quantity), 0.0)).where(
-            LedgerEntry.tenant_id == tenant_id,
-            LedgerEntry.charge.in_(GPU_CHARGES),
-            LedgerEntry.occurred_at >= month_start(now),
+    return (await gpu_seconds_this_month_of(session, [tenant_id], now))[tenant_id]
+
+
+async def gpu_seconds_this_month_of(
+    session: AsyncSession, tenant_ids: Collection[UUID], now: datetime
+) -> dict[UUID, float]:
+    """The GPU seconds each tenant was charged this calendar month (UTC), in one query; it
+    names its tenants, so an admin's session reads them across tenants as a member's does."""
+    with unscoped(session):
+        rows = await session.execute(
+            select(LedgerEntry.tenant_id, func.sum(LedgerEntry.quantity))
+            .where(
+                LedgerEntry.tenant_id.in_(tenant_ids),
+                LedgerEntry.charge.in_(GPU_CHARGES),
+                LedgerEntry.occurred_at >= month_start(now),
+            )
+            .group_by(LedgerEntry.tenant_id)
         )
-    )
-    return float(used or 0.0)
+    used = {tenant_id: float(seconds or 0.0) for tenant_id, seconds in rows.tuples()}
+    return {tenant_id: used.get(tenant_id, 0.0) for tenant_id in tenant_ids}
 
 
 def _sum(column: QueryableAttribute[int] | QueryableAttribute[int | None]) -> ColumnElement[int]:
