@@ -1,1 +1,1 @@
-"""Webhooks: tenants' HTTPS endpoints receive signed job events, retried until delivered."""
+"""Webhooks: tenants' HTTPS endpoints receive signed events of their work, retried until delivered."""

@@ -1,4 +1,6 @@
-"""Turns job events into signed deliveries and sends them; the workers' ``webhooks`` role.
+"""Turns events of fine-tunes and generations into signed deliveries, and sends them.
+
+The workers' ``webhooks`` role runs it.
 
 A round has three steps, each safe to run in several processes at once:
 
@@ -29,6 +31,7 @@ import os
 import random
 import socket
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,7 +41,7 @@ from uuid import UUID, uuid4
 
 import anyio
 import httpx
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import Row, and_, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -48,7 +51,7 @@ from core.work.queue import WorkEvent, WorkKind, WorkQueue, ignore_lost_race
 from core.work.status import WorkStatus
 from service.db.engine import uninterrupted
 from service.db.tenancy import unscoped_session
-from service.jobs.models import JobEvent
+from service.webhooks.feeds import FEEDS, Feed
 from service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from service.webhooks.signing import endpoint_secret, signature_header, signing_key
 from service.webhooks.urls import parse_endpoint_url, resolve_endpoint
@@ -120,18 +123,6 @@ def _first_id_at(moment: datetime) -> UUID:
     on the primary key is a time window on an indexed column."""
     millis = int(moment.timestamp() * 1000)
     return UUID(int=(millis << 80) | (0x7 << 76) | (0b10 << 62))
-
-
-def _payload(event: JobEvent) -> dict[str, Any]:
-    return {
-        "id": str(event.id),
-        "type": event.type,
-        "created_at": event.created_at.isoformat(),
-        "tenant_id": str(event.tenant_id),
-        "job_id": str(event.job_id),
-        "seq": event.seq,
-        "data": event.data,
-    }
 
 
 def http_client(settings: WebhookSettings) -> httpx.AsyncClient:
@@ -239,69 +230,86 @@ async def _fan_out(
     sessions: async_sessionmaker[AsyncSession], settings: WebhookSettings, now: datetime
 ) -> int:
     async with _session(sessions) as session:
-        subscriptions: dict[tuple[str, ...], list[UUID]] = {}
-        for endpoint_id, event_types in await session.execute(
-            select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(WebhookEndpoint.enabled)
-        ):
-            subscriptions.setdefault(tuple(sorted(event_types)), []).append(endpoint_id)
-        if not subscriptions:
-            return 0
-        # Endpoints grouped by the types they take: the type filter stays in SQL, so events
-        # nobody subscribes to (progress, mostly) are never read, round after round.
-        subscribed = or_(
-            *(
-                and_(WebhookEndpoint.id.in_(ids), JobEvent.type.in_(types))
-                for types, ids in subscriptions.items()
+        endpoints = (
+            await session.execute(
+                select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(WebhookEndpoint.enabled)
             )
-        )
-        delivered = exists().where(
-            WebhookDelivery.endpoint_id == WebhookEndpoint.id, WebhookDelivery.event_id == JobEvent.id
-        )
-        missing = (
-            select(JobEvent, WebhookEndpoint.id)
-            .join(
-                WebhookEndpoint,
-                and_(
-                    WebhookEndpoint.tenant_id == JobEvent.tenant_id,
-                    JobEvent.created_at >= WebhookEndpoint.enabled_at,
-                ),
-            )
-            .where(
-                JobEvent.id >= _first_id_at(now - timedelta(seconds=settings.lookback_seconds)),
-                subscribed,
-                ~delivered,
-            )
-            .order_by(JobEvent.id)
-            .limit(_FAN_OUT_BATCH)
-        )
-        rows = [
-            {
-                "tenant_id": event.tenant_id,
-                "endpoint_id": endpoint_id,
-                "event_id": event.id,
-                "event_type": event.type,
-                "payload": _payload(event),
-                "status": WorkStatus.QUEUED,
-                "attempts": 0,
-                "max_attempts": settings.max_attempts,
-                "queued_at": now,
-                "not_before": now,
-            }
-            for event, endpoint_id in (await session.execute(missing)).tuples()
-        ]
-        if not rows:
-            return 0
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        insert = (
-            dialect.insert(WebhookDelivery)
-            .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
-            .returning(WebhookDelivery.id)
-        )
+        ).all()
         created = 0
-        async with ignore_lost_race(session):  # lost: the next round finds them again
-            created = len((await session.scalars(insert, rows)).all())
-            await session.commit()
+        for feed in FEEDS:
+            created += await _fan_out_feed(session, settings, now, feed, endpoints)
         return created
+
+
+async def _fan_out_feed(
+    session: AsyncSession,
+    settings: WebhookSettings,
+    now: datetime,
+    feed: Feed,
+    endpoints: Sequence[Row[tuple[UUID, list[str]]]],
+) -> int:
+    """Queue the deliveries one event log's new events call for."""
+    subscriptions: dict[tuple[str, ...], list[UUID]] = {}
+    for endpoint_id, event_types in endpoints:
+        own = tuple(sorted(feed.own_types(event_types)))
+        if own:
+            subscriptions.setdefault(own, []).append(endpoint_id)
+    if not subscriptions:
+        return 0
+    event = feed.event
+    # Endpoints grouped by the types they take: the type filter stays in SQL, so events
+    # nobody subscribes to (progress, mostly) are never read, round after round.
+    subscribed = or_(
+        *(and_(WebhookEndpoint.id.in_(ids), event.type.in_(types)) for types, ids in subscriptions.items())
+    )
+    delivered = exists().where(
+        WebhookDelivery.endpoint_id == WebhookEndpoint.id, WebhookDelivery.event_id == event.id
+    )
+    missing = (
+        select(event, WebhookEndpoint.id)
+        .join(
+            WebhookEndpoint,
+            and_(
+                WebhookEndpoint.tenant_id == event.tenant_id,
+                event.created_at >= WebhookEndpoint.enabled_at,
+            ),
+        )
+        .where(
+            event.id >= _first_id_at(now - timedelta(seconds=settings.lookback_seconds)),
+            subscribed,
+            ~delivered,
+        )
+        .order_by(event.id)
+        .limit(_FAN_OUT_BATCH)
+    )
+    rows = [
+        {
+            "tenant_id": found.tenant_id,
+            "endpoint_id": endpoint_id,
+            "event_id": found.id,
+            "event_type": f"{feed.kind}.{found.type}",
+            "payload": feed.payload(found),
+            "status": WorkStatus.QUEUED,
+            "attempts": 0,
+            "max_attempts": settings.max_attempts,
+            "queued_at": now,
+            "not_before": now,
+        }
+        for found, endpoint_id in (await session.execute(missing)).tuples()
+    ]
+    if not rows:
+        return 0
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    insert = (
+        dialect.insert(WebhookDelivery)
+        .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
+        .returning(WebhookDelivery.id)
+    )
+    created = 0
+    async with ignore_lost_race(session):  # lost: the next round finds them again
+        created = len((await session.scalars(insert, rows)).all())
+        await session.commit()
+    return created
 
 
 class DeliveryQueue:

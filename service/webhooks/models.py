@@ -40,7 +40,7 @@ def work_statuses(status: DeliveryStatus) -> list[WorkStatus]:
 
 
 class WebhookEndpoint(TenantScoped, Base):
-    """A tenant's URL for job events. Its signing secret is derived, never stored (``signing.py``)."""
+    """A tenant's URL for events of its work. Its signing secret is derived, never stored (``signing.py``)."""
 
     __tablename__ = "webhook_endpoint"
 

@@ -1,37 +1,38 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import AfterValidator, Field
 
-from service.jobs.models import JobEventType as EventType
 from service.schemas import Input, Output
+from service.webhooks.feeds import EVENT_TYPES
 from service.webhooks.models import DeliveryStatus
 from service.webhooks.urls import MAX_URL_LENGTH
 
-EVENT_TYPES: tuple[str, ...] = get_args(EventType)
-# Progress arrives every few training steps; it is opt-in so an endpoint is not flooded by default.
-DEFAULT_EVENT_TYPES: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t != "progress")
-
 Url = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
 Description = Annotated[str, Field(max_length=500)]
+# One of ``EVENT_TYPES``: the list is built from the event logs, so it is checked, not typed.
+EventType = Annotated[str, Field(json_schema_extra={"enum": list(EVENT_TYPES)})]
 
 
-def _distinct(types: list[EventType]) -> list[EventType]:
+def _known_and_distinct(types: list[str]) -> list[str]:
+    unknown = sorted(set(types) - set(EVENT_TYPES))
+    if unknown:
+        raise ValueError(f"unknown event type {unknown[0]!r}; the types are {', '.join(EVENT_TYPES)}")
     return sorted(set(types), key=EVENT_TYPES.index)
 
 
 EventTypes = Annotated[
-    list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES)), AfterValidator(_distinct)
+    list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES)), AfterValidator(_known_and_distinct)
 ]
 
 
 class WebhookCreate(Input):
     url: Url
     description: Description = ""
-    # Omitted: every type except ``progress``.
+    # Omitted: every type except the ``*.progress`` ones.
     event_types: EventTypes | None = None
     enabled: bool = True
 

@@ -15,9 +15,9 @@ from core.errors import Conflict, NotFound
 from core.settings import WebhookSettings
 from core.work.status import WorkStatus
 from service.db.pagination import PageRequest, fetch_page
+from service.webhooks.feeds import DEFAULT_EVENT_TYPES
 from service.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, work_statuses
 from service.webhooks.schemas import (
-    DEFAULT_EVENT_TYPES,
     DeliveryOut,
     WebhookCreate,
     WebhookOut,

@@ -29,6 +29,7 @@ from core.work.status import WorkStatus
 from service.datasets.models import Dataset, DatasetVersion
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped, set_tenant
+from service.generations.models import Generation, GenerationEvent
 from service.jobs.models import FineTuneJob, JobEvent
 from service.webhooks import service
 from service.webhooks.dispatcher import DispatchReport, dispatch_once, http_client, post_pinned
@@ -110,6 +111,41 @@ async def add_events(
         return [e.id for e in events]
 
 
+async def make_generation(sessions: async_sessionmaker[AsyncSession], caller: Caller) -> UUID:
+    async with sessions() as session:
+        set_tenant(session, UUID(caller.tenant_id))
+        generation = Generation(
+            base_id="tiny",
+            prompt="a harbour at dusk",
+            width=64,
+            height=64,
+            frames=9,
+            steps=4,
+            guidance=1.0,
+            seed=1,
+            adapter_strength=1.0,
+            queued_at=datetime.now(UTC),
+            created_by=UUID(caller.user_id),
+        )
+        session.add(generation)
+        await session.commit()
+        return generation.id
+
+
+async def add_generation_events(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: str, generation_id: UUID, *types: str
+) -> list[UUID]:
+    async with sessions() as session:
+        set_tenant(session, UUID(tenant_id))
+        events = [
+            GenerationEvent(generation_id=generation_id, seq=n + 1, type=t, data={"step": n})
+            for n, t in enumerate(types)
+        ]
+        session.add_all(events)
+        await session.commit()
+        return [e.id for e in events]
+
+
 async def dispatch(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], **kwargs: Any
 ) -> DispatchReport:
@@ -136,7 +172,8 @@ async def test_deliveries_are_signed_with_the_secret_shown_once(
     secret = hook["secret"]
     assert secret.startswith("whsec_") and hook["secret_version"] == 1
     # Every type but progress, unless asked.
-    assert "progress" not in hook["event_types"] and "succeeded" in hook["event_types"]
+    assert "fine_tune.progress" not in hook["event_types"] and "fine_tune.succeeded" in hook["event_types"]
+    assert "generation.progress" not in hook["event_types"] and "generation.succeeded" in hook["event_types"]
     got = (await client.get(f"/v1/webhooks/{hook['id']}", headers=owner.headers)).json()
     assert "secret" not in got and got["url"] == receiver.url
     job_id = await make_job(sessions, owner)
@@ -158,7 +195,7 @@ async def test_deliveries_are_signed_with_the_secret_shown_once(
         assert request.headers["rushes-signature"].startswith(f"t={timestamp},v1=")
         assert request.path == "/hook"
     first = json.loads(next(r.body for r in receiver.requests if r.headers["rushes-event-id"] == str(queued)))
-    assert first["type"] == "queued" and first["seq"] == 1 and first["data"] == {"step": 0}
+    assert first["type"] == "fine_tune.queued" and first["seq"] == 1 and first["data"] == {"step": 0}
     assert datetime.fromisoformat(first["created_at"]).tzinfo is not None
     with pytest.raises(WebhookSignatureError):
         verify_signature(
@@ -170,6 +207,42 @@ async def test_deliveries_are_signed_with_the_secret_shown_once(
         for model in (WebhookEndpoint, WebhookDelivery, WebhookAttempt):
             rows = (await session.execute(select(model.__table__))).all()
             assert rows and secret not in repr(rows) and secret.removeprefix("whsec_") not in repr(rows)
+
+
+async def test_generation_events_are_delivered_under_their_own_names(
+    client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession], receiver: Receiver
+) -> None:
+    owner = await sign_up(client)
+    everything = await create_hook(client, owner, receiver.url)
+    videos = await create_hook(
+        client, owner, f"{receiver.url}?videos", event_types=["generation.succeeded", "generation.progress"]
+    )
+    job_id, generation_id = await make_job(sessions, owner), await make_generation(sessions, owner)
+    (job_done,) = await add_events(sessions, owner.tenant_id, job_id, "succeeded")
+    started, progress, done = await add_generation_events(
+        sessions, owner.tenant_id, generation_id, "started", "progress", "succeeded"
+    )
+
+    assert (await dispatch(settings, sessions)).succeeded == 5
+    sent = [(r.path, json.loads(r.body)) for r in receiver.requests]
+    by_type = {(path, body["type"]): body for path, body in sent}
+    # The default takes every kind's events but progress; the other endpoint what it chose.
+    assert sorted(by_type) == [
+        ("/hook", "fine_tune.succeeded"),
+        ("/hook", "generation.started"),
+        ("/hook", "generation.succeeded"),
+        ("/hook?videos", "generation.progress"),
+        ("/hook?videos", "generation.succeeded"),
+    ]
+    finished = by_type[("/hook", "generation.succeeded")]
+    assert (finished["id"], finished["generation_id"], finished["seq"]) == (str(done), str(generation_id), 3)
+    assert "job_id" not in finished
+    assert by_type[("/hook", "fine_tune.succeeded")]["job_id"] == str(job_id)
+    assert by_type[("/hook?videos", "generation.progress")]["id"] == str(progress)
+    assert by_type[("/hook", "generation.started")]["id"] == str(started)
+    listed = await deliveries(client, owner, videos)
+    assert sorted(d["event_type"] for d in listed["items"]) == ["generation.progress", "generation.succeeded"]
+    assert str(job_done) in receiver.event_ids() and everything["id"] != videos["id"]
 
 
 async def test_retries_back_off_then_succeed_and_every_attempt_is_logged(
@@ -196,7 +269,7 @@ async def test_retries_back_off_then_succeed_and_every_attempt_is_logged(
     (done,) = (await deliveries(client, owner, hook))["items"]
     assert done["status"] == "succeeded" and done["attempts"] == 3 and done["next_attempt_at"] is None
     assert done["last_status_code"] == 200 and done["last_error"] is None and done["delivered_at"]
-    assert done["event_id"] == str(event_id) and done["event_type"] == "started"
+    assert done["event_id"] == str(event_id) and done["event_type"] == "fine_tune.started"
     assert done["payload"]["id"] == str(event_id)
     log = done["attempt_log"]
     assert [a["number"] for a in log] == [1, 2, 3]
@@ -242,7 +315,7 @@ async def test_each_event_is_delivered_once_however_many_dispatchers_run(
     client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession], receiver: Receiver
 ) -> None:
     owner = await sign_up(client)
-    await create_hook(client, owner, receiver.url, event_types=["checkpoint", "sample"])
+    await create_hook(client, owner, receiver.url, event_types=["fine_tune.checkpoint", "fine_tune.sample"])
     job_id = await make_job(sessions, owner)
     events = await add_events(sessions, owner.tenant_id, job_id, *(["checkpoint", "sample"] * 15))
     now = datetime.now(UTC)
@@ -366,18 +439,25 @@ async def test_endpoints_are_managed_by_owners(
     client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession], receiver: Receiver
 ) -> None:
     owner = await sign_up(client)
-    hook = await create_hook(client, owner, receiver.url, event_types=["succeeded", "failed", "failed"])
-    assert hook["event_types"] == ["succeeded", "failed"]
+    hook = await create_hook(
+        client,
+        owner,
+        receiver.url,
+        event_types=["fine_tune.succeeded", "fine_tune.failed", "fine_tune.failed"],
+    )
+    assert hook["event_types"] == ["fine_tune.succeeded", "fine_tune.failed"]
     base = f"/v1/webhooks/{hook['id']}"
     unknown = await client.post(
-        "/v1/webhooks", json={"url": receiver.url, "event_types": ["exploded"]}, headers=owner.headers
+        "/v1/webhooks", json={"url": receiver.url, "event_types": ["succeeded"]}, headers=owner.headers
     )
     assert unknown.status_code == 400
+    assert "fine_tune.succeeded" in unknown.text  # the names it could have meant
     changed = await client.patch(
-        base, json={"description": "alerts", "event_types": ["progress"]}, headers=owner.headers
+        base, json={"description": "alerts", "event_types": ["fine_tune.progress"]}, headers=owner.headers
     )
     assert changed.status_code == 200, changed.text
-    assert changed.json()["description"] == "alerts" and changed.json()["event_types"] == ["progress"]
+    assert changed.json()["description"] == "alerts"
+    assert changed.json()["event_types"] == ["fine_tune.progress"]
 
     # A disabled endpoint is sent nothing, not even later what happened while it was off.
     off = await client.patch(base, json={"enabled": False}, headers=owner.headers)
@@ -525,7 +605,9 @@ async def test_redirects_and_timeouts_are_failures_with_reasons(
     quick = HOOKS.model_copy(update={"request_timeout_seconds": 0.5})
     await add_events(sessions, owner.tenant_id, job_id, "started")
     await dispatch_once(sessions, quick, settings.data_dir)
-    slow = next(d for d in (await deliveries(client, owner, hook))["items"] if d["event_type"] == "started")
+    slow = next(
+        d for d in (await deliveries(client, owner, hook))["items"] if d["event_type"] == "fine_tune.started"
+    )
     assert slow["status"] == "pending" and "No answer within 0.5 s" in slow["last_error"]
     assert slow["last_duration_ms"] >= 450
 

@@ -225,7 +225,10 @@ class Deliveries(Kind):
             session.add(tenant)
             await session.flush()
             endpoint = WebhookEndpoint(
-                tenant_id=tenant.id, url="https://example.com/hook", event_types=["queued"], enabled_at=now
+                tenant_id=tenant.id,
+                url="https://example.com/hook",
+                event_types=["fine_tune.queued"],
+                enabled_at=now,
             )
             session.add(endpoint)
             await session.flush()
