@@ -33,6 +33,7 @@ from rushes._errors import (
 )
 from rushes._pagination import AsyncPager, SyncPager
 from rushes._retry import RetryPolicy
+from rushes._session import Session, log_in, sign_up
 from rushes._version import __version__
 
 __all__ = [
@@ -59,10 +60,13 @@ __all__ = [
     "RateLimitError",
     "RetryPolicy",
     "RushesError",
+    "Session",
     "SyncPager",
     "UnprocessableEntityError",
     "WaitTimeout",
     "__version__",
+    "log_in",
+    "sign_up",
     "types",
     "webhooks",
 ]

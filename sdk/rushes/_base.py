@@ -21,6 +21,7 @@ from rushes._errors import (
     APIStatusError,
     APITimeoutError,
     RushesError,
+    host_and_port,
     is_quota_problem,
     status_error,
 )
@@ -66,6 +67,20 @@ class Op(Generic[T]):
         return replace(self, params={**(self.params or {}), **params})
 
 
+def transport_error(exc: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
+    """No answer: the error names the host and port tried, and what went wrong."""
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(request=request)
+    where = host_and_port(request.url)
+    if isinstance(exc, httpx.ConnectError) and "refused" in str(exc).lower():
+        return APIConnectionError(
+            f"Could not connect to the Rushes API at {where}: the connection was refused. Is the server"
+            " running there (`make serve` starts one), or is RUSHES_BASE_URL or --base-url wrong?",
+            request=request,
+        )
+    return APIConnectionError(f"Could not reach the Rushes API at {where}: {exc}", request=request)
+
+
 def nothing(_: Any) -> None:
     """The cast of calls that answer 204 No Content."""
     return None
@@ -73,7 +88,9 @@ def nothing(_: Any) -> None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientOptions:
-    api_key: str
+    #: The credential: an API key, else the cookies of a signed-in session (``rushes.log_in``).
+    api_key: str | None = None
+    session: Mapping[str, str] = field(default_factory=dict)
     base_url: str = DEFAULT_BASE_URL
     timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
     max_retries: int = DEFAULT_MAX_RETRIES
@@ -85,21 +102,26 @@ class ClientOptions:
         cls,
         *,
         api_key: str | None,
+        session: Mapping[str, str] | None = None,
         base_url: str | None,
         timeout: float | httpx.Timeout | None,
         max_retries: int,
         default_headers: Mapping[str, str] | None,
     ) -> ClientOptions:
-        """Arguments first, then ``RUSHES_API_KEY`` / ``RUSHES_BASE_URL``, then defaults."""
-        key = api_key or os.environ.get("RUSHES_API_KEY")
-        if not key:
+        """Arguments first, then ``RUSHES_API_KEY`` / ``RUSHES_BASE_URL``, then defaults.
+
+        A session given explicitly is used as given: ``RUSHES_API_KEY`` does not replace it.
+        """
+        key = api_key or (None if session else os.environ.get("RUSHES_API_KEY"))
+        if not key and not session:
             raise RushesError(
-                "No API key: pass api_key=... or set RUSHES_API_KEY (the CLI's `rushes login` stores one)."
+                "No API key: pass api_key=... or set RUSHES_API_KEY (the CLI's `rushes login` stores one;"
+                " `rushes keys create` makes one)."
             )
-        url = base_url or os.environ.get("RUSHES_BASE_URL") or DEFAULT_BASE_URL
         return cls(
             api_key=key,
-            base_url=url.rstrip("/"),
+            session=dict(session or {}) if not key else {},
+            base_url=resolve_base_url(base_url),
             timeout=as_timeout(timeout),
             max_retries=max_retries,
             default_headers=dict(default_headers or {}),
@@ -117,6 +139,7 @@ class ClientOptions:
         changes: dict[str, Any] = {}
         if api_key is not NOT_GIVEN and api_key:
             changes["api_key"] = api_key
+            changes["session"] = {}
         if base_url is not NOT_GIVEN and base_url:
             changes["base_url"] = base_url.rstrip("/")
         if timeout is not NOT_GIVEN:
@@ -128,10 +151,22 @@ class ClientOptions:
         return replace(self, **changes)
 
 
+def resolve_base_url(base_url: str | None) -> str:
+    """The argument, else ``RUSHES_BASE_URL``, else the local server; without a trailing slash."""
+    return (base_url or os.environ.get("RUSHES_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+
+
 def as_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
     if timeout is None:
         return DEFAULT_TIMEOUT
     return timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+
+
+def credential_headers(options: ClientOptions) -> dict[str, str]:
+    """The API key as a bearer token, else the session's cookies."""
+    if options.api_key:
+        return {"Authorization": f"Bearer {options.api_key}"}
+    return {"Cookie": "; ".join(f"{name}={value}" for name, value in options.session.items())}
 
 
 _USER_AGENT = f"rushes-python/{__version__} python/{platform.python_version()}"
@@ -153,7 +188,7 @@ class BaseRequester:
         retries_done: int,
     ) -> httpx.Request:
         headers = {
-            "Authorization": f"Bearer {self.options.api_key}",
+            **credential_headers(self.options),
             "Accept": "application/json",
             "User-Agent": _USER_AGENT,
             **self.options.default_headers,
@@ -183,11 +218,7 @@ class BaseRequester:
 
     @staticmethod
     def transport_error(exc: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
-        if isinstance(exc, httpx.TimeoutException):
-            return APITimeoutError(request=request)
-        return APIConnectionError(
-            f"Could not reach the Rushes API at {request.url.host}: {exc}", request=request
-        )
+        return transport_error(exc, request)
 
     def retry_delay(self, error: APIError, retries_done: int) -> float | None:
         """Seconds to wait before trying again, or None to give up and raise ``error``."""
@@ -209,6 +240,5 @@ class BaseRequester:
             return op.cast(None)
         return op.cast(response.json())
 
-    @staticmethod
-    def error_for(response: httpx.Response) -> APIStatusError:
-        return status_error(response)
+    def error_for(self, response: httpx.Response) -> APIStatusError:
+        return status_error(response, api_key=self.options.api_key)

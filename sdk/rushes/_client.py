@@ -25,7 +25,9 @@ from rushes.resources import (
     Admin,
     ApiKeys,
     Assets,
+    Auth,
     Bases,
+    BillingResource,
     Datasets,
     FineTunes,
     Generations,
@@ -112,6 +114,7 @@ class _ClientBase(Generic[R]):
     def __init__(self, requester: R) -> None:
         self._requester = requester
         self.me = MeResource(requester)
+        self.auth = Auth(requester)
         self.tenant = Tenant(requester)
         self.api_keys = ApiKeys(requester)
         self.uploads = Uploads(requester)
@@ -124,10 +127,12 @@ class _ClientBase(Generic[R]):
         self.webhooks = Webhooks(requester)
         self.usage = UsageResource(requester)
         self.quotas = QuotasResource(requester)
+        self.billing = BillingResource(requester)
         self.admin = Admin(requester)
 
     @property
-    def api_key(self) -> str:
+    def api_key(self) -> str | None:
+        """The API key; None for a client acting with a signed-in session."""
         return self._requester.options.api_key
 
     @property
@@ -174,14 +179,17 @@ class Client(_ClientBase[SyncRequester]):
     """The blocking client.
 
     ``api_key`` defaults to ``RUSHES_API_KEY`` and ``base_url`` to ``RUSHES_BASE_URL``
-    (then ``http://127.0.0.1:8000``). Pass ``transport`` (any ``httpx.BaseTransport``) or a
-    ready ``http_client`` to control the HTTP layer, e.g. in tests.
+    (then ``http://127.0.0.1:8000``). Without a key, ``session`` (the cookies of a
+    :func:`rushes.sign_up` or :func:`rushes.log_in` session) acts as the signed-in user.
+    Pass ``transport`` (any ``httpx.BaseTransport``) or a ready ``http_client`` to control the
+    HTTP layer, e.g. in tests.
     """
 
     def __init__(
         self,
         *,
         api_key: str | None = None,
+        session: Mapping[str, str] | None = None,
         base_url: str | None = None,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
@@ -191,6 +199,7 @@ class Client(_ClientBase[SyncRequester]):
     ) -> None:
         options = ClientOptions.resolve(
             api_key=api_key,
+            session=session,
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
@@ -221,6 +230,7 @@ class AsyncClient(_ClientBase[AsyncRequester]):
         self,
         *,
         api_key: str | None = None,
+        session: Mapping[str, str] | None = None,
         base_url: str | None = None,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
@@ -230,6 +240,7 @@ class AsyncClient(_ClientBase[AsyncRequester]):
     ) -> None:
         options = ClientOptions.resolve(
             api_key=api_key,
+            session=session,
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,9 +38,11 @@ class PartialFile:
     def __init__(self, target: Path) -> None:
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        # Not mkstemp: its file is private (0600), and the download should get the mode any new
+        # file gets (0666 less the umask). O_EXCL still refuses to reuse an existing name.
+        self._temp = target.parent / f".{target.name}.{secrets.token_hex(8)}.part"
+        fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         self._file = os.fdopen(fd, "wb")
-        self._temp = Path(name)
         self._hash = hashlib.sha256()
         self._done = False
         self.size = 0

@@ -249,8 +249,30 @@ def _field_errors(errors: Any) -> str:
     return "; ".join(shown)
 
 
-def status_error(response: httpx.Response) -> APIStatusError:
-    """The one mapping from an error response to an exception."""
+def host_and_port(url: httpx.URL) -> str:
+    """``host:port`` of a URL, the port spelled out even where the scheme implies it."""
+    return f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+
+
+def refused_key_message(api_key: str, url: httpx.URL) -> str:
+    """What a 401 to a request with an API key means, naming the key by its public prefix only."""
+    where = host_and_port(url)
+    scheme, _, rest = api_key.partition("_")
+    prefix, sep, secret = rest.partition("_")
+    if scheme == "rsh" and prefix and sep and secret:
+        refused = (
+            f"The API key rsh_{prefix}_... was not accepted by {where}: it is unknown there, or was revoked."
+        )
+    else:
+        refused = f"The API key was not accepted by {where}: it is not a Rushes API key (rsh_..._...)."
+    return f"{refused} Check the key given (RUSHES_API_KEY), or make a new one with `rushes keys create`."
+
+
+def status_error(response: httpx.Response, *, api_key: str | None = None) -> APIStatusError:
+    """The one mapping from an error response to an exception.
+
+    ``api_key`` is the key the request carried: a 401 then says that this key was refused.
+    """
     body = _problem_body(response)
     if is_quota_problem(body):
         cls: type[APIStatusError] = QuotaExceededError
@@ -264,6 +286,8 @@ def status_error(response: httpx.Response) -> APIStatusError:
             message = f"{message}: {field_errors}"
     else:
         message = response.reason_phrase or "Error"
+    if response.status_code == 401 and api_key:
+        message = refused_key_message(api_key, response.request.url)
     return cls(message, response=response, body=body)
 
 

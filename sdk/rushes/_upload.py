@@ -64,7 +64,10 @@ def describe(path: str | os.PathLike[str], content_type: str | None, progress: b
     size = file.stat().st_size
     kind = content_type or mimetypes.guess_type(file.name)[0]
     if not kind or not kind.startswith(("video/", "image/")):
-        raise RushesError(f"Cannot tell the media type of {file.name}; pass content_type='video/...'.")
+        raise RushesError(
+            f"Cannot tell the media type of {file.name} from its name: give it, e.g. video/mp4"
+            " (--content-type on the command line, content_type= in the SDK)."
+        )
     digest = hashlib.sha256()
     with (
         file.open("rb") as handle,

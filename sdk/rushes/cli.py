@@ -1,6 +1,10 @@
 """rushes: the command line for the Rushes API.
 
-Credentials: --api-key, else RUSHES_API_KEY, else the key `rushes login` stored.
+New here? `rushes signup` makes an account and signs in; `rushes keys create` then makes an
+API key for scripts and the SDK (export it as RUSHES_API_KEY).
+
+Credentials: --api-key, else RUSHES_API_KEY, else what `rushes login` or `rushes signup`
+stored (an API key, or a signed-in session).
 Server: --base-url, else RUSHES_BASE_URL, else the stored one, else http://127.0.0.1:8000.
 """
 
@@ -11,47 +15,135 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from itertools import islice
+from pathlib import Path
 from typing import Any, cast
 
 from rushes import types
 from rushes._client import Client
 from rushes._config import config_path, forget_config, load_config, save_config
-from rushes._errors import APIStatusError, AuthenticationError, RushesError
+from rushes._errors import APIError, APIStatusError, RushesError
 from rushes._models import Model
+from rushes._session import Session, log_in, sign_up
+from rushes._version import __version__
 from rushes.resources.admin import TenantStatus
 
 Handler = Callable[[argparse.Namespace], int]
+#: A table's column: the result's field, and its heading (with its unit, where it has one).
+Columns = Sequence[tuple[str, str]]
+
+
+# The name of the variable that holds the password, not a password.
+PASSWORD_ENV = "RUSHES_PASSWORD"  # noqa: S105
 
 
 def _client(args: argparse.Namespace, api_key: str | None = None) -> Client:
     stored = load_config()
     key = api_key or args.api_key or os.environ.get("RUSHES_API_KEY") or stored.get("api_key")
-    if not key:
-        raise RushesError("not logged in: run `rushes login`, or set RUSHES_API_KEY")
+    session = None if key else stored.get("session")
+    if not key and not session:
+        raise RushesError(
+            "not signed in: run `rushes signup` (new here) or `rushes login`, or set RUSHES_API_KEY"
+        )
     base_url = args.base_url or os.environ.get("RUSHES_BASE_URL") or stored.get("base_url")
-    return Client(api_key=key, base_url=base_url)
+    return Client(api_key=key, session=session, base_url=base_url)
 
 
-def _emit(args: argparse.Namespace, rows: Iterable[Model], columns: Sequence[str], none: str = "") -> None:
-    """One row per item: tab-separated columns (``none`` for a null), or JSON lines with ``--json``."""
-    for row in rows:
-        data = row.to_dict()
-        if args.json:
+def _field(data: Any, path: str) -> Any:
+    """``a.b`` of a JSON document, for ``--field``."""
+    for name in path.split("."):
+        if not isinstance(data, dict) or name not in data:
+            known = ", ".join(data) if isinstance(data, dict) else "none"
+            raise RushesError(f"no field {path!r} in the result; its fields: {known}")
+        data = data[name]
+    return data
+
+
+def _show(args: argparse.Namespace, item: Model, text: str) -> None:
+    """One result: ``text`` for a person, the whole document with ``--json``, one value with ``--field``."""
+    if args.field:
+        value = _field(item.to_dict(), args.field)
+        print(json.dumps(value) if isinstance(value, dict | list) else ("" if value is None else value))
+    elif args.json:
+        print(json.dumps(item.to_dict(), indent=2))
+    else:
+        print(text)
+
+
+def _cell(value: Any, none: str) -> str:
+    if value is None:
+        return none
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str) and len(value) >= 19 and value[10:11] == "T" and value[4:5] == "-":
+        return value[:19].replace("T", " ")  # ISO 8601, to the second (times are UTC)
+    return str(value)
+
+
+def _table(
+    args: argparse.Namespace,
+    rows: Iterable[Model],
+    columns: Columns,
+    none: str = "-",
+    empty: str = "none",
+    formats: Mapping[str, Callable[[Any], str]] | None = None,
+) -> None:
+    """Aligned columns under a header line (``(field, heading)`` pairs, a field's value shown by
+    its entry in ``formats`` if it has one); JSON lines with ``--json``, one value per line with
+    ``--field``."""
+    documents = [row.to_dict() for row in rows]
+    if args.field:
+        for data in documents:
+            print(_field(data, args.field))
+        return
+    if args.json:
+        for data in documents:
             print(json.dumps(data))
+        return
+    if not documents:
+        print(empty)
+        return
+    cells = [[heading for _, heading in columns]]
+    shown = formats or {}
+    cells += [
+        [
+            shown[name](data[name])
+            if name in shown and data.get(name) is not None
+            else _cell(data.get(name), none)
+            for name, _ in columns
+        ]
+        for data in documents
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _password(confirm: bool) -> str:
+    """The password from RUSHES_PASSWORD, else asked for on a terminal, else a line of stdin."""
+    password = os.environ.get(PASSWORD_ENV)
+    if password is None:
+        if not sys.stdin.isatty():
+            password = sys.stdin.readline().rstrip("\n")
         else:
-            print("\t".join(none if data.get(c) is None else str(data.get(c)) for c in columns))
+            password = getpass.getpass("Password (10 characters or more): ")
+            if confirm and getpass.getpass("The same password again: ") != password:
+                raise RushesError("the two passwords differ; nothing was done")
+    if not password:
+        raise RushesError(f"no password given: type it when asked, or set {PASSWORD_ENV}")
+    return password
+
+
+def _store_session(session: Session) -> Path:
+    """Keep a signed-in session, replacing what was stored: later commands act with it."""
+    return save_config({"session": session.cookies, "base_url": session.base_url})
 
 
 def _emit_one(args: argparse.Namespace, item: Model, columns: Sequence[str], none: str = "") -> None:
-    if args.json:
-        print(json.dumps(item.to_dict(), indent=2))
-        return
     data = item.to_dict()
-    for column in columns:
-        print(f"{column}: {none if data.get(column) is None else data.get(column)}")
+    _show(args, item, "\n".join(f"{c}: {none if data.get(c) is None else data.get(c)}" for c in columns))
 
 
 def _listed(args: argparse.Namespace, pager: Iterable[Any]) -> Iterable[Any]:
@@ -61,7 +153,26 @@ def _listed(args: argparse.Namespace, pager: Iterable[Any]) -> Iterable[Any]:
 # --- commands ---------------------------------------------------------------------------------
 
 
+def _signup(args: argparse.Namespace) -> int:
+    password = _password(confirm=True)
+    base_url = args.base_url or os.environ.get("RUSHES_BASE_URL")
+    session = sign_up(email=args.email, password=password, tenant_name=args.tenant, base_url=base_url)
+    path = _store_session(session)
+    me = session.me
+    _show(
+        args,
+        me,
+        f"Signed up as {me.email}, owner of tenant {me.tenant.name} ({me.tenant.id}).\n"
+        f"Signed in to {session.base_url}; the session is stored in {path}.\n"
+        "Next, make an API key for scripts and the SDK:\n"
+        "  export RUSHES_API_KEY=$(rushes keys create --name laptop)",
+    )
+    return 0
+
+
 def _login(args: argparse.Namespace) -> int:
+    if args.email:
+        return _login_with_password(args)
     key = args.api_key or os.environ.get("RUSHES_API_KEY")
     if not key:
         key = (
@@ -72,10 +183,7 @@ def _login(args: argparse.Namespace) -> int:
     if not key:
         raise RushesError("no API key given")
     with _client(args, api_key=key) as client:
-        try:
-            me = client.me.get()
-        except AuthenticationError as exc:
-            raise RushesError(f"that API key was refused: {exc.message}") from exc
+        me = client.me.get()  # a key the server refuses is never stored
         stored: dict[str, Any] = {"api_key": key}
         if args.base_url or os.environ.get("RUSHES_BASE_URL"):
             stored["base_url"] = client.base_url
@@ -84,7 +192,31 @@ def _login(args: argparse.Namespace) -> int:
     return 0
 
 
+def _login_with_password(args: argparse.Namespace) -> int:
+    base_url = args.base_url or os.environ.get("RUSHES_BASE_URL")
+    session = log_in(
+        email=args.email, password=_password(confirm=False), tenant_id=args.tenant_id, base_url=base_url
+    )
+    path = _store_session(session)
+    me = session.me
+    _show(
+        args,
+        me,
+        f"Signed in to {session.base_url} as {me.email} (tenant {me.tenant.name}, {me.role}). "
+        f"Session stored in {path}",
+    )
+    return 0
+
+
 def _logout(args: argparse.Namespace) -> int:
+    stored = load_config()
+    if stored.get("session"):
+        # End the session on the server too, so the stored cookie is worthless if it leaked.
+        try:
+            with Client(session=stored["session"], base_url=stored.get("base_url")) as client:
+                client.auth.log_out()
+        except APIError as exc:
+            print(f"rushes: warning: the server did not end the session: {exc}", file=sys.stderr)
     print(f"Removed {config_path()}" if forget_config() else "Not logged in.")
     return 0
 
@@ -92,11 +224,8 @@ def _logout(args: argparse.Namespace) -> int:
 def _me(args: argparse.Namespace) -> int:
     with _client(args) as client:
         me = client.me.get()
-    if args.json:
-        print(json.dumps(me.to_dict(), indent=2))
-    else:
-        admin = " (platform admin)" if me.is_platform_admin else ""
-        print(f"{me.email}{admin}\ntenant: {me.tenant.name} ({me.tenant.id})\nrole: {me.role}")
+    admin = " (platform admin)" if me.is_platform_admin else ""
+    _show(args, me, f"{me.email}{admin}\ntenant: {me.tenant.name} ({me.tenant.id})\nrole: {me.role}")
     return 0
 
 
@@ -116,27 +245,58 @@ def _upload(args: argparse.Namespace) -> int:
             progress=not args.no_progress and sys.stderr.isatty(),
             concurrency=args.concurrency,
         )
-    if args.json:
-        print(json.dumps(asset.to_dict(), indent=2))
-    else:
-        print(asset.id)
+    _show(args, asset, asset.id)
     return 0
 
 
-ASSET_COLUMNS = ("id", "filename", "kind", "size", "rights", "created_at")
+ASSET_COLUMNS = (
+    ("id", "id"),
+    ("filename", "file"),
+    ("kind", "kind"),
+    ("size", "size"),
+    ("rights", "rights"),
+    ("created_at", "created (UTC)"),
+)
 
 
 def _assets_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        _emit(args, _listed(args, client.assets.list()), ASSET_COLUMNS)
+        _table(
+            args,
+            _listed(args, client.assets.list()),
+            ASSET_COLUMNS,
+            empty="no assets",
+            formats={"size": _size},
+        )
     return 0
+
+
+def _media_lines(media: dict[str, Any]) -> list[str]:
+    """What the server's probe found: picture size, frame rate, duration, frames, codec."""
+    lines = []
+    if media.get("width") and media.get("height"):
+        lines.append(f"resolution: {media['width']}x{media['height']} pixels")
+    if media.get("frame_rate"):
+        lines.append(f"frame rate: {float(media['frame_rate']):g} fps")
+    if media.get("duration_seconds") is not None:
+        lines.append(f"duration: {float(media['duration_seconds']):.2f} s")
+    if media.get("frame_count") is not None:
+        lines.append(f"frames: {media['frame_count']}")
+    if media.get("codec"):
+        lines.append(f"codec: {media['codec']} in {media.get('container', '?')}")
+    return lines
 
 
 def _assets_get(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        _emit_one(
-            args, client.assets.get(args.asset_id), (*ASSET_COLUMNS, "sha256", "content_type", "licence_ref")
-        )
+        asset = client.assets.get(args.asset_id)
+    data = asset.to_dict()
+    lines = [f"{heading}: {_cell(data.get(name), '-')}" for name, heading in ASSET_COLUMNS if name != "size"]
+    lines.insert(2, f"size: {_size(asset.size)}")
+    lines += [f"sha256: {asset.sha256}", f"content type: {asset.content_type}"]
+    if asset.licence_ref:
+        lines.append(f"licence: {asset.licence_ref}")
+    _show(args, asset, "\n".join([*lines, *_media_lines(asset.media)]))
     return 0
 
 
@@ -148,26 +308,45 @@ def _assets_delete(args: argparse.Namespace) -> int:
     return 0
 
 
-DATASET_COLUMNS = ("id", "name", "description", "created_at")
-VERSION_COLUMNS = ("number", "id", "trigger_word", "locked", "created_at")
+DATASET_COLUMNS = (
+    ("id", "id"),
+    ("name", "name"),
+    ("description", "description"),
+    ("created_at", "created (UTC)"),
+)
+VERSION_COLUMNS = (
+    ("number", "version"),
+    ("id", "id"),
+    ("items", "clips"),
+    ("trigger_word", "trigger word"),
+    ("locked", "locked"),
+    ("created_at", "created (UTC)"),
+)
 
 
 def _datasets_create(args: argparse.Namespace) -> int:
     with _client(args) as client:
         dataset = client.datasets.create(name=args.name, description=args.description)
-    print(json.dumps(dataset.to_dict(), indent=2) if args.json else dataset.id)
+    _show(args, dataset, dataset.id)
     return 0
 
 
 def _datasets_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        _emit(args, _listed(args, client.datasets.list()), DATASET_COLUMNS)
+        _table(args, _listed(args, client.datasets.list()), DATASET_COLUMNS, empty="no datasets")
     return 0
 
 
 def _datasets_versions(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        _emit(args, _listed(args, client.datasets.versions.list(args.dataset_id)), VERSION_COLUMNS)
+        versions = _listed(args, client.datasets.versions.list(args.dataset_id))
+        _table(
+            args,
+            versions,
+            VERSION_COLUMNS,
+            empty="no versions",
+            formats={"items": lambda items: str(len(items))},
+        )
     return 0
 
 
@@ -181,9 +360,7 @@ def _datasets_add_version(args: argparse.Namespace) -> int:
         version = client.datasets.versions.create(
             args.dataset_id, items=[_item(s) for s in args.items], trigger_word=args.trigger_word
         )
-    print(
-        json.dumps(version.to_dict(), indent=2) if args.json else f"version {version.number} ({version.id})"
-    )
+    _show(args, version, f"version {version.number} ({version.id})")
     return 0
 
 
@@ -203,16 +380,14 @@ def _train(args: argparse.Namespace) -> int:
             model_name=args.model_name,
         )
         if args.wait:
-            if not args.json:
+            if not args.json and not args.field:
                 print(job.id, flush=True)
             job = client.fine_tunes.wait(job.id, progress=not args.no_progress and sys.stderr.isatty())
-    if args.json:
-        print(json.dumps(job.to_dict(), indent=2))
-    elif args.wait:
+    if args.wait:
         version = f" (model {job.model_id} version {job.model_version})" if job.model_version else ""
-        print(f"{job.status}{version}")
+        _show(args, job, f"{job.status}{version}")
     else:
-        print(job.id)
+        _show(args, job, job.id)
     if args.wait and job.status != "succeeded":
         reason = f": {job.failure_reason}" if job.failure_reason else ""
         print(f"rushes: error: fine-tune {job.id} {job.status}{reason}", file=sys.stderr)
@@ -220,19 +395,34 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-MODEL_COLUMNS = ("id", "name", "base_id", "version_count", "created_at")
-MODEL_VERSION_COLUMNS = ("number", "id", "steps", "final_loss", "adapter_bytes", "created_at")
+MODEL_COLUMNS = (
+    ("id", "id"),
+    ("name", "name"),
+    ("base_id", "base"),
+    ("version_count", "versions"),
+    ("created_at", "created (UTC)"),
+)
+MODEL_VERSION_COLUMNS = (
+    ("number", "version"),
+    ("id", "id"),
+    ("steps", "steps"),
+    ("final_loss", "final loss"),
+    ("adapter_bytes", "adapter"),
+    ("created_at", "created (UTC)"),
+)
 
 
 def _models_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        _emit(args, _listed(args, client.models.list()), MODEL_COLUMNS)
+        _table(args, _listed(args, client.models.list()), MODEL_COLUMNS, empty="no models")
     return 0
 
 
 def _models_versions(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        _emit(args, _listed(args, client.models.versions.list(args.model_id)), MODEL_VERSION_COLUMNS)
+        versions = _listed(args, client.models.versions.list(args.model_id))
+        formats = {"adapter_bytes": _size, "final_loss": "{:.4f}".format}
+        _table(args, versions, MODEL_VERSION_COLUMNS, empty="no versions yet", formats=formats)
     return 0
 
 
@@ -244,7 +434,14 @@ def _models_download(args: argparse.Namespace) -> int:
     return 0
 
 
-GENERATION_COLUMNS = ("id", "status", "model_id", "version", "created_at", "prompt")
+GENERATION_COLUMNS = (
+    ("id", "id"),
+    ("status", "status"),
+    ("model_id", "model"),
+    ("version", "version"),
+    ("created_at", "created (UTC)"),
+    ("prompt", "prompt"),
+)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -265,21 +462,14 @@ def _generate(args: argparse.Namespace) -> int:
             adapter_strength=args.strength,
         )
         if wait:
-            if not args.json:
+            if not args.json and not args.field:
                 print(generation.id, flush=True)
             generation = client.generations.wait(
                 generation, progress=not args.no_progress and sys.stderr.isatty()
             )
             if generation.status == "succeeded" and args.output is not None:
                 path = client.generations.download(generation, args.output)
-    if args.json:
-        print(json.dumps(generation.to_dict(), indent=2))
-    elif path is not None:
-        print(path)
-    elif wait:
-        print(generation.status)
-    else:
-        print(generation.id)
+    _show(args, generation, str(path) if path is not None else generation.status if wait else generation.id)
     if wait and generation.status != "succeeded":
         reason = f": {generation.failure_reason}" if generation.failure_reason else ""
         print(f"rushes: error: generation {generation.id} {generation.status}{reason}", file=sys.stderr)
@@ -290,7 +480,37 @@ def _generate(args: argparse.Namespace) -> int:
 def _generations_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
         generations = client.generations.list(status=args.status, model_id=args.model_id)
-        _emit(args, _listed(args, generations), GENERATION_COLUMNS)
+        _table(args, _listed(args, generations), GENERATION_COLUMNS, empty="no generations")
+    return 0
+
+
+def _generation_text(generation: types.Generation) -> str:
+    reason = f": {generation.failure_reason}" if generation.failure_reason else ""
+    return (
+        f"{generation.id}: {generation.status}{reason}, step {generation.step} of {generation.steps},"
+        f" {generation.width}x{generation.height} pixels, {generation.frames} frames, seed {generation.seed},"
+        f" {generation.gpu_seconds:,.1f} GPU-seconds"
+    )
+
+
+def _generations_get(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        generation = client.generations.get(args.generation_id)
+    _show(args, generation, _generation_text(generation))
+    return 0
+
+
+def _generations_cancel(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        generation = client.generations.cancel(args.generation_id)
+    _show(args, generation, _generation_text(generation))
+    return 0
+
+
+def _generations_download(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        path = client.generations.download(args.generation_id, args.output, name=args.name)
+    print(path)
     return 0
 
 
@@ -344,7 +564,7 @@ def _quota_lines(quotas: types.Quotas) -> list[str]:
 
 
 def _print_quotas(args: argparse.Namespace, quotas: types.Quotas) -> None:
-    print(json.dumps(quotas.to_dict(), indent=2) if args.json else "\n".join(_quota_lines(quotas)))
+    _show(args, quotas, "\n".join(_quota_lines(quotas)))
 
 
 def _print_usage(args: argparse.Namespace, usage: types.Usage, quotas: types.Quotas) -> None:
@@ -389,19 +609,159 @@ def _quotas(args: argparse.Namespace) -> int:
     return 0
 
 
-LEDGER_COLUMNS = ("occurred_at", "charge", "quantity", "work_id", "attempt", "id")
+LEDGER_COLUMNS = (
+    ("occurred_at", "when (UTC)"),
+    ("charge", "charge"),
+    ("quantity", "quantity"),
+    ("work_id", "work"),
+    ("attempt", "attempt"),
+    ("id", "id"),
+)
 
 
 def _ledger(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        _emit(args, _listed(args, client.usage.ledger()), LEDGER_COLUMNS)
+        _table(args, _listed(args, client.usage.ledger()), LEDGER_COLUMNS, empty="no charges")
     return 0
+
+
+KEY_COLUMNS = (
+    ("id", "id"),
+    ("name", "name"),
+    ("prefix", "prefix"),
+    ("created_at", "created (UTC)"),
+    ("last_used_at", "last used (UTC)"),
+    ("revoked_at", "revoked (UTC)"),
+)
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        created = client.api_keys.create(name=args.name)
+    _show(args, created, created.key)
+    if not args.json and not args.field:
+        print(
+            f"API key {created.name!r} ({created.id}) made. This is the only time its secret is shown:"
+            " store it now. To use it: export RUSHES_API_KEY=<the key>, or `rushes login` and paste it.",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _table(args, _listed(args, client.api_keys.list()), KEY_COLUMNS, empty="no API keys")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        for key_id in args.key_ids:
+            client.api_keys.revoke(key_id)
+            print(f"revoked {key_id}")
+    return 0
+
+
+def _billing(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        billing = client.billing.get()
+    lines = [
+        f"plan          {billing.plan or 'none (everything unlimited)'}",
+        f"status        {billing.status}",
+        f"billing       {'through Stripe' if billing.enabled else 'off on this server'}",
+    ]
+    if billing.enabled:
+        lines += [
+            f"customer      {'yes' if billing.has_customer else 'not yet (made on the first portal visit)'}",
+            f"subscription  {billing.subscription_status or 'none'}",
+            "cards and invoices: `rushes billing portal` prints a link (owners only)",
+        ]
+    _show(args, billing, "\n".join(lines))
+    return 0
+
+
+def _billing_portal(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        portal = client.billing.portal()
+    _show(args, portal, portal.url)
+    return 0
+
+
+def _bases(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        bases = client.bases.list()
+    columns = (("id", "id"), ("family", "family"), ("parameters", "parameters (millions)"))
+    _table(args, bases, columns, formats={"parameters": lambda n: f"{n / 1e6:,.1f}"})
+    return 0
+
+
+FINE_TUNE_COLUMNS = (
+    ("id", "id"),
+    ("status", "status"),
+    ("step", "step"),
+    ("total_steps", "of"),
+    ("base_id", "base"),
+    ("model_id", "model"),
+    ("model_version", "version"),
+    ("gpu_seconds", "GPU-seconds"),
+    ("created_at", "created (UTC)"),
+)
+
+
+def _fine_tunes_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        jobs = _listed(args, client.fine_tunes.list(status=args.status))
+        _table(
+            args, jobs, FINE_TUNE_COLUMNS, empty="no fine-tunes", formats={"gpu_seconds": "{:,.1f}".format}
+        )
+    return 0
+
+
+def _job_text(job: types.FineTune) -> str:
+    made = f", model {job.model_id} version {job.model_version}" if job.model_version else ""
+    reason = f": {job.failure_reason}" if job.failure_reason else ""
+    return (
+        f"{job.id}: {job.status}{reason}, step {job.step} of {job.total_steps}"
+        f", {job.gpu_seconds:,.1f} GPU-seconds{made}"
+    )
+
+
+def _fine_tunes_get(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.fine_tunes.get(args.job_id)
+    _show(args, job, _job_text(job))
+    return 0
+
+
+def _fine_tunes_watch(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.fine_tunes.wait(args.job_id, progress=not args.no_progress and sys.stderr.isatty())
+    _show(args, job, _job_text(job))
+    return 0 if job.status == "succeeded" else 1
+
+
+def _fine_tunes_action(action: str) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        with _client(args) as client:
+            job = getattr(client.fine_tunes, action)(args.job_id)
+        _show(args, job, _job_text(job))
+        return 0
+
+    return run
 
 
 def _admin_tenants(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        columns = ("id", "name", "status", "members", "assets", "storage_bytes")
-        _emit(args, _listed(args, client.admin.tenants.list()), columns)
+        columns = (
+            ("id", "id"),
+            ("name", "name"),
+            ("status", "status"),
+            ("members", "members"),
+            ("assets", "assets"),
+            ("storage_bytes", "storage"),
+        )
+        tenants = _listed(args, client.admin.tenants.list())
+        _table(args, tenants, columns, empty="no tenants", formats={"storage_bytes": _size})
     return 0
 
 
@@ -444,11 +804,7 @@ def _admin_tenant_status(status: str) -> Handler:
     def run(args: argparse.Namespace) -> int:
         with _client(args) as client:
             tenant = client.admin.tenants.update(args.tenant_id, status=cast(TenantStatus, status))
-        print(
-            json.dumps(tenant.to_dict(), indent=2)
-            if args.json
-            else f"{tenant.name} ({tenant.id}): {tenant.status}"
-        )
+        _show(args, tenant, f"{tenant.name} ({tenant.id}): {tenant.status}")
         return 0
 
     return run
@@ -456,7 +812,8 @@ def _admin_tenant_status(status: str) -> Handler:
 
 def _admin_tenant_ledger(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        _emit(args, _listed(args, client.admin.tenants.ledger(args.tenant_id)), LEDGER_COLUMNS)
+        ledger = _listed(args, client.admin.tenants.ledger(args.tenant_id))
+        _table(args, ledger, LEDGER_COLUMNS, empty="no charges")
     return 0
 
 
@@ -465,7 +822,8 @@ PLAN_COLUMNS = ("id", "name", "is_default", *types.QUOTA_NAMES)
 
 def _admin_plans_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        _emit(args, client.admin.plans.list(), PLAN_COLUMNS, none="unlimited")
+        columns = [(name, name.replace("_", " ")) for name in PLAN_COLUMNS]
+        _table(args, client.admin.plans.list(), columns, none="unlimited", empty="no plans")
     return 0
 
 
@@ -474,7 +832,7 @@ def _admin_plans_create(args: argparse.Namespace) -> int:
         plan = client.admin.plans.create(
             name=args.name, is_default=args.default, **cast(types.PlanLimits, dict(args.limits))
         )
-    print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.id)
+    _show(args, plan, plan.id)
     return 0
 
 
@@ -508,9 +866,13 @@ def _admin_plans_delete(args: argparse.Namespace) -> int:
 
 def _admin_users(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        _emit(
-            args, _listed(args, client.admin.users.list()), ("id", "email", "is_platform_admin", "created_at")
+        columns = (
+            ("id", "id"),
+            ("email", "email"),
+            ("is_platform_admin", "platform admin"),
+            ("created_at", "created (UTC)"),
         )
+        _table(args, _listed(args, client.admin.users.list()), columns, empty="no users")
     return 0
 
 
@@ -547,6 +909,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--base-url", default=argparse.SUPPRESS, help="API server (default: RUSHES_BASE_URL)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    common.add_argument(
+        "--field",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help="print only this field of the result (a.b for a nested one; one line per item of a list)",
+    )
 
     parser = argparse.ArgumentParser(
         prog="rushes",
@@ -554,6 +922,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"rushes {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(parent: Any, name: str, run: Handler | None, help: str) -> argparse.ArgumentParser:
@@ -588,9 +957,51 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--until", type=_day, default=None, help="last UTC day, included (default: today)")
         return sub
 
-    command(commands, "login", _login, "verify an API key and store it for later commands")
-    command(commands, "logout", _logout, "forget the stored API key")
-    command(commands, "me", _me, "show who the API key belongs to")
+    signup = command(
+        commands,
+        "signup",
+        _signup,
+        f"make an account and its tenant, and stay signed in (password: {PASSWORD_ENV}, or asked for)",
+    )
+    signup.add_argument("--email", required=True)
+    signup.add_argument("--tenant", required=True, metavar="NAME", help="your studio's or team's name")
+    login = command(
+        commands,
+        "login",
+        _login,
+        "store an API key (checked first) for later commands; or, with --email, sign in with a password",
+    )
+    login.add_argument(
+        "--email", default=None, help=f"sign in with this email and a password ({PASSWORD_ENV}, or asked for)"
+    )
+    login.add_argument(
+        "--tenant-id", default=None, help="with --email: the tenant to act in (default: your first)"
+    )
+    command(
+        commands, "logout", _logout, "forget the stored API key or session (a session ends on the server too)"
+    )
+
+    keys = command(commands, "keys", None, "API keys: for scripts, the SDK and CI").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    keys_create = command(
+        keys, "create", _keys_create, "make an API key and print it (only this once) on stdout"
+    )
+    keys_create.add_argument("--name", default="cli", help="what the key is for, e.g. laptop (default: cli)")
+    with_limit(command(keys, "list", _keys_list, "list the tenant's API keys, newest first"))
+    command(keys, "revoke", _keys_revoke, "revoke API keys: they stop working at once").add_argument(
+        "key_ids", nargs="+", metavar="KEY_ID"
+    )
+
+    # `rushes billing` alone shows the plan and status.
+    billing = command(
+        commands, "billing", _billing, "the plan, payment status and subscription"
+    ).add_subparsers(dest="action", required=False, metavar="ACTION")
+    command(billing, "show", _billing, "the plan, payment status and subscription")
+    command(billing, "portal", _billing_portal, "print a Stripe Customer Portal link for cards and invoices")
+    command(
+        commands, "me", _me, "show who you act as (the API key's or the session's user) and in which tenant"
+    )
 
     upload = command(
         commands, "upload", _upload, "upload footage (resumes an interrupted upload of the same file)"
@@ -652,6 +1063,35 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--wait", action="store_true", help="follow the job until it finishes")
     train.add_argument("--no-progress", action="store_true", help="no progress bar with --wait")
 
+    command(
+        commands, "bases", _bases, "the bases this server can fine-tune (use one with `rushes train --base`)"
+    )
+
+    # `rushes fine-tunes` alone lists them.
+    fine_tunes = with_limit(
+        command(commands, "fine-tunes", _fine_tunes_list, "fine-tune jobs: list, follow, cancel, resume")
+    )
+    fine_tunes.add_argument("--status", default=None, help="only those in this state, e.g. running")
+    fine_tune_actions = fine_tunes.add_subparsers(dest="action", required=False, metavar="ACTION")
+    listing = with_limit(
+        command(fine_tune_actions, "list", _fine_tunes_list, "list fine-tunes, newest first")
+    )
+    listing.add_argument("--status", default=None, help="only those in this state, e.g. running")
+    command(fine_tune_actions, "get", _fine_tunes_get, "show one fine-tune").add_argument("job_id")
+    watch = command(
+        fine_tune_actions,
+        "watch",
+        _fine_tunes_watch,
+        "follow a fine-tune until it ends (a progress bar on a terminal); exit 1 unless it succeeded",
+    )
+    watch.add_argument("job_id")
+    watch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for action, what in (
+        ("cancel", "cancel a fine-tune (a running one stops at its next step, keeping a checkpoint)"),
+        ("resume", "queue a failed or cancelled fine-tune again, from its last checkpoint"),
+    ):
+        command(fine_tune_actions, action, _fine_tunes_action(action), what).add_argument("job_id")
+
     # `rushes models` alone lists them.
     models = with_limit(
         command(commands, "models", _models_list, "fine-tuned models and their adapters")
@@ -688,10 +1128,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--no-progress", action="store_true", help="no progress bar while waiting")
 
-    generations = command(commands, "generations", _generations_list, "list generations, newest first")
-    generations.add_argument("--status", default=None, help="only those in this state, e.g. succeeded")
-    generations.add_argument("--model-id", default=None, help="only those of this model")
-    generations.add_argument("--limit", type=int, default=20, help="show at most this many (0: all)")
+    # `rushes generations` alone lists them.
+    generations = command(
+        commands, "generations", _generations_list, "generations: list, show, cancel, download outputs"
+    )
+    generation_actions = generations.add_subparsers(dest="action", required=False, metavar="ACTION")
+    for listing in (generations, command(generation_actions, "list", _generations_list, "list generations")):
+        listing.add_argument("--status", default=None, help="only those in this state, e.g. succeeded")
+        listing.add_argument("--model-id", default=None, help="only those of this model")
+        listing.add_argument("--limit", type=int, default=20, help="show at most this many (0: all)")
+    command(generation_actions, "get", _generations_get, "show one generation").add_argument("generation_id")
+    command(
+        generation_actions,
+        "cancel",
+        _generations_cancel,
+        "cancel a generation (a running one stops at its next step)",
+    ).add_argument("generation_id")
+    download_output = command(
+        generation_actions, "download", _generations_download, "save an output of a generation that succeeded"
+    )
+    download_output.add_argument("generation_id")
+    download_output.add_argument(
+        "--name",
+        choices=["video.mp4", "poster.jpg", "preview.webp"],
+        default="video.mp4",
+        help="which output (default: video.mp4)",
+    )
+    download_output.add_argument(
+        "-o", "--output", default=".", help="a file, or a folder (default: here) for generation-ID-NAME"
+    )
 
     with_period(
         command(
@@ -779,7 +1244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    for name, default in (("api_key", None), ("base_url", None), ("json", False)):
+    for name, default in (("api_key", None), ("base_url", None), ("json", False), ("field", None)):
         if not hasattr(args, name):
             setattr(args, name, default)
     try:

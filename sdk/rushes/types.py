@@ -15,6 +15,8 @@ __all__ = [
     "ApiKeyWithSecret",
     "Asset",
     "Base",
+    "Billing",
+    "BillingPortal",
     "Dataset",
     "DatasetItem",
     "DatasetVersion",
@@ -24,6 +26,7 @@ __all__ = [
     "GenerationEvent",
     "GenerationUsage",
     "Guardrails",
+    "Invitation",
     "JobEvent",
     "LedgerEntry",
     "Me",
@@ -39,6 +42,7 @@ __all__ = [
     "Rights",
     "StorageUsage",
     "Tenant",
+    "TenantBilling",
     "TenantSummary",
     "Upload",
     "UploadPart",
@@ -95,6 +99,21 @@ class Member(_Model):
     email: str
     role: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invitation(_Model):
+    """An invitation to the tenant; ``token`` and ``link`` come only in the answer that makes it."""
+
+    id: str
+    email: str
+    role: str
+    status: str
+    invited_by: str
+    expires_at: datetime
+    created_at: datetime
+    token: str | None = None
+    link: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -353,6 +372,9 @@ class ModelVersion(_Model):
     trigger_word: str | None = None
     final_loss: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    #: What the fine-tune did to the look (base → this version → footage, and ``moved``);
+    #: None when not measured. See the API's ``VersionLook``.
+    look: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -559,3 +581,38 @@ class Quotas(_Model):
             if use.quota == quota:
                 return use
         raise KeyError(quota)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Billing(_Model):
+    """The tenant's billing: whether the server bills through Stripe (``enabled``), the tenant's
+    ``status`` (``active``, ``past_due``: a payment failed and nothing new starts until it is
+    paid, ``suspended``), its plan's name (None when no plan exists: all unlimited), its own
+    plan's id (None: the default plan), whether it has a Stripe customer yet and Stripe's
+    status of its subscription."""
+
+    enabled: bool
+    status: str
+    has_customer: bool
+    plan: str | None = None
+    plan_id: str | None = None
+    subscription_status: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantBilling(Billing):
+    """An admin's view of a tenant's billing: its Stripe ids, and how many ledger entries Stripe
+    accepted as meter events (``sent_entries``) or are still to send (``unsent_entries``)."""
+
+    tenant_id: str
+    sent_entries: int
+    unsent_entries: int
+    stripe_customer_id: str | None = None
+    stripe_subscription_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BillingPortal(_Model):
+    """A Stripe Customer Portal session for cards and invoices: open ``url`` once, soon."""
+
+    url: str

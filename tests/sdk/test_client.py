@@ -10,6 +10,7 @@ import pytest
 import rushes
 from rushes import types
 
+from tests.helpers import PASSWORD
 from tests.sdk.conftest import LiveServer
 
 
@@ -20,6 +21,9 @@ def test_me_api_keys_and_tenant(client: rushes.Client) -> None:
     assert client.tenant.get().id == me.tenant.id
     assert client.tenant.update(name="Renamed").name == "Renamed"
     assert [m.email for m in client.tenant.members.list()] == [me.email]
+    invited = client.tenant.members.invite(email="sdk-invitee@example.com", role="owner")
+    assert (invited.status, invited.role) == ("pending", "owner")
+    assert invited.link == f"/invitations/{invited.token}"
 
     created = client.api_keys.create(name="ci")
     assert created.key.startswith("rsh_") and created.name == "ci"
@@ -164,7 +168,14 @@ def test_each_status_maps_to_its_error(status: int, problem_type: str, expected:
     with pytest.raises(rushes.APIStatusError) as raised:
         client.me.get()
     error = raised.value
-    assert (error.status_code, error.request_id, error.message) == (status, "r1", "what went wrong")
+    # A refused key is the one answer the SDK words itself: the server cannot know which key was meant.
+    message = (
+        "The API key was not accepted by 127.0.0.1:8000: it is not a Rushes API key (rsh_..._...). Check the"
+        " key given (RUSHES_API_KEY), or make a new one with `rushes keys create`."
+        if status == 401
+        else "what went wrong"
+    )
+    assert (error.status_code, error.request_id, error.message) == (status, "r1", message)
     assert type(error) is expected
     if isinstance(error, rushes.RateLimitError):
         assert error.retry_after == 7.0
@@ -203,3 +214,71 @@ def test_quota_figures_come_from_the_problem_document(status: int) -> None:
     if status == 429:
         assert isinstance(full.value, rushes.RateLimitError) and full.value.retry_after == 12.0
         assert isinstance(bare.value, rushes.RateLimitError) and bare.value.retry_after is None
+
+
+def test_a_new_user_signs_up_and_makes_a_first_key_with_the_session(live_server: LiveServer) -> None:
+    email = f"first-{uuid.uuid4().hex[:8]}@example.com"
+    session = rushes.sign_up(email=email, password=PASSWORD, tenant_name="First", base_url=live_server.url)
+    assert session.me.email == email and session.me.role == "owner" and session.base_url == live_server.url
+    with pytest.raises(rushes.ConflictError):
+        rushes.sign_up(email=email, password=PASSWORD, tenant_name="Again", base_url=live_server.url)
+    with pytest.raises(rushes.BadRequestError):
+        rushes.sign_up(email="not an email", password=PASSWORD, tenant_name="X", base_url=live_server.url)
+
+    with rushes.Client(session=session.cookies, base_url=session.base_url) as by_session:
+        assert by_session.api_key is None and by_session.me.get().tenant.name == "First"
+        key = by_session.api_keys.create(name="first").key
+    with rushes.Client(api_key=key, base_url=live_server.url) as by_key:
+        assert by_key.me.get().email == email
+
+    with pytest.raises(rushes.AuthenticationError):
+        rushes.log_in(email=email, password="not the password", base_url=live_server.url)
+    again = rushes.log_in(email=email, password=PASSWORD, base_url=live_server.url)
+    assert again.me.tenant.id == session.me.tenant.id and again.cookies != session.cookies
+    with rushes.Client(session=again.cookies, base_url=live_server.url) as signed_in:
+        signed_in.auth.log_out()
+        with pytest.raises(rushes.AuthenticationError):
+            signed_in.me.get()
+
+
+def test_a_refused_key_is_named_without_its_secret(live_server: LiveServer, api_key: str) -> None:
+    wrong = api_key[:-6] + "XXXXXX"  # the right prefix, the wrong secret
+    with pytest.raises(rushes.AuthenticationError) as refused:
+        rushes.Client(api_key=wrong, base_url=live_server.url).me.get()
+    prefix = api_key.split("_")[1]
+    port = live_server.url.rsplit(":", 1)[1]
+    assert refused.value.message.startswith(
+        f"The API key rsh_{prefix}_... was not accepted by 127.0.0.1:{port}: it is unknown there,"
+    )
+    assert wrong.split("_", 2)[2] not in str(refused.value)
+
+
+def test_billing(live_server: LiveServer, client: rushes.Client) -> None:
+    billing = client.billing.get()
+    assert isinstance(billing, types.Billing)
+    assert (billing.enabled, billing.status, billing.plan, billing.has_customer) == (
+        False,
+        "active",
+        "default",
+        False,
+    )
+    # Stripe is off on this server: no portal to open.
+    with pytest.raises(rushes.ConflictError, match="Billing is not enabled"):
+        client.billing.portal()
+    with rushes.Client(api_key=live_server.admin_api_key(), base_url=live_server.url) as admin:
+        seen = admin.admin.tenants.billing(client.me.get().tenant.id)
+    assert isinstance(seen, types.TenantBilling)
+    assert (seen.enabled, seen.stripe_customer_id, seen.sent_entries, seen.unsent_entries) == (
+        False,
+        None,
+        0,
+        0,
+    )
+
+
+async def test_async_billing(live_server: LiveServer, api_key: str) -> None:
+    async with rushes.AsyncClient(api_key=api_key, base_url=live_server.url) as client:
+        billing = await client.billing.get()
+        assert (billing.status, billing.plan) == ("active", "default")
+        with pytest.raises(rushes.ConflictError):
+            await client.billing.portal()

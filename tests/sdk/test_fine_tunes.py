@@ -305,11 +305,11 @@ def test_cli_train_and_models(
     assert job.status == "queued" and job.total_steps == 4 and job.config["lora"]["rank"] == 4
 
     code, out, err = _run(capsys, "models")
-    assert code == 0 and out.split("\t")[0] == job.model_id
+    assert code == 0 and out.splitlines()[1].split()[0] == job.model_id
     code, out, _ = _run(capsys, "models", "list", "--json")
     assert code == 0 and [line for line in out.splitlines()] and '"version_count": 0' in out
     code, out, _ = _run(capsys, "models", "versions", str(job.model_id))
-    assert code == 0 and out == ""
+    assert code == 0 and out == "no versions yet\n"
     code, _, err = _run(capsys, "models", "download", str(job.model_id), "1", "-o", str(tmp_path / "x"))
     assert code == 1 and err.startswith("rushes: error: 404 ") and err.count("\n") == 1
     code, _, err = _run(capsys, "train", dataset_id, str(number), "--base", "nope")

@@ -389,13 +389,32 @@ def test_cli_generate_and_generations(
     assert target.read_bytes() == OUTPUTS[OUTPUT_VIDEO]
 
     code, out, _ = _run(capsys, "generations")
-    rows = [line.split("\t") for line in out.splitlines()]
+    header, *lines = out.splitlines()
+    assert header.split() == ["id", "status", "model", "version", "created", "(UTC)", "prompt"]
+    rows = [line.split(maxsplit=6) for line in lines]
     assert [(r[0], r[1]) for r in rows] == [(renderer.generation_id, "succeeded"), (queued.id, "cancelled")]
     assert rows[0][2:4] == [model_id, "1"] and rows[0][-1] == PROMPT
     code, out, _ = _run(capsys, "generations", "--status", "cancelled", "--json")
     assert code == 0 and [line.count('"id"') for line in out.splitlines()] == [1]
     code, out, _ = _run(capsys, "generations", "--limit", "1")
-    assert code == 0 and len(out.splitlines()) == 1
+    assert code == 0 and len(out.splitlines()) == 2
+    assert (
+        _run(capsys, "generations", "list", "--status", "cancelled", "--field", "id")[1] == f"{queued.id}\n"
+    )
+
+    # One generation: shown, an output saved, cancelled.
+    code, out, _ = _run(capsys, "generations", "get", renderer.generation_id)
+    assert code == 0 and out.startswith(f"{renderer.generation_id}: succeeded, step ")
+    code, out, err = _run(
+        capsys, "generations", "download", renderer.generation_id, "--name", "poster.jpg", "-o", str(tmp_path)
+    )
+    assert code == 0, err
+    assert (
+        out == f"{tmp_path / f'generation-{renderer.generation_id}-poster.jpg'}\n"
+        and Path(out.strip()).read_bytes() == OUTPUTS[OUTPUT_POSTER]
+    )
+    code, _, err = _run(capsys, "generations", "download", queued.id)
+    assert code == 1 and err == f"rushes: error: Generation {queued.id} was cancelled; it has no outputs.\n"
 
     # Errors: one line on stderr, a failing status.
     client.models.set_guardrails(model_id, blocked_terms=["storm"])

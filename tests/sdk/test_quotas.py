@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -328,8 +329,9 @@ def test_quota_commands(
         "is_default: False",
     } <= set(shown)
     code, out, _ = run(capsys, "admin", "plans", *as_admin)
-    (row,) = [line.split("\t") for line in out.splitlines() if line.startswith(plan_id)]
-    assert row[:6] == [plan_id, name, "False", "3600", "1048576", "unlimited"]
+    # Columns are two or more spaces apart; a plan's name may hold one.
+    (row,) = [re.split(r"\s{2,}", line) for line in out.splitlines() if line.startswith(plan_id)]
+    assert row[:6] == [plan_id, name, "no", "3600", "1048576", "unlimited"]
     code, out, _ = run(capsys, "admin", "plans", "list", "--json", *as_admin)
     assert {"id": plan_id, "name": name} in [
         {k: json.loads(line)[k] for k in ("id", "name")} for line in out.splitlines()
@@ -395,7 +397,17 @@ def test_quota_commands(
     charge(live_server, tenant_id, work, Charge.GENERATION_GPU_SECONDS, 2.5, at)
     code, out, _ = run(capsys, "ledger", *as_tenant)
     (entry,) = client.usage.ledger()
-    assert out == f"{at.isoformat()}\tgeneration_gpu_seconds\t2.5\t{work}\t1\t{entry.id}\n"
+    header, row = out.splitlines()
+    assert header.split() == ["when", "(UTC)", "charge", "quantity", "work", "attempt", "id"]
+    assert row.split() == [
+        f"{at:%Y-%m-%d}",
+        f"{at:%H:%M:%S}",
+        "generation_gpu_seconds",
+        "2.5",
+        work,
+        "1",
+        entry.id,
+    ]
     assert run(capsys, "admin", "tenants", "ledger", tenant_id, *as_admin)[1] == out
     code, out, _ = run(capsys, "ledger", "--json", *as_tenant)
     assert [json.loads(line) for line in out.splitlines()] == [entry.to_dict()]

@@ -163,3 +163,8 @@ def test_connection_refused_raises_api_connection_error() -> None:
     with pytest.raises(rushes.APIConnectionError) as raised:
         client.me.get()
     assert not isinstance(raised.value, rushes.APITimeoutError)
+    # Which host and port, what happened, and what to check.
+    assert raised.value.message.startswith(
+        f"Could not connect to the Rushes API at 127.0.0.1:{port}: the connection was refused."
+    )
+    assert "RUSHES_BASE_URL" in raised.value.message

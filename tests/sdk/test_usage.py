@@ -186,7 +186,7 @@ def test_usage_commands(
     assert code == 0, err
     assert admin_out == run(capsys, "usage", *march, "--api-key", api_key)[1]
     code, out, _ = run(capsys, "admin", "tenants", "--limit", "1", "--api-key", admin_key)
-    assert code == 0 and len(out.splitlines()) == 1
+    assert code == 0 and len(out.splitlines()) == 2  # the header, then one tenant
 
     code, out, err = run(
         capsys, "usage", "--since", "2024-03-02", "--until", "2024-03-01", "--api-key", api_key

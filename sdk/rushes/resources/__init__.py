@@ -1,9 +1,10 @@
 """One module per API resource. Adding one: write the module, attach it in ``rushes/_client.py``."""
 
-from rushes.resources.account import MeResource, Tenant, TenantMembers
+from rushes.resources.account import Auth, MeResource, Tenant, TenantMembers
 from rushes.resources.admin import Admin, AdminPlans, AdminTenants, AdminUsers
 from rushes.resources.api_keys import ApiKeys
 from rushes.resources.assets import Assets
+from rushes.resources.billing import BillingResource
 from rushes.resources.datasets import Datasets, DatasetVersions
 from rushes.resources.fine_tunes import Bases, FineTunes
 from rushes.resources.generations import Generations
@@ -20,7 +21,9 @@ __all__ = [
     "AdminUsers",
     "ApiKeys",
     "Assets",
+    "Auth",
     "Bases",
+    "BillingResource",
     "DatasetVersions",
     "Datasets",
     "FineTunes",

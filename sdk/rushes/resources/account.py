@@ -9,6 +9,13 @@ from rushes._base import Op, nothing
 from rushes._resource import R, Resource, endpoint, list_op, paginated, path_segment
 
 
+class Auth(Resource[R]):
+    @endpoint
+    def log_out(self) -> Op[None]:
+        """End the client's signed-in session (``rushes.sign_up`` / ``rushes.log_in``) now."""
+        return Op("POST", "/v1/auth/logout", nothing)
+
+
 class MeResource(Resource[R]):
     @endpoint
     def get(self) -> Op[types.Me]:
@@ -37,9 +44,13 @@ class TenantMembers(Resource[R]):
         return list_op("/v1/tenant/members", types.Member.from_json, limit)
 
     @endpoint
-    def add(self, *, email: str, role: Literal["owner", "member"] = "member") -> Op[types.Member]:
-        """Add an existing user to the tenant (owners only)."""
-        return Op("POST", "/v1/tenant/members", types.Member.from_json, json={"email": email, "role": role})
+    def invite(
+        self, *, email: str, role: Literal["owner", "member"] = "member", expires_in_days: int = 7
+    ) -> Op[types.Invitation]:
+        """Invite an email to the tenant (owners only); they join once they accept, signed in
+        with that email. Send them the returned ``link`` (on this server), shown only now."""
+        body = {"email": email, "role": role, "expires_in_days": expires_in_days}
+        return Op("POST", "/v1/tenant/invitations", types.Invitation.from_json, json=body)
 
     @endpoint
     def remove(self, user_id: str) -> Op[None]:

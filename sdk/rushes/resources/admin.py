@@ -78,6 +78,11 @@ class AdminTenants(Resource[R]):
             body["overrides"] = dict(overrides or {})
         return Op("PATCH", _tenant_path(tenant_id, "quotas"), types.Quotas.from_json, json=body)
 
+    @endpoint
+    def billing(self, tenant_id: str) -> Op[types.TenantBilling]:
+        """A tenant's Stripe customer and subscription, and how much of its ledger reached Stripe."""
+        return Op("GET", _tenant_path(tenant_id, "billing"), types.TenantBilling.from_json)
+
     @paginated
     def ledger(self, tenant_id: str, *, limit: int | None = None) -> Op[types.Page[types.LedgerEntry]]:
         """Any tenant's usage ledger, newest first, as its members see it with ``client.usage.ledger``."""

@@ -26,7 +26,8 @@ class Webhooks(Resource[R]):
         enabled: bool = True,
     ) -> Op[types.WebhookWithSecret]:
         """A new endpoint (owners only). Its signing ``secret`` is shown only now and on rotation.
-        ``event_types`` defaults to every type except ``progress``."""
+        ``event_types`` (``fine_tune.succeeded``, ``generation.succeeded``, …) defaults to every
+        type except the ``*.progress`` ones."""
         body: dict[str, Any] = {"url": url, "description": description, "enabled": enabled}
         if event_types is not None:
             body["event_types"] = list(event_types)
