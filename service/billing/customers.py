@@ -6,12 +6,12 @@ from uuid import UUID
 
 import stripe
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound
 from service.accounts.models import Tenant
 from service.billing.models import BillingAccount
+from service.db.inserts import insert_ignoring_duplicates
 from service.db.tenancy import unscoped
 
 
@@ -44,12 +44,11 @@ async def ensure_customer(session: AsyncSession, client: stripe.StripeClient, te
         params={"name": name, "metadata": {"rushes_tenant_id": str(tenant_id)}},
         options={"idempotency_key": f"rushes-customer-{tenant_id}"},
     )
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     with unscoped(session):
         await session.execute(
-            dialect.insert(BillingAccount)
-            .values(tenant_id=tenant_id, stripe_customer_id=customer.id)
-            .on_conflict_do_nothing(index_elements=["tenant_id"])
+            insert_ignoring_duplicates(session, BillingAccount, ["tenant_id"]).values(
+                tenant_id=tenant_id, stripe_customer_id=customer.id
+            )
         )
         await session.commit()
         account = await billing_account(session, tenant_id)

@@ -28,7 +28,6 @@ from typing import Any, Literal
 
 import stripe
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +36,7 @@ from core.settings import BillingSettings
 from service.accounts.models import Tenant, TenantStatus
 from service.billing.models import BillingAccount, StripeEvent
 from service.billing.stripe_api import BillingUnavailable, stripe_client
+from service.db.inserts import insert_ignoring_duplicates
 from service.db.tenancy import unscoped
 from service.quotas.models import Plan
 
@@ -102,11 +102,9 @@ async def handle(session: AsyncSession, settings: BillingSettings, event: dict[s
                     # Not recorded: Stripe delivers the event again later.
                     raise BillingUnavailable(f"Stripe could not be read: {exc.user_message or exc}") from None
                 outcome = "processed"
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         inserted = await session.execute(
-            dialect.insert(StripeEvent)
+            insert_ignoring_duplicates(session, StripeEvent, ["event_id"])
             .values(event_id=event["id"], type=event["type"], outcome=outcome)
-            .on_conflict_do_nothing(index_elements=["event_id"])
             .returning(StripeEvent.id)
         )
         if inserted.first() is None:  # a concurrent delivery of the same event won

@@ -28,7 +28,6 @@ from uuid import UUID
 import anyio
 import stripe
 from sqlalchemy import ColumnElement, exists, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.settings import BillingSettings
@@ -36,6 +35,7 @@ from service.billing.customers import ensure_customer
 from service.billing.models import BillingSent
 from service.billing.stripe_api import stripe_client
 from service.db.engine import uninterrupted
+from service.db.inserts import insert_ignoring_duplicates
 from service.db.tenancy import unscoped_session
 from service.usage.models import Charge, LedgerEntry
 
@@ -147,17 +147,14 @@ async def _record(
     sessions: async_sessionmaker[AsyncSession], entry: LedgerEntry, event_name: str, value: str
 ) -> None:
     async with unscoped_session(sessions) as session:
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         await session.execute(
-            dialect.insert(BillingSent)
-            .values(
+            insert_ignoring_duplicates(session, BillingSent, ["ledger_entry_id"]).values(
                 tenant_id=entry.tenant_id,
                 ledger_entry_id=entry.id,
                 event_name=event_name,
                 value=value,
                 sent_at=_now(),
             )
-            .on_conflict_do_nothing(index_elements=["ledger_entry_id"])
         )
         await session.commit()
 

@@ -9,7 +9,8 @@ include every admission that committed before, and no other can commit until thi
 So 50 parallel requests against 3 remaining admit exactly 3.
 
 Allowances (GPU seconds this month, storage, models) refuse with 402 naming the quota, its
-limit, what is used and when it resets; the rate of generations with 429 and ``Retry-After``;
+limit, what is used and when it resets, and an admission that takes one to 80 % or 100 %
+records a notice (``notices.py``); the rate of generations with 429 and ``Retry-After``;
 a past-due tenant with 402. Concurrency caps do not refuse: work beyond them waits in the
 queue (``docs/billing.md``). Work already running is never stopped for a quota: it finishes
 and its overrun is charged like any other second.
@@ -29,6 +30,7 @@ from core.errors import NotFound, PayloadTooLarge, PaymentRequired, QuotaExceede
 from service.accounts.models import Tenant, TenantStatus
 from service.generations.models import Generation
 from service.quotas.limits import Limits, Quota, limits_of, next_month
+from service.quotas.notices import notice_use
 from service.quotas.usage import gpu_seconds_this_month, model_count, storage_in_use
 
 RATE_WINDOW = timedelta(minutes=1)
@@ -120,6 +122,7 @@ async def _check_gpu(session: AsyncSession, tenant_id: UUID, limits: Limits, now
             f"{resets:%Y-%m-%d} (UTC) or when the plan grows.",
             resets,
         )
+    await notice_use(session, tenant_id, Quota.GPU_SECONDS_PER_MONTH, used, limit, now)
 
 
 async def _check_storage(
@@ -139,9 +142,12 @@ async def _check_storage(
             f"Storage is limited to {limit} bytes; {used} are in use or reserved by open uploads{wanted}. "
             "Delete footage, models or outputs, or grow the plan.",
         )
+    await notice_use(session, tenant_id, Quota.STORAGE_BYTES, used + adding, limit, now)
 
 
-async def admit_new_model(session: AsyncSession, tenant_id: UUID, limits: Limits) -> None:
+async def admit_new_model(
+    session: AsyncSession, tenant_id: UUID, limits: Limits, now: datetime | None = None
+) -> None:
     """Refuse a new model beyond the plan's count; call after ``admit``, before adding the model."""
     limit = limits.models
     if limit is None:
@@ -155,6 +161,7 @@ async def admit_new_model(session: AsyncSession, tenant_id: UUID, limits: Limits
             f"Your plan holds at most {limit} models and you have {used}; add a version to an existing "
             "model (model_id), delete one, or grow the plan.",
         )
+    await notice_use(session, tenant_id, Quota.MODELS, used + 1, limit, now or datetime.now(UTC))
 
 
 async def _check_rate(session: AsyncSession, tenant_id: UUID, limits: Limits, now: datetime) -> None:

@@ -11,7 +11,7 @@ from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.db.pagination import PageRequest, page_body
 from service.quotas import service
-from service.quotas.schemas import PlanOut, PlanWrite, QuotasOut, TenantQuotaWrite
+from service.quotas.schemas import PlanOut, PlanWrite, QuotaNoticeOut, QuotasOut, TenantQuotaWrite
 from service.schemas import Page
 from service.usage.schemas import LedgerEntryOut
 
@@ -89,6 +89,15 @@ class QuotaController(Controller):
         """The tenant's plan and, for every quota, its limit, what is used, what remains and what
         happens to new work at the limit (402, 413, 429, or waiting in the queue)."""
         return await service.tenant_quotas(db_session, principal.tenant_id)
+
+    @get("/v1/quotas/notices", operation_id="listQuotaNotices")
+    async def list_notices(
+        self, db_session: NamedDependency[AsyncSession], page: NamedDependency[PageRequest]
+    ) -> Page[QuotaNoticeOut]:
+        """When an allowance reached 80 % and 100 % of its limit, once per level and month,
+        newest first; webhooks carry the same as ``quota.warning`` and ``quota.exhausted``."""
+        items, total = await service.list_notices(db_session, page)
+        return Page[QuotaNoticeOut].model_validate(page_body(items, total, page))
 
     @get("/v1/usage/ledger", operation_id="listLedger")
     async def list_ledger(

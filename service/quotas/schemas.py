@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import Field
@@ -99,3 +99,15 @@ class QuotasOut(Output):
     plan: str | None = Field(description="The plan's name; None when no plan exists (all unlimited).")
     overrides: dict[str, Limit]
     quotas: list[QuotaUse]
+
+
+class QuotaNoticeOut(Output):
+    """An allowance reached 80 % (``warning``) or 100 % (``exhausted``) of its limit this month."""
+
+    id: UUID
+    type: Literal["warning", "exhausted"]
+    quota: Quota
+    level: int = Field(description="Percent of the limit: 80 or 100.")
+    period: str = Field(description="The month it counts in, e.g. 2026-12.")
+    data: dict[str, Any] = Field(description="quota, level, limit, used and (GPU time) resets_at.")
+    created_at: datetime

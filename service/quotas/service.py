@@ -16,7 +16,7 @@ from service.generations.models import Generation
 from service.quotas import usage
 from service.quotas.admission import RATE_WINDOW
 from service.quotas.limits import Quota, limits_of, next_month
-from service.quotas.models import Plan
+from service.quotas.models import Plan, QuotaNotice
 from service.quotas.schemas import PlanWrite, QuotasOut, QuotaUse, TenantQuotaWrite
 from service.usage.models import LedgerEntry
 
@@ -156,4 +156,12 @@ async def list_ledger(
             .order_by(LedgerEntry.occurred_at.desc(), LedgerEntry.id.desc()),
             page,
         )
+    return list(rows), total
+
+
+async def list_notices(session: AsyncSession, page: PageRequest) -> tuple[list[QuotaNotice], int]:
+    """The caller's tenant's quota notices, newest first (the session's tenant scopes them)."""
+    rows, total = await fetch_page(
+        session, select(QuotaNotice).order_by(QuotaNotice.created_at.desc(), QuotaNotice.id.desc()), page
+    )
     return list(rows), total

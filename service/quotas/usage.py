@@ -23,8 +23,7 @@ from service.jobs.models import FineTuneJob
 from service.models.models import Model, ModelVersion
 from service.quotas.limits import month_start
 from service.uploads.models import Asset, UploadSession, UploadStatus
-from service.usage.ledger import GPU_CHARGES
-from service.usage.models import LedgerEntry
+from service.usage.models import GPU_CHARGES, LedgerEntry
 
 
 async def gpu_seconds_this_month(session: AsyncSession, tenant_id: UUID, now: datetime) -> float:

@@ -22,9 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.jobs.models import TenantCompute
 from service.jobs.scheduling import add_decayed
+from service.quotas.notices import notice_gpu_use
 from service.usage.models import Charge, LedgerEntry
-
-GPU_CHARGES = (Charge.FINE_TUNE_GPU_SECONDS, Charge.GENERATION_GPU_SECONDS)
 
 
 def _key(charge: Charge, work_id: UUID, event: str) -> str:
@@ -70,6 +69,7 @@ async def charge_gpu(
     compute.recent_gpu_seconds, compute.recent_at = add_decayed(
         compute.recent_gpu_seconds, compute.recent_at, seconds, at.timestamp(), half_life
     )
+    await notice_gpu_use(session, tenant_id, at)
 
 
 def charge_output(

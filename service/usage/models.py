@@ -21,6 +21,9 @@ class Charge(enum.StrEnum):
     OUTPUT_BYTES = "output_bytes"
 
 
+GPU_CHARGES = (Charge.FINE_TUNE_GPU_SECONDS, Charge.GENERATION_GPU_SECONDS)
+
+
 class LedgerEntry(TenantScoped, Base):
     """One charge (positive) or credit (negative), never updated or deleted while its tenant lives.
 

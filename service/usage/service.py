@@ -34,8 +34,7 @@ from service.generations.models import Generation
 from service.jobs.models import FineTuneJob
 from service.models.models import ModelVersion
 from service.uploads.models import Asset
-from service.usage.ledger import GPU_CHARGES
-from service.usage.models import Charge, LedgerEntry
+from service.usage.models import GPU_CHARGES, Charge, LedgerEntry
 from service.usage.schemas import FineTuneUsage, GenerationUsage, StorageUsage, UsageDay, UsageOut
 
 # The longest period one request may ask for, in days (both ends included): a leap year.

@@ -36,13 +36,12 @@ from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid4
 
 import anyio
 import httpx
 from sqlalchemy import Row, and_, exists, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import Invalid
@@ -50,8 +49,9 @@ from core.settings import WebhookSettings
 from core.work.queue import WorkEvent, WorkKind, WorkQueue, ignore_lost_race
 from core.work.status import WorkStatus
 from service.db.engine import uninterrupted
+from service.db.inserts import insert_ignoring_duplicates
 from service.db.tenancy import unscoped_session
-from service.webhooks.feeds import FEEDS, Feed
+from service.webhooks.feeds import FEEDS, Feed, FeedEvent
 from service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from service.webhooks.signing import endpoint_secret, signature_header, signing_key
 from service.webhooks.urls import parse_endpoint_url, resolve_endpoint
@@ -295,15 +295,14 @@ async def _fan_out_feed(
             "queued_at": now,
             "not_before": now,
         }
-        for found, endpoint_id in (await session.execute(missing)).tuples()
+        for found, endpoint_id in cast(
+            "list[tuple[FeedEvent, UUID]]", (await session.execute(missing)).tuples().all()
+        )
     ]
     if not rows:
         return 0
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    insert = (
-        dialect.insert(WebhookDelivery)
-        .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
-        .returning(WebhookDelivery.id)
+    insert = insert_ignoring_duplicates(session, WebhookDelivery, ["endpoint_id", "event_id"]).returning(
+        WebhookDelivery.id
     )
     created = 0
     async with ignore_lost_race(session):  # lost: the next round finds them again

@@ -391,6 +391,7 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "adminListTenantLedger": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants/{w.owner.tenant_id}/ledger")),
     # Each caller reads their own tenant's quotas and ledger.
     "getQuotas": (MEMBER_COLLECTION, fixed("GET", "/v1/quotas")),
+    "listQuotaNotices": (MEMBER_COLLECTION, fixed("GET", "/v1/quotas/notices")),
     # Billing is off in this app (no Stripe key): the portal is a 409 for every owner; the
     # tenant's billing view still answers, saying so.
     "getBilling": (MEMBER_COLLECTION, fixed("GET", "/v1/billing")),

@@ -337,3 +337,56 @@ async def test_parallel_fine_tunes_onto_one_new_model_all_succeed(
     }
     assert len({a.json()["model_id"] for a in answers}) == 1
     assert await _total(client, studio, "/v1/models") == 1
+
+
+async def test_an_allowance_at_80_and_100_percent_is_noticed_once_each_month(
+    client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path
+) -> None:
+    admin, studio = await sign_up_admin(client, settings), await sign_up(client, "Harbour Films")
+    other = await sign_up(client, "Night Shift")
+    version = await make_model_version(client, studio, settings, storage, make_clip(tmp_path / "a.mp4"))
+    dataset_id, number = await _trained_dataset(client, studio)
+    await _override(client, admin, studio, gpu_seconds_per_month=100)
+    created = await client.post(
+        "/v1/fine-tunes",
+        json=fine_tune_body(dataset_id, number, model_id=version["model_id"]),
+        headers=studio.headers,
+    )
+    assert created.status_code == 201, created.text
+    engine = create_engine(settings.database_url)
+    queue = JobQueue(session_factory(engine), settings.jobs)
+    lease = await queue.lease("quota-test", SLOT)
+    assert lease is not None
+
+    async def notices(caller: Caller) -> list[dict[str, Any]]:
+        listed = await client.get("/v1/quotas/notices", headers=caller.headers)
+        assert listed.status_code == 200, listed.text
+        return list(listed.json()["items"])
+
+    try:
+        assert (await queue.heartbeat(lease, step=1, gpu_seconds=60.0)).held
+        assert await notices(studio) == []  # 60 %
+        assert (await queue.heartbeat(lease, step=2, gpu_seconds=25.0)).held
+        (warning,) = await notices(studio)  # 85 %: the running job's heartbeat noticed it
+        assert (warning["type"], warning["quota"], warning["level"]) == (
+            "warning",
+            "gpu_seconds_per_month",
+            80,
+        )
+        assert warning["data"]["limit"] == 100 and warning["data"]["used"] == 85.0
+        assert warning["period"] == f"{datetime.now(UTC):%Y-%m}"
+        # Running work finishes past the limit: exhausted, once, whatever follows.
+        assert await queue.finish(lease, WorkStatus.SUCCEEDED, gpu_seconds=20.0)
+        refused = await client.post(
+            "/v1/generations",
+            json={"model_id": version["model_id"], "prompt": "rain"},
+            headers=studio.headers,
+        )
+        assert refused.status_code == 402
+    finally:
+        await engine.dispose()
+    exhausted, again = await notices(studio)
+    assert (exhausted["type"], exhausted["level"], exhausted["data"]["used"]) == ("exhausted", 100, 105.0)
+    assert again["id"] == warning["id"]
+    assert exhausted["data"]["resets_at"] is not None
+    assert await notices(other) == []  # another tenant's notices are its own

@@ -31,6 +31,8 @@ from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped, set_tenant
 from service.generations.models import Generation, GenerationEvent
 from service.jobs.models import FineTuneJob, JobEvent
+from service.quotas.limits import Quota
+from service.quotas.notices import notice_use
 from service.webhooks import service
 from service.webhooks.dispatcher import DispatchReport, dispatch_once, http_client, post_pinned
 from service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -243,6 +245,35 @@ async def test_generation_events_are_delivered_under_their_own_names(
     listed = await deliveries(client, owner, videos)
     assert sorted(d["event_type"] for d in listed["items"]) == ["generation.progress", "generation.succeeded"]
     assert str(job_done) in receiver.event_ids() and everything["id"] != videos["id"]
+
+
+async def test_quota_notices_reach_webhooks_as_the_tenants_own_events(
+    client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession], receiver: Receiver
+) -> None:
+    owner, other = await sign_up(client), await sign_up(client)
+    await create_hook(client, owner, receiver.url, event_types=["quota.warning", "quota.exhausted"])
+    await create_hook(client, other, f"{receiver.url}?other")
+    now = datetime.now(UTC)
+    async with sessions() as session:
+        set_tenant(session, UUID(owner.tenant_id))
+        await notice_use(session, UUID(owner.tenant_id), Quota.STORAGE_BYTES, 900.0, 1000, now)
+        # Seen again by another request: one notice per level and month.
+        await notice_use(session, UUID(owner.tenant_id), Quota.STORAGE_BYTES, 950.0, 1000, now)
+        await session.commit()
+
+    assert (await dispatch(settings, sessions)).succeeded == 1
+    (request,) = receiver.requests
+    body = json.loads(request.body)
+    assert request.path == "/hook"
+    assert (body["type"], body["tenant_id"]) == ("quota.warning", owner.tenant_id)
+    assert body["data"] == {
+        "quota": "storage_bytes",
+        "level": 80,
+        "limit": 1000,
+        "used": 900.0,
+        "resets_at": None,
+    }
+    assert "seq" not in body and "job_id" not in body
 
 
 async def test_retries_back_off_then_succeed_and_every_attempt_is_logged(
