@@ -8,7 +8,7 @@ from service.generations.models import Generation, GenerationEvent
 from service.idempotency.models import IdempotencyRecord
 from service.jobs.models import FineTuneJob, JobEvent, TenantCompute
 from service.models.models import Model, ModelVersion
-from service.quotas.models import Plan
+from service.quotas.models import Plan, QuotaNotice
 from service.uploads.models import Asset, UploadPart, UploadSession
 from service.usage.models import LedgerEntry
 from service.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -34,6 +34,7 @@ __all__ = [
     "Model",
     "ModelVersion",
     "Plan",
+    "QuotaNotice",
     "StripeEvent",
     "Tenant",
     "TenantCompute",
