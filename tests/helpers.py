@@ -62,11 +62,22 @@ async def sign_up_admin(client: AsyncTestClient[Litestar], settings: Settings) -
     return admin
 
 
+async def invite_and_accept(
+    client: AsyncTestClient[Litestar], owner: Caller, joiner: Caller, role: str = "member"
+) -> None:
+    """``joiner`` joins ``owner``'s tenant the one way there is: invited, then accepting."""
+    invited = await client.post(
+        "/v1/tenant/invitations", json={"email": joiner.email, "role": role}, headers=owner.headers
+    )
+    assert invited.status_code == 201, invited.text
+    accepted = await client.post(f"/v1/invitations/{invited.json()['id']}/accept", headers=joiner.headers)
+    assert accepted.status_code == 200, accepted.text
+
+
 async def add_member(client: AsyncTestClient[Litestar], owner: Caller, name: str = "Member") -> Caller:
     """A member (not an owner) of ``owner``'s tenant, calling there with their own API key."""
     joiner = await sign_up(client, name)
-    added = await client.post("/v1/tenant/members", json={"email": joiner.email}, headers=owner.headers)
-    assert added.status_code == 201, added.text
+    await invite_and_accept(client, owner, joiner)
     login = await client.post(
         "/v1/auth/login", json={"email": joiner.email, "password": PASSWORD, "tenant_id": owner.tenant_id}
     )

@@ -8,19 +8,23 @@ from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
-from litestar.status_codes import HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import Forbidden
+from core.errors import Forbidden, Gone
 from core.settings import Settings
 from service.accounts import service
 from service.accounts.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
+    InvitationCreate,
+    InvitationCreated,
+    InvitationForMe,
+    InvitationOut,
     LogIn,
-    MemberAdd,
     MemberOut,
+    MembershipOut,
     MemberUpdate,
     MeOut,
     SignUp,
@@ -31,7 +35,14 @@ from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.db.pagination import PageRequest, page_body
 from service.idempotency.middleware import SHOWN_ONCE
+from service.openapi import problem
 from service.schemas import Page
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    """The address sign-in throttling keys on: the peer, or the client a trusted proxy names
+    (uvicorn's ``proxy_headers`` with ``FORWARDED_ALLOW_IPS`` rewrites the peer)."""
+    return request.client.host if request.client else "unknown"
 
 
 def session_cookie(settings: NamedDependency[Settings], token: str, max_age: int) -> Cookie:
@@ -46,30 +57,42 @@ def session_cookie(settings: NamedDependency[Settings], token: str, max_age: int
     )
 
 
+SIGN_IN_THROTTLED = problem(
+    "Too many failed sign-ins (or refused sign-ups) for this email or from this address: retry "
+    "after Retry-After seconds."
+)
+
+
 class AuthController(Controller):
     path = "/v1/auth"
     tags = ["auth"]
 
-    @post("/signup", operation_id="signUp", opt=access(Access.PUBLIC))
+    @post("/signup", operation_id="signUp", opt=access(Access.PUBLIC), responses={429: SIGN_IN_THROTTLED})
     async def sign_up(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[SignUp],
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
     ) -> Response[MeOut]:
         if not settings.auth.allow_signup:
             raise Forbidden("Sign-up is closed on this server; ask an admin for an invitation.")
-        token, principal = await service.sign_up(db_session, data, settings.auth.session_ttl_seconds)
+        token, principal = await service.sign_up(
+            db_session, data, settings.auth.session_ttl_seconds, client_address(request)
+        )
         return await self._signed_in(db_session, settings, token, principal, status=201)
 
-    @post("/login", operation_id="logIn", opt=access(Access.PUBLIC))
+    @post("/login", operation_id="logIn", opt=access(Access.PUBLIC), responses={429: SIGN_IN_THROTTLED})
     async def log_in(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[LogIn],
         db_session: NamedDependency[AsyncSession],
         settings: NamedDependency[Settings],
     ) -> Response[MeOut]:
-        token, principal = await service.log_in(db_session, data, settings.auth.session_ttl_seconds)
+        token, principal = await service.log_in(
+            db_session, data, settings.auth.session_ttl_seconds, client_address(request)
+        )
         return await self._signed_in(db_session, settings, token, principal, status=200)
 
     @staticmethod
@@ -139,11 +162,77 @@ class MeController(Controller):
         items, total = await service.list_members(db_session, page)
         return Page[MemberOut].model_validate(page_body(items, total, page))
 
-    @post("/tenant/members", operation_id="addMember", opt=access(Access.OWNER))
-    async def add_member(
-        self, data: JSONBody[MemberAdd], db_session: NamedDependency[AsyncSession]
-    ) -> MemberOut:
-        return await service.add_member(db_session, data)
+    @post(
+        "/tenant/members",
+        operation_id="addMember",
+        opt=access(Access.OWNER),
+        deprecated=True,
+        description="Gone: members join by invitation (`POST /v1/tenant/invitations`), which they accept.",
+        responses={410: problem("Members join by invitation now; this route adds no one.")},
+    )
+    async def add_member(self) -> None:
+        raise Gone(
+            "Members are no longer added directly: invite them with POST /v1/tenant/invitations "
+            "and they accept the invitation."
+        )
+
+    @post("/tenant/invitations", operation_id="createInvitation", opt={**access(Access.OWNER), **SHOWN_ONCE})
+    async def create_invitation(
+        self,
+        data: JSONBody[InvitationCreate],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> InvitationCreated:
+        return await service.invite(db_session, principal, data)
+
+    @get("/tenant/invitations", operation_id="listInvitations", opt=access(Access.OWNER))
+    async def list_invitations(
+        self, db_session: NamedDependency[AsyncSession], page: NamedDependency[PageRequest]
+    ) -> Page[InvitationOut]:
+        items, total = await service.list_invitations(db_session, page)
+        return Page[InvitationOut].model_validate(page_body(items, total, page))
+
+    @delete(
+        "/tenant/invitations/{invitation_id:uuid}", operation_id="revokeInvitation", opt=access(Access.OWNER)
+    )
+    async def revoke_invitation(
+        self, invitation_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+    ) -> None:
+        await service.revoke_invitation(db_session, invitation_id)
+
+    @get("/me/invitations", operation_id="listMyInvitations", opt=access(Access.MEMBER))
+    async def list_my_invitations(
+        self, db_session: NamedDependency[AsyncSession], principal: NamedDependency[Principal]
+    ) -> list[InvitationForMe]:
+        return await service.my_invitations(db_session, principal)
+
+    @post(
+        "/invitations/{invitation_id:uuid}/accept",
+        operation_id="acceptInvitation",
+        status_code=HTTP_200_OK,
+        opt=access(Access.MEMBER),
+    )
+    async def accept_invitation(
+        self,
+        invitation_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> MembershipOut:
+        return await service.accept_invitation(db_session, principal, invitation_id)
+
+    @post(
+        "/invitations/{invitation_id:uuid}/decline",
+        operation_id="declineInvitation",
+        status_code=HTTP_204_NO_CONTENT,
+        opt=access(Access.MEMBER),
+    )
+    async def decline_invitation(
+        self,
+        invitation_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> None:
+        await service.decline_invitation(db_session, principal, invitation_id)
 
     @patch("/tenant/members/{user_id:uuid}", operation_id="updateMember", opt=access(Access.OWNER))
     async def update_member(

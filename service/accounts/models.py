@@ -77,3 +77,44 @@ class BrowserSession(Base):
     user_id: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
     tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
+
+
+class InvitationStatus(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    REVOKED = "revoked"
+
+
+class Invitation(TenantScoped, Base):
+    """An owner's offer of membership to an email address; the person signed in with that
+    email accepts or declines it. Only a SHA-256 of its link token is kept, like API keys."""
+
+    __tablename__ = "invitation"
+
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    status: Mapped[InvitationStatus] = mapped_column(
+        Enum(InvitationStatus, native_enum=False, length=16), default=InvitationStatus.PENDING
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    settled_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+
+
+class SignInThrottle(Base):
+    """Recent failed sign-ins (and refused sign-ups) under one key: a client address, an
+    (email, address) pair or an email. Kept in the database so that every API replica sees
+    the same counts (``service.accounts.throttle``). The key is a SHA-256 of what it names,
+    so the table keeps no email address a stranger typed."""
+
+    __tablename__ = "sign_in_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    # Set on (email, address) keys when that email signed in from that address: the
+    # email-wide cap then spares the address, so others' failures cannot lock its owner out.
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)

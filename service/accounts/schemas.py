@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, Field
 
-from service.accounts.models import Role, TenantStatus
+from service.accounts.models import InvitationStatus, Role, TenantStatus
 from service.schemas import Input, Output
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -68,11 +68,6 @@ class MemberOut(Output):
     created_at: datetime
 
 
-class MemberAdd(Input):
-    email: Email
-    role: Role = Role.MEMBER
-
-
 class MemberUpdate(Input):
     role: Role
 
@@ -93,3 +88,36 @@ class ApiKeyOut(Output):
 
 class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="The secret. Shown once: store it now.")
+
+
+class InvitationCreate(Input):
+    email: Email
+    role: Role = Role.MEMBER
+    expires_in_days: Annotated[int, Field(ge=1, le=30)] = 7
+
+
+class InvitationOut(Output):
+    """An invitation as its tenant's owners see it."""
+
+    id: UUID
+    email: str
+    role: Role
+    status: InvitationStatus
+    invited_by: UUID
+    expires_at: datetime
+    created_at: datetime
+
+
+class InvitationCreated(InvitationOut):
+    token: str = Field(description="The link's secret, shown once: the invitee opens `link` to accept.")
+    link: str = Field(description="The path of the invitation's page on this server: /invitations/{token}.")
+
+
+class InvitationForMe(Output):
+    """An open invitation as the person it is addressed to sees it."""
+
+    id: UUID
+    tenant: TenantOut
+    role: Role
+    expires_at: datetime
+    created_at: datetime

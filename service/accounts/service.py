@@ -1,21 +1,36 @@
-"""Sign-up, sign-in, members and API keys."""
+"""Sign-up, sign-in, members, invitations and API keys."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 from uuid import UUID
 
 from anyio import to_thread
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, CursorResult, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, Forbidden, NotFound, Unauthorized
-from service.accounts.models import ApiKey, BrowserSession, Membership, Role, Tenant, User
+from service.accounts import throttle
+from service.accounts.models import (
+    ApiKey,
+    BrowserSession,
+    Invitation,
+    InvitationStatus,
+    Membership,
+    Role,
+    Tenant,
+    User,
+)
 from service.accounts.schemas import (
     ApiKeyCreated,
     ApiKeyOut,
+    InvitationCreate,
+    InvitationCreated,
+    InvitationForMe,
+    InvitationOut,
     LogIn,
-    MemberAdd,
     MemberOut,
     MembershipOut,
     MeOut,
@@ -24,20 +39,42 @@ from service.accounts.schemas import (
 )
 from service.auth.authenticate import principal_for
 from service.auth.principal import Principal
-from service.auth.secrets import hash_password, new_api_key, new_session_token, token_hash, verify_password
+from service.auth.secrets import (
+    hash_password,
+    new_api_key,
+    new_link_token,
+    new_session_token,
+    token_hash,
+    verify_password,
+)
 from service.db.pagination import PageRequest, fetch_page
 from service.db.tenancy import set_tenant, unscoped
 
+# One text for every refused sign-up. Without email, Rushes cannot answer a sign-up for a
+# taken email exactly as it answers a fresh one (that one signs the caller in), so the refusal
+# names no cause, takes as long as a success (the password is hashed first either way), and
+# counts against the client's address like a failed sign-in (``throttle``), which keeps anyone
+# from listing accounts this way at more than a trickle.
+SIGN_UP_REFUSED = (
+    "We could not create an account with these details. If you already have one, sign in instead."
+)
 
-async def sign_up(session: AsyncSession, body: SignUp, session_ttl: int) -> tuple[str, Principal]:
-    with unscoped(session):
-        if await session.scalar(select(User.id).where(User.email == body.email)):
-            raise Conflict("An account with this email already exists; sign in instead.")
+
+async def sign_up(
+    session: AsyncSession, body: SignUp, session_ttl: int, address: str
+) -> tuple[str, Principal]:
+    keys = throttle.sign_up_keys(address)
+    await throttle.refuse_if_waiting(session, keys)
     password_hash = await to_thread.run_sync(hash_password, body.password)
     user = User(email=body.email, password_hash=password_hash, is_platform_admin=False)
     tenant = Tenant(name=body.tenant_name)
     session.add_all([user, tenant])
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:  # the email has an account
+        await session.rollback()
+        await throttle.count_attempt(session, keys)
+        raise Conflict(SIGN_UP_REFUSED) from None
     set_tenant(session, tenant.id)
     session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=Role.OWNER))
     token = await _open_browser_session(session, user.id, tenant.id, session_ttl)
@@ -45,15 +82,21 @@ async def sign_up(session: AsyncSession, body: SignUp, session_ttl: int) -> tupl
     return token, Principal(user.id, tenant.id, Role.OWNER, is_platform_admin=False)
 
 
-async def log_in(session: AsyncSession, body: LogIn, session_ttl: int) -> tuple[str, Principal]:
+async def log_in(session: AsyncSession, body: LogIn, session_ttl: int, address: str) -> tuple[str, Principal]:
+    """The one sign-in, for the API and the pages alike: throttled (``throttle``), and the
+    same answer, after the same password check, whether or not the email has an account."""
+    keys = throttle.sign_in_keys(body.email, address)
+    await throttle.count_attempt(session, keys)
     with unscoped(session):
         user = await session.scalar(select(User).where(User.email == body.email))
-        # argon2 takes a few hundred milliseconds by design: off the event loop.
+        # argon2 takes a few hundred milliseconds by design: off the event loop. An unknown
+        # email is checked against a dummy hash, so it takes as long as a known one.
         verified = await to_thread.run_sync(
             verify_password, user.password_hash if user else None, body.password
         )
         if not verified or user is None:
             raise Unauthorized("Wrong email or password.")
+        await throttle.succeeded(session, keys)
         memberships = select(Membership.tenant_id).where(Membership.user_id == user.id)
         if body.tenant_id is not None:
             memberships = memberships.where(Membership.tenant_id == body.tenant_id)
@@ -133,21 +176,6 @@ async def list_members(session: AsyncSession, page: PageRequest) -> tuple[list[M
     ], total
 
 
-async def add_member(session: AsyncSession, body: MemberAdd) -> MemberOut:
-    with unscoped(session):
-        user = await session.scalar(select(User).where(User.email == body.email))
-    if user is None:
-        raise NotFound("No account has this email; ask them to sign up first.")
-    if await session.scalar(select(Membership.id).where(Membership.user_id == user.id)):
-        raise Conflict("This account is already a member.")
-    membership = Membership(user_id=user.id, role=body.role)
-    session.add(membership)
-    await session.commit()
-    return MemberOut(
-        user_id=user.id, email=user.email, role=membership.role, created_at=membership.created_at
-    )
-
-
 async def remove_member(session: AsyncSession, user_id: UUID) -> None:
     membership = await session.scalar(select(Membership).where(Membership.user_id == user_id))
     if membership is None:
@@ -157,6 +185,13 @@ async def remove_member(session: AsyncSession, user_id: UUID) -> None:
         if owners == 1:
             raise Conflict("A tenant needs at least one owner; make someone else an owner first.")
     await session.delete(membership)
+    # Keys act as their maker; a member who leaves loses them for good, so rejoining later
+    # (by a new invitation) does not bring an old, perhaps leaked, key back to life.
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.created_by == user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
     await session.commit()
 
 
@@ -219,3 +254,138 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: UU
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         await session.commit()
+
+
+def _open(now: datetime) -> list[ColumnElement[bool]]:
+    return [Invitation.status == InvitationStatus.PENDING, Invitation.expires_at > now]
+
+
+async def invite(session: AsyncSession, principal: Principal, body: InvitationCreate) -> InvitationCreated:
+    """An invitation to the caller's tenant. The answer is the same whether or not the email
+    has an account; only a current member's email is refused, which its owners see anyway."""
+    member = await session.scalar(
+        select(Membership.id).join(User, User.id == Membership.user_id).where(User.email == body.email)
+    )
+    if member is not None:
+        raise Conflict("This email is already a member of this tenant.")
+    # One open invitation per email: inviting again replaces the last (a new link, role, expiry).
+    now = datetime.now(UTC)
+    await session.execute(
+        update(Invitation)
+        .where(Invitation.email == body.email, Invitation.status == InvitationStatus.PENDING)
+        .values(status=InvitationStatus.REVOKED, settled_at=now)
+    )
+    token = new_link_token()
+    invitation = Invitation(
+        email=body.email,
+        role=body.role,
+        token_hash=token_hash(token),
+        invited_by=principal.user_id,
+        expires_at=now + timedelta(days=body.expires_in_days),
+    )
+    session.add(invitation)
+    await session.commit()
+    shown = InvitationOut.model_validate(invitation).model_dump()
+    return InvitationCreated.model_validate({**shown, "token": token, "link": f"/invitations/{token}"})
+
+
+async def list_invitations(session: AsyncSession, page: PageRequest) -> tuple[list[InvitationOut], int]:
+    """The tenant's open invitations, newest first."""
+    stmt = select(Invitation).where(*_open(datetime.now(UTC))).order_by(Invitation.created_at.desc())
+    rows, total = await fetch_page(session, stmt, page)
+    return [InvitationOut.model_validate(i) for i in rows], total
+
+
+async def revoke_invitation(session: AsyncSession, invitation_id: UUID) -> None:
+    invitation = await session.get(Invitation, invitation_id)
+    if invitation is None:
+        raise NotFound("No such invitation.")
+    if invitation.status is InvitationStatus.PENDING:
+        invitation.status = InvitationStatus.REVOKED
+        invitation.settled_at = datetime.now(UTC)
+        await session.commit()
+    elif invitation.status is not InvitationStatus.REVOKED:
+        raise Conflict(f"The invitation was already {invitation.status}.")
+
+
+async def my_invitations(session: AsyncSession, principal: Principal) -> list[InvitationForMe]:
+    """Open invitations addressed to the caller's email, from any tenant."""
+    with unscoped(session):
+        email = await session.scalar(select(User.email).where(User.id == principal.user_id))
+        rows = (
+            await session.execute(
+                select(Invitation, Tenant)
+                .join(Tenant, Tenant.id == Invitation.tenant_id)
+                .where(Invitation.email == email, *_open(datetime.now(UTC)))
+                .order_by(Invitation.created_at)
+            )
+        ).all()
+    return [
+        InvitationForMe(
+            id=i.id,
+            tenant=TenantOut.model_validate(t),
+            role=i.role,
+            expires_at=i.expires_at,
+            created_at=i.created_at,
+        )
+        for i, t in rows
+    ]
+
+
+async def invitation_for_me(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    invitation_id: UUID | None = None,
+    token: str | None = None,
+) -> InvitationForMe:
+    """One open invitation addressed to the caller, by id (the API) or by its link's token
+    (the page). Any other (another's, settled, expired, unknown) is a 404 alike."""
+    if token is not None:
+        with unscoped(session):
+            invitation_id = await session.scalar(
+                select(Invitation.id).where(Invitation.token_hash == token_hash(token))
+            )
+    found = [i for i in await my_invitations(session, principal) if i.id == invitation_id]
+    if not found:
+        raise NotFound("No such invitation for you, or it is no longer open.")
+    return found[0]
+
+
+async def accept_invitation(
+    session: AsyncSession, principal: Principal, invitation_id: UUID
+) -> MembershipOut:
+    """Joins the invitation's tenant with its role."""
+    invitation = await _settle(session, principal, invitation_id, InvitationStatus.ACCEPTED)
+    with unscoped(session):
+        if await principal_for(session, principal.user_id, invitation.tenant.id) is not None:
+            await session.rollback()
+            raise Conflict("You are already a member of this tenant.")
+        session.add(
+            Membership(tenant_id=invitation.tenant.id, user_id=principal.user_id, role=invitation.role)
+        )
+        await session.commit()
+    return MembershipOut(tenant=invitation.tenant, role=invitation.role)
+
+
+async def decline_invitation(session: AsyncSession, principal: Principal, invitation_id: UUID) -> None:
+    await _settle(session, principal, invitation_id, InvitationStatus.DECLINED)
+    await session.commit()
+
+
+async def _settle(
+    session: AsyncSession, principal: Principal, invitation_id: UUID, status: InvitationStatus
+) -> InvitationForMe:
+    """Settles one of the caller's open invitations by one conditional update, so that it is
+    used once even when two answers race; the caller commits."""
+    invitation = await invitation_for_me(session, principal, invitation_id=invitation_id)
+    now = datetime.now(UTC)
+    with unscoped(session):
+        settled = await session.execute(
+            update(Invitation)
+            .where(Invitation.id == invitation.id, *_open(now))
+            .values(status=status, settled_at=now)
+        )
+    if cast(CursorResult[Any], settled).rowcount != 1:
+        raise NotFound("No such invitation for you, or it is no longer open.")
+    return invitation

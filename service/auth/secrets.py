@@ -39,6 +39,11 @@ def new_session_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_link_token() -> str:
+    """The secret of a link sent by hand (an invitation's): as strong as a session's."""
+    return secrets.token_urlsafe(32)
+
+
 def new_api_key() -> tuple[str, str]:
     """A new key and its visible prefix: ``rsh_<prefix>_<secret>``."""
     prefix = secrets.token_hex(6)

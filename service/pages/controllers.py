@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import DomainError, NotFound
 from core.settings import Settings
 from service.accounts import service as accounts
-from service.accounts.controllers import session_cookie
+from service.accounts.controllers import client_address, session_cookie
 from service.accounts.models import Role
-from service.accounts.schemas import ApiKeyCreate, LogIn, MemberAdd, MemberUpdate, SignUp
+from service.accounts.schemas import ApiKeyCreate, InvitationCreate, LogIn, MemberUpdate, SignUp
 from service.auth.principal import Principal
 from service.datasets import service as datasets
 from service.db.pagination import PageRequest
@@ -68,6 +68,13 @@ class PublicPages(Controller):
     ) -> Template:
         return page("signin.html", next=local_path(next), email="", errors=[], notice=notice_text(notice))
 
+    @staticmethod
+    def _refused(exc: DomainError) -> dict[str, Any]:
+        """A refusal's status and headers for the page (a throttled sign-in's 429 and
+        ``Retry-After`` among them); validation and other refusals are a 400."""
+        status = exc.status if exc.status == 429 else 400
+        return {"status_code": status, "headers": exc.headers}
+
     @post("/signin", opt=PUBLIC)
     async def sign_in(
         self,
@@ -77,24 +84,36 @@ class PublicPages(Controller):
     ) -> Template | Redirect:
         form = await form_fields(request)
         next_path = local_path(form.get("next"))
+        refusal: dict[str, Any] = {"status_code": 400}
         try:
             body = LogIn.model_validate(
                 {"email": form.get("email", ""), "password": form.get("password", "")}
             )
-            token, _ = await accounts.log_in(db_session, body, settings.auth.session_ttl_seconds)
+            token, _ = await accounts.log_in(
+                db_session, body, settings.auth.session_ttl_seconds, client_address(request)
+            )
         except ValidationError as exc:
             errors = words(exc)
         except DomainError as exc:
-            errors = [exc.detail]
+            errors, refusal = [exc.detail], self._refused(exc)
         else:
             cookie = session_cookie(settings, token, settings.auth.session_ttl_seconds)
             return redirect(next_path, cookies=[cookie])
         email = form.get("email", "")
-        return page("signin.html", status_code=400, next=next_path, email=email, errors=errors, notice=None)
+        return page("signin.html", **refusal, next=next_path, email=email, errors=errors, notice=None)
 
     @get("/signup", opt=PUBLIC)
-    async def sign_up_form(self, settings: NamedDependency[Settings]) -> Template:
-        return page("signup.html", values={}, errors=[], rule=LENGTH_RULE, open=settings.auth.allow_signup)
+    async def sign_up_form(
+        self, settings: NamedDependency[Settings], next: FromQuery[str | None] = None
+    ) -> Template:
+        return page(
+            "signup.html",
+            values={},
+            errors=[],
+            rule=LENGTH_RULE,
+            open=settings.auth.allow_signup,
+            next=local_path(next),
+        )
 
     @post("/signup", opt=PUBLIC)
     async def sign_up(
@@ -105,26 +124,43 @@ class PublicPages(Controller):
     ) -> Template | Redirect:
         form = await form_fields(request)
         values = {"email": form.get("email", ""), "tenant_name": form.get("tenant_name", "")}
+        next_path = local_path(form.get("next"))
         errors: list[str] = []
+        refusal: dict[str, Any] = {"status_code": 400}
         if settings.auth.allow_signup:
             try:
                 body = SignUp.model_validate({**values, "password": form.get("password", "")})
-                token, _ = await accounts.sign_up(db_session, body, settings.auth.session_ttl_seconds)
+                token, _ = await accounts.sign_up(
+                    db_session, body, settings.auth.session_ttl_seconds, client_address(request)
+                )
             except ValidationError as exc:
                 errors = words(exc)
             except DomainError as exc:
-                errors = [exc.detail]
+                errors, refusal = [exc.detail], self._refused(exc)
             else:
                 cookie = session_cookie(settings, token, settings.auth.session_ttl_seconds)
-                return redirect("/app", cookies=[cookie])
+                return redirect(next_path, cookies=[cookie])
         return page(
             "signup.html",
-            status_code=400,
+            **refusal,
             values=values,
             errors=errors,
             rule=LENGTH_RULE,
             open=settings.auth.allow_signup,
+            next=next_path,
         )
+
+    @get("/invitations/{token:str}", opt=MEMBER)
+    async def invitation(
+        self,
+        token: FromPath[str],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> Template:
+        """An invitation's link. Signed out, the guard sends the visitor to sign in (or up)
+        and back here; signed in, it shows the invitation to accept or decline."""
+        invitation = await accounts.invitation_for_me(db_session, principal, token=token)
+        return page("invitation.html", **await shell(db_session, principal, invitation=invitation))
 
     @post("/signout", opt=MEMBER)
     async def sign_out(
@@ -152,9 +188,12 @@ class AppPages(Controller):
         _, sets = await datasets.list_datasets(db_session, PageRequest(limit=1, offset=0))
         _, keys = await accounts.list_api_keys(db_session, PageRequest(limit=1, offset=0))
         counts = {"assets": assets, "datasets": sets, "keys": keys}
+        invitations = await accounts.my_invitations(db_session, principal)
         return page(
             "overview.html",
-            **await shell(db_session, principal, counts=counts, notice=notice_text(notice)),
+            **await shell(
+                db_session, principal, counts=counts, invitations=invitations, notice=notice_text(notice)
+            ),
         )
 
     @post("/switch-tenant", opt=MEMBER)
@@ -188,32 +227,71 @@ class AppPages(Controller):
         db_session: AsyncSession, principal: Principal, status_code: int = 200, **context: Any
     ) -> Template:
         members, _ = await accounts.list_members(db_session, LISTED)
-        context = {"errors": [], "email": "", "notice": None, **context}
-        layout = await shell(db_session, principal, members=members, roles=list(Role), **context)
+        invitations = await accounts.list_invitations(db_session, LISTED) if principal.is_owner else ([], 0)
+        context = {"errors": [], "email": "", "notice": None, "created": None, **context}
+        layout = await shell(
+            db_session, principal, members=members, invitations=invitations[0], roles=list(Role), **context
+        )
         return page("members.html", status_code=status_code, **layout)
 
-    @post("/members", opt=OWNER)
-    async def add_member(
+    @post("/members/invitations", opt=OWNER)
+    async def invite(
         self,
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
-    ) -> Template | Redirect:
+    ) -> Template:
         form = await form_fields(request)
         try:
-            body = MemberAdd.model_validate(
+            body = InvitationCreate.model_validate(
                 {"email": form.get("email", ""), "role": form.get("role", "member")}
             )
-            await accounts.add_member(db_session, body)
+            created = await accounts.invite(db_session, principal, body)
         except ValidationError as exc:
             errors = words(exc)
         except DomainError as exc:
             errors = [exc.detail]
         else:
-            return redirect("/app/members?notice=member-added")
+            # The link holds a secret shown only now: the page shows it in full to copy and send.
+            link = str(request.base_url).rstrip("/") + created.link
+            return await self._members_page(
+                db_session, principal, status_code=201, created=created, link=link
+            )
         return await self._members_page(
             db_session, principal, status_code=400, errors=errors, email=form.get("email", "")
         )
+
+    @post("/members/invitations/{invitation_id:uuid}/revoke", opt=OWNER)
+    async def revoke_invitation(
+        self, invitation_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+    ) -> Redirect:
+        await accounts.revoke_invitation(db_session, invitation_id)
+        return redirect("/app/members?notice=invitation-revoked")
+
+    @post("/invitations/{invitation_id:uuid}/accept", opt=MEMBER)
+    async def accept_invitation(
+        self,
+        invitation_id: FromPath[UUID],
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+    ) -> Redirect:
+        joined = await accounts.accept_invitation(db_session, principal, invitation_id)
+        # The browser moves to the tenant just joined: that is where the invitee means to work.
+        token = request.cookies.get(settings.auth.session_cookie, "")
+        await accounts.switch_tenant(db_session, principal, token, joined.tenant.id)
+        return redirect("/app?notice=invitation-accepted")
+
+    @post("/invitations/{invitation_id:uuid}/decline", opt=MEMBER)
+    async def decline_invitation(
+        self,
+        invitation_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> Redirect:
+        await accounts.decline_invitation(db_session, principal, invitation_id)
+        return redirect("/app?notice=invitation-declined")
 
     @post("/members/{user_id:uuid}/role", opt=OWNER)
     async def change_role(

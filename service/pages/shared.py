@@ -29,7 +29,9 @@ LISTED = PageRequest(limit=200, offset=0)
 NOTICES = {
     "signed-out": "You are signed out.",
     "switched": "You are now working in this tenant.",
-    "member-added": "The member was added.",
+    "invitation-revoked": "The invitation was revoked: its link no longer works.",
+    "invitation-accepted": "You joined the tenant and are now working in it.",
+    "invitation-declined": "The invitation was declined.",
     "member-removed": "The member was removed.",
     "role-changed": "The member's role was changed.",
     "key-revoked": "The key is revoked: requests that send it are now refused.",

@@ -6,8 +6,9 @@ from sqlalchemy import select
 
 from core.settings import Settings
 from service.accounts.models import ApiKey
+from service.accounts.service import SIGN_UP_REFUSED
 from service.db.engine import create_engine
-from tests.helpers import PASSWORD, sign_up
+from tests.helpers import PASSWORD, invite_and_accept, sign_up
 
 Client = AsyncTestClient[Litestar]
 
@@ -33,6 +34,9 @@ async def test_duplicate_signup_and_weak_password_are_refused(client: Client) ->
     again = await client.post("/v1/auth/signup", json=body)
     assert again.status_code == 409
     assert again.headers["content-type"].startswith("application/problem+json")
+    # The refusal names no cause (sign-up cannot hide it entirely without email: docs/web.md).
+    assert again.json()["detail"] == SIGN_UP_REFUSED
+    assert "exist" not in again.json()["detail"]
     weak = await client.post(
         "/v1/auth/signup", json={**body, "email": "weak@example.com", "password": "short"}
     )
@@ -93,10 +97,10 @@ async def test_api_key_is_shown_once_stored_hashed_and_revocable(client: Client,
 async def test_members_and_roles(client: Client) -> None:
     owner = await sign_up(client, "Owner Co")
     other = await sign_up(client, "Solo")
-    added = await client.post(
-        "/v1/tenant/members", json={"email": other.email, "role": "member"}, headers=owner.headers
-    )
-    assert added.status_code == 201
+    # Owners no longer add accounts directly: the old route says what to do instead.
+    gone = await client.post("/v1/tenant/members", json={"email": other.email}, headers=owner.headers)
+    assert gone.status_code == 410 and "/v1/tenant/invitations" in gone.json()["detail"]
+    await invite_and_accept(client, owner, other)
     members = (await client.get("/v1/tenant/members", headers=owner.headers)).json()
     assert {m["email"]: m["role"] for m in members["items"]} == {owner.email: "owner", other.email: "member"}
     # The last owner cannot be removed.

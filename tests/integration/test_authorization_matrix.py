@@ -30,7 +30,15 @@ from service.generations.queue import GenerationQueue
 from service.jobs.models import FineTuneJob
 from service.models.service import add_version
 from service.webhooks.models import WebhookDelivery
-from tests.helpers import PASSWORD, Caller, fine_tune_body, sign_up, upload_body, upload_file
+from tests.helpers import (
+    PASSWORD,
+    Caller,
+    fine_tune_body,
+    invite_and_accept,
+    sign_up,
+    upload_body,
+    upload_file,
+)
 from tests.media_samples import make_clip
 
 Client = AsyncTestClient[Litestar]
@@ -117,8 +125,19 @@ class World:
 
     async def fresh_member(self) -> str:
         caller = await sign_up(self.client, "Joiner")
-        await self.client.post("/v1/tenant/members", json={"email": caller.email}, headers=self.owner.headers)
+        await invite_and_accept(self.client, self.owner, caller)
         return caller.user_id
+
+    async def fresh_invitation(self, email: str | None = None) -> str:
+        body = {"email": email or f"{uuid.uuid4().hex}@example.com"}
+        created = await self.client.post("/v1/tenant/invitations", json=body, headers=self.owner.headers)
+        return str(created.json()["id"])
+
+    async def invitation_for_other(self) -> str:
+        """An open invitation to tenant A for tenant B's owner, who is not (or no longer) in A."""
+        other = self.callers["other_tenant"]
+        await self.client.delete(f"/v1/tenant/members/{other.user_id}", headers=self.owner.headers)
+        return await self.fresh_invitation(other.email)
 
     async def fresh_job(self, *, cancel: bool = False) -> dict[str, Any]:
         body = fine_tune_body(self.dataset_id, self.job_version, model_name=uuid.uuid4().hex)
@@ -165,9 +184,16 @@ async def _login(world: World) -> Call:
     return Call("POST", "/v1/auth/login", json={"email": world.owner.email, "password": PASSWORD})
 
 
-async def _add_member(world: World) -> Call:
-    newcomer = await sign_up(world.client, "Newcomer")
-    return Call("POST", "/v1/tenant/members", json={"email": newcomer.email})
+async def _revoke_invitation(world: World) -> Call:
+    return Call("DELETE", f"/v1/tenant/invitations/{await world.fresh_invitation()}")
+
+
+async def _accept_invitation(world: World) -> Call:
+    return Call("POST", f"/v1/invitations/{await world.invitation_for_other()}/accept")
+
+
+async def _decline_invitation(world: World) -> Call:
+    return Call("POST", f"/v1/invitations/{await world.invitation_for_other()}/decline")
 
 
 async def _remove_member(world: World) -> Call:
@@ -284,7 +310,23 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "getTenant": (MEMBER_COLLECTION, fixed("GET", "/v1/tenant")),
     "updateTenant": (OWNER_COLLECTION, fixed("PATCH", "/v1/tenant", json={"name": "Renamed"})),
     "listMembers": (MEMBER_COLLECTION, fixed("GET", "/v1/tenant/members")),
-    "addMember": (OWNER_COLLECTION, _add_member),
+    # Gone: members join by invitation. Owners are told so; the rest are refused first.
+    "addMember": (
+        outcomes(401, 410, 403, 410, 410),
+        fixed("POST", "/v1/tenant/members", json={"email": "newcomer@example.com"}),
+    ),
+    "createInvitation": (
+        OWNER_COLLECTION,
+        fixed("POST", "/v1/tenant/invitations", json={"email": "invitee@example.com"}),
+    ),
+    "listInvitations": (OWNER_COLLECTION, fixed("GET", "/v1/tenant/invitations")),
+    "revokeInvitation": (OWNER_OBJECT, _revoke_invitation),
+    # Each caller lists the invitations addressed to their own email.
+    "listMyInvitations": (MEMBER_COLLECTION, fixed("GET", "/v1/me/invitations")),
+    # Only the invitee (here tenant B's owner) answers an invitation; to everyone else,
+    # tenant A's owner included, it does not exist.
+    "acceptInvitation": (outcomes(401, OK, 404, 404, 404), _accept_invitation),
+    "declineInvitation": (outcomes(401, OK, 404, 404, 404), _decline_invitation),
     "updateMember": (OWNER_OBJECT, _update_member),
     "removeMember": (OWNER_OBJECT, _remove_member),
     "listApiKeys": (MEMBER_COLLECTION, fixed("GET", "/v1/api-keys")),
@@ -472,7 +514,7 @@ async def _finished_delivery(world: World, settings: Settings) -> None:
 async def build_world(client: Client, settings: Settings, storage: ObjectStorage, tmp: Path) -> World:
     owner = await sign_up(client, "Tenant A")
     member_home = await sign_up(client, "Member Home")
-    await client.post("/v1/tenant/members", json={"email": member_home.email}, headers=owner.headers)
+    await invite_and_accept(client, owner, member_home)
     await client.post(
         "/v1/auth/login",
         json={"email": member_home.email, "password": PASSWORD, "tenant_id": owner.tenant_id},

@@ -176,3 +176,17 @@ async def test_the_document_states_closed_bodies_and_every_problem(client: Clien
     }
     health = document["paths"]["/healthz"]["get"]["responses"]
     assert set(health) == {"200", "400", "422"}
+
+
+async def test_the_document_names_sign_in_throttling_and_the_invitation_answers(client: Client) -> None:
+    document = (await client.get("/schema/openapi.json")).json()
+    paths = document["paths"]
+    for path in ("/v1/auth/login", "/v1/auth/signup"):
+        assert "429" in paths[path]["post"]["responses"], path
+    gone = paths["/v1/tenant/members"]["post"]
+    assert gone["deprecated"] is True and "410" in gone["responses"]
+    accept = paths["/v1/invitations/{invitation_id}/accept"]["post"]["responses"]
+    assert {"200", "401", "403", "404", "409", "422"} <= set(accept)
+    revoke = paths["/v1/tenant/invitations/{invitation_id}"]["delete"]["responses"]
+    assert {"401", "403", "404", "409"} <= set(revoke)
+    assert document["components"]["schemas"]["InvitationCreate"]["additionalProperties"] is False

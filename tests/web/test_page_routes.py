@@ -23,6 +23,7 @@ def page_routes(app: Litestar) -> list[tuple[str, str, Access]]:
             if method != "OPTIONS" and handler.fn.__module__.startswith("service.pages."):
                 path = re.sub(r"\{(\w+):uuid\}", lambda _: str(uuid.uuid4()), route.path)
                 path = re.sub(r"\{\w+:int\}", "1", path)
+                path = re.sub(r"\{\w+:str\}", "some-token", path)
                 found.append((method, re.sub(r"\{\w+:path\}", "somewhere", path), handler.opt.get(ACCESS)))
     return found
 
