@@ -97,7 +97,8 @@ def _cleanup(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"expired upload sessions removed: {report.expired_sessions}; "
             f"orphaned multipart uploads aborted: {report.orphaned_multiparts}; "
-            f"expired idempotency keys removed: {report.expired_idempotency_keys}"
+            f"expired idempotency keys removed: {report.expired_idempotency_keys}; "
+            f"stale sign-in counts forgotten: {report.forgotten_sign_in_counts}"
         )
 
     asyncio.run(run())

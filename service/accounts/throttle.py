@@ -27,8 +27,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import RateLimited
@@ -157,3 +158,21 @@ def _retry_after(active: Mapping[Rule, SignInThrottle], now: datetime) -> int | 
 
 def _limited(retry_after: int) -> RateLimited:
     return RateLimited(f"Too many failed attempts; try again in {retry_after} s.", retry_after=retry_after)
+
+
+async def forget_stale(session: AsyncSession, now: datetime) -> int:
+    """Delete the rows that no longer hold anything: no failure within ``FORGET_AFTER``, no
+    wait running and no sign-in within ``TRUSTED_FOR``. The cleanup role calls it; returns
+    how many went. (Left alone, every address that ever mistyped a password keeps a row.)"""
+    gone = await session.execute(
+        delete(SignInThrottle).where(
+            or_(
+                SignInThrottle.last_failure_at.is_(None), SignInThrottle.last_failure_at <= now - FORGET_AFTER
+            ),
+            or_(SignInThrottle.blocked_until.is_(None), SignInThrottle.blocked_until <= now),
+            or_(
+                SignInThrottle.last_success_at.is_(None), SignInThrottle.last_success_at <= now - TRUSTED_FOR
+            ),
+        )
+    )
+    return int(cast(CursorResult[Any], gone).rowcount)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.settings import UploadSettings
 from core.storage import ObjectStorage
 from core.storage.keys import TENANTS_ROOT
+from service.accounts import throttle
 from service.db.engine import uninterrupted
 from service.db.tenancy import mark_unscoped
 from service.idempotency.models import IdempotencyRecord
@@ -34,6 +35,7 @@ class CleanupReport:
     expired_sessions: int
     orphaned_multiparts: int
     expired_idempotency_keys: int
+    forgotten_sign_in_counts: int
 
 
 async def clean_up_uploads(
@@ -83,14 +85,15 @@ async def clean_up_uploads(
                 IdempotencyRecord.created_at <= now - timedelta(seconds=limits.session_ttl_seconds)
             )
         )
+        stale_counts = await throttle.forget_stale(session, now)
         await session.commit()
     cutoff = now - timedelta(seconds=limits.session_ttl_seconds)
     pending = await to_thread.run_sync(storage.list_multipart, TENANTS_ROOT)
     orphans = [p for p in pending if p.upload_id not in known and p.initiated <= cutoff]
     for orphan in orphans:
         await to_thread.run_sync(storage.abort_multipart, orphan.key, orphan.upload_id)
-    report = CleanupReport(discarded, len(orphans), cast(CursorResult[Any], forgotten).rowcount)
-    if discarded or orphans or report.expired_idempotency_keys:
+    report = CleanupReport(discarded, len(orphans), cast(CursorResult[Any], forgotten).rowcount, stale_counts)
+    if discarded or orphans or report.expired_idempotency_keys or stale_counts:
         logger.info("upload cleanup: %s", report)
     return report
 

@@ -7,19 +7,21 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from core.settings import Settings
 from service.accounts import throttle
 from service.accounts.models import SignInThrottle
-from service.db.engine import create_engine
+from service.db.engine import create_engine, session_factory
+from service.db.tenancy import mark_unscoped
 from tests.helpers import PASSWORD, sign_up
 
 Client = AsyncTestClient[Litestar]
@@ -168,3 +170,29 @@ async def test_the_sign_in_page_is_throttled_by_the_same_rule(client: Client) ->
     assert page.status_code == 429 and page.headers["retry-after"] == "1"
     assert "text/html" in page.headers["content-type"]
     assert "Too many failed attempts; try again in 1 s." in page.text
+
+
+async def test_the_cleanup_forgets_counts_that_hold_nothing_any_more(
+    client: Client, settings: Settings
+) -> None:
+    caller = await sign_up(client)
+    await client.post("/v1/auth/login", json=login("nobody@example.com", WRONG))
+    assert (await client.post("/v1/auth/login", json=login(caller.email, PASSWORD))).status_code == 200
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine)() as session:
+            mark_unscoped(session)
+            before = len((await session.scalars(select(SignInThrottle))).all())
+            assert before > 0
+            # Within the hour every count is kept.
+            assert await throttle.forget_stale(session, datetime.now(UTC)) == 0
+            # Past it, only the sign-in that vouches for its address (30 days) stays.
+            gone = await throttle.forget_stale(
+                session, datetime.now(UTC) + throttle.FORGET_AFTER + timedelta(1)
+            )
+            await session.commit()
+            kept = (await session.scalars(select(SignInThrottle))).all()
+        assert gone == before - len(kept) and gone > 0
+        assert [row.last_success_at is not None for row in kept] == [True] * len(kept) and kept
+    finally:
+        await engine.dispose()
