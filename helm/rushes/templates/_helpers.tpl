@@ -502,6 +502,46 @@ given just those (the worker serves the bases its settings offer).
 {{- end -}}
 
 {{/*
+The deployment's C2PA signing certificate, the same in every worker pod (without it each
+pod would make its own local CA in its emptyDir). The Secret's two keys are mounted as
+files the settings name; defaultMode 0400 with the pod's fsGroup: the kubelet hands the
+files to that group, readable by it (0440), so the non-root worker reads the key and no
+other user can. Call with the context; each renders nothing without provenance.existingSecret.
+*/}}
+{{- define "rushes.provenance.mountPath" -}}/etc/rushes/provenance{{- end -}}
+
+{{- define "rushes.provenance.env" -}}
+{{- if .Values.provenance.existingSecret }}
+- name: RUSHES_PROVENANCE__CERTIFICATE_FILE
+  value: {{ include "rushes.provenance.mountPath" . }}/chain.pem
+- name: RUSHES_PROVENANCE__PRIVATE_KEY_FILE
+  value: {{ include "rushes.provenance.mountPath" . }}/key.pem
+{{- end }}
+{{- end -}}
+
+{{- define "rushes.provenance.volumeMount" -}}
+{{- if .Values.provenance.existingSecret }}
+- name: provenance
+  mountPath: {{ include "rushes.provenance.mountPath" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "rushes.provenance.volume" -}}
+{{- if .Values.provenance.existingSecret }}
+- name: provenance
+  secret:
+    secretName: {{ .Values.provenance.existingSecret }}
+    defaultMode: 0400
+    items:
+      - key: {{ .Values.provenance.existingSecretCertificateKey }}
+        path: chain.pem
+      - key: {{ .Values.provenance.existingSecretPrivateKeyKey }}
+        path: key.pem
+{{- end }}
+{{- end -}}
+
+{{/*
 A worker pod's template, the same for a Deployment and a ScaledJob's Jobs. Call with
 (dict "context" $ "pool" $pool "restartPolicy" "Always"|"Never").
 */}}
@@ -570,6 +610,9 @@ spec:
         {{- with include "rushes.worker.env" . | trim }}
         {{- . | nindent 8 }}
         {{- end }}
+        {{- with include "rushes.provenance.env" $ | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
         {{- if $.Values.metrics.enabled }}
         # The worker serves its metrics on the pod's address (worker/metrics.py).
         - name: RUSHES_METRICS__WORKER_PORT
@@ -596,11 +639,17 @@ spec:
         {{- toYaml $resources | nindent 8 }}
       volumeMounts:
         {{- include "rushes.volumeMounts" (dict "context" $ "bases" true "shm" $.Values.workers.shmSizeLimit) | nindent 8 }}
+        {{- with include "rushes.provenance.volumeMount" $ | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
         {{- with $.Values.workers.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
   volumes:
     {{- include "rushes.volumes" (dict "context" $ "data" $.Values.workers.dataDirSizeLimit "tmp" $.Values.workers.tmpSizeLimit "bases" true "shm" $.Values.workers.shmSizeLimit) | nindent 4 }}
+    {{- with include "rushes.provenance.volume" $ | trim }}
+    {{- . | nindent 4 }}
+    {{- end }}
     {{- with $.Values.workers.extraVolumes }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -640,6 +689,9 @@ spec:
 {{- end -}}
 {{- if and .Values.billing.enabled (not .Values.billing.existingSecret) (not .Values.billing.webhookSecret) -}}
 {{- $messages = append $messages "billing: billing.enabled needs billing.webhookSecret (the whsec_... of the Stripe webhook endpoint at /v1/billing/stripe/webhook), or billing.existingSecret: without it every webhook is refused, and payments and subscriptions never reach Rushes" -}}
+{{- end -}}
+{{- if and .Values.provenance.existingSecret (not .Values.podSecurityContext.fsGroup) -}}
+{{- $messages = append $messages "provenance: provenance.existingSecret mounts the signing key readable by the pod's fsGroup only: set podSecurityContext.fsGroup (the chart's default is 10001)" -}}
 {{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) -}}
 {{- $messages = append $messages "metrics: metrics.serviceMonitor.enabled scrapes what metrics.enabled serves: set metrics.enabled=true too" -}}
