@@ -9,6 +9,7 @@ be at most half as far from the footage's look as the base's (``core.looks``).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from fractions import Fraction
@@ -18,6 +19,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from core.bases.catalogue import tiny_entry
 from core.bases.quantization import Quantization
@@ -36,6 +38,10 @@ AMBER = np.array([238.0, 146.0, 62.0])
 SHADOW = np.array([12.0, 34.0, 42.0])
 SUN = np.array([255.0, 214.0, 150.0])
 PROMPTS = ("dsk", "dsk, a valley at dusk", "dsk, a lake below the hills", "a street at noon")
+# With RUSHES_SCREENSHOTS set, as for the web tests, the look test draws what it measured.
+SCREENSHOTS = (
+    Path(__file__).parents[2] / "docs" / "screenshots" if os.environ.get("RUSHES_SCREENSHOTS") else None
+)
 
 
 def write_dusk_clip(path: Path, *, seed: int, frames: int = 40, width: int = 96, height: int = 64) -> Path:
@@ -114,6 +120,22 @@ def test_the_bare_tiny_base_renders_flat_grey() -> None:
     assert abs(float(video.mean()) - 0.5) < 0.05 and float(video.std()) < 0.05
 
 
+def _save_strip(path: Path, rows: list[list[np.ndarray]], scale: int = 4) -> None:
+    """Rows of frames (footage, the bare base, the trained adapter) as one image for the docs."""
+    gap = 4
+    height = max(frame.shape[0] for row in rows for frame in row)
+    width = max(sum(frame.shape[1] + gap for frame in row) for row in rows)
+    canvas = np.full((len(rows) * (height + gap), width, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        x = 0
+        for frame in row:
+            canvas[r * (height + gap) : r * (height + gap) + frame.shape[0], x : x + frame.shape[1]] = frame
+            x += frame.shape[1] + gap
+    Image.fromarray(canvas).resize(
+        (canvas.shape[1] * scale, canvas.shape[0] * scale), Image.Resampling.NEAREST
+    ).save(path)
+
+
 def _as_uint8(video: torch.Tensor) -> np.ndarray:
     """``[f, h, w, 3]`` in [0, 1] to uint8, as the worker encodes a render."""
     return (video.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
@@ -175,6 +197,7 @@ def test_quick_on_real_looking_footage_halves_the_look_distance(tmp_path: Path) 
     )
     defaults = base.generation
     distances: dict[str, LookDistance] = {}
+    shown: dict[str, list[np.ndarray]] = {}
     try:
         for name, adapter_key in (("base", None), ("trained", key)):
             requests = [
@@ -192,9 +215,13 @@ def test_quick_on_real_looking_footage_halves_the_look_distance(tmp_path: Path) 
             ]
             renders = [_as_uint8(video) for video in engine.generate(requests)]
             distances[name] = look_distance(look_stats(renders), footage)
+            shown[name] = [render[len(render) // 2] for render in renders]
     finally:
         engine.close()
 
+    if SCREENSHOTS is not None:
+        footage_frames = [_as_uint8((video.permute(1, 2, 3, 0) + 1) / 2)[20] for video in fitted]
+        _save_strip(SCREENSHOTS / "tiny-learns-a-look.png", [footage_frames, shown["base"], shown["trained"]])
     before, after = distances["base"], distances["trained"]
     report = f"base {before.to_dict()}, trained {after.to_dict()}"
     assert after.total <= 0.5 * before.total, report
