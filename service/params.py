@@ -38,6 +38,15 @@ def page_offset() -> Any:
     return Parameter(default=0, ge=0, le=INT64_MAX, description="Items to skip.")
 
 
+def page_starting_after() -> Any:
+    return Parameter(
+        default=None,
+        required=False,
+        description="The id of the last item of the previous page: the page starts after it, "
+        "so items made meanwhile are neither repeated nor skipped (instead of offset).",
+    )
+
+
 def _readable(raw: bytes) -> bool:
     decoded = unquote_to_bytes(raw.replace(b"+", b" "))
     if b"\x00" in decoded:

@@ -1,8 +1,14 @@
-"""Auto-paginating iterators over ``{items, total, limit, offset}`` lists."""
+"""Auto-paginating iterators over ``{items, total, limit, offset}`` lists.
+
+Pages after the first start after the last item seen (``starting_after=<its id>``), as
+openai-python and stripe-python page: items created while a list is read are neither
+repeated nor skipped, which offsets into a newest-first list cannot promise.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from rushes._base import Op
@@ -14,9 +20,17 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _next_offset(page: Page[T]) -> int | None:
-    following = page.offset + len(page.items)
-    return following if page.items and following < page.total else None
+def _next(op: Op[Page[T]], page: Page[T]) -> Op[Page[T]] | None:
+    """The request for the page after ``page``; None when it was the last."""
+    if len(page.items) < page.limit:
+        return None
+    last = getattr(page.items[-1], "id", None)
+    if last is None:  # a list of items without ids pages by offset
+        following = page.offset + len(page.items)
+        return op.with_params(offset=following) if following < page.total else None
+    # A cursor and an offset cannot go together: the cursor alone says where the page starts.
+    params = {name: value for name, value in (op.params or {}).items() if name != "offset"}
+    return replace(op, params={**params, "starting_after": str(last)})
 
 
 class SyncPager(Generic[T]):
@@ -32,9 +46,9 @@ class SyncPager(Generic[T]):
         op: Op[Page[T]] | None = self._op
         while op is not None:
             page = self._requester.execute(op)
-            yield page
-            offset = _next_offset(page)
-            op = None if offset is None else op.with_params(offset=offset)
+            if page.items or op is self._op:  # a full last page is followed by an empty one
+                yield page
+            op = _next(op, page)
 
     def __iter__(self) -> Iterator[T]:
         for page in self.pages():
@@ -54,9 +68,9 @@ class AsyncPager(Generic[T]):
         op: Op[Page[T]] | None = self._op
         while op is not None:
             page = await self._requester.execute(op)
-            yield page
-            offset = _next_offset(page)
-            op = None if offset is None else op.with_params(offset=offset)
+            if page.items or op is self._op:  # a full last page is followed by an empty one
+                yield page
+            op = _next(op, page)
 
     async def __aiter__(self) -> AsyncIterator[T]:
         async for page in self.pages():

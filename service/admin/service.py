@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import NotFound
 from service.accounts.models import Membership, Tenant, TenantStatus, User
 from service.admin.schemas import TenantComputeOut, TenantComputeWrite, TenantSummary, UserOut
-from service.db.pagination import PageRequest, fetch_page
+from service.db.pagination import PageRequest, fetch_page, page_of
 from service.db.tenancy import unscoped
 from service.jobs.models import TenantCompute
 from service.uploads.models import Asset
@@ -51,7 +51,7 @@ async def list_tenants(
         total = int(await session.scalar(select(func.count(Tenant.id)).where(named)) or 0)
         rows = (
             await session.execute(
-                _summaries().where(named).order_by(Tenant.created_at).limit(page.limit).offset(page.offset)
+                await page_of(session, _summaries().where(named).order_by(Tenant.created_at), page)
             )
         ).all()
     return [_summary(row._tuple()) for row in rows], total

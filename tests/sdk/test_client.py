@@ -44,6 +44,12 @@ def test_datasets_versions_and_pagination(client: rushes.Client, noise_png) -> N
     assert [len(p.items) for p in pager.pages()] == [2, 2, 1]
     first = pager.first_page()
     assert (first.total, first.limit, first.offset) == (5, 2, 0)
+    # Read while new datasets are made (a newest-first list grows at the front): each seen once.
+    seen = []
+    for listed in client.datasets.list(limit=2):
+        seen.append(listed.id)
+        client.datasets.create(name=f"made while reading {len(seen)}")
+    assert seen == [d.id for d in reversed(made)]
 
     dataset = client.datasets.update(made[0].id, name="Brand look")
     assert client.datasets.get(dataset.id).name == "Brand look"
