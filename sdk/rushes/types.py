@@ -32,6 +32,7 @@ __all__ = [
     "Me",
     "Member",
     "Membership",
+    "Memorisation",
     "Model",
     "ModelVersion",
     "Page",
@@ -148,10 +149,12 @@ class Upload(_Model):
     size: int
     sha256: str
     content_type: str
+    rights: str
     part_size: int
     part_count: int
     status: str
     expires_at: datetime
+    licence_ref: str | None = None
     asset_id: str | None = None
     parts: list[UploadPart] = field(default_factory=list)
 
@@ -296,6 +299,9 @@ class FineTune(_Model):
     max_attempts: int
     cancel_requested: bool
     gpu_seconds: float
+    #: Of ``gpu_seconds``, those not charged: every second of a run that failed by the
+    #: platform's fault (an internal error, running out of memory) is waived.
+    waived_gpu_seconds: float
     estimated_bytes: int
     queued_at: datetime
     created_at: datetime
@@ -341,6 +347,9 @@ class Guardrails(_Model):
     max_height: int | None = None
     max_frames: int | None = None
     max_steps: int | None = None
+    #: What happens to a generation whose frames nearly copy the model's training footage:
+    #: ``record`` keeps it and records the verdict, ``block`` withholds it.
+    memorisation_policy: str = "record"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -378,6 +387,27 @@ class ModelVersion(_Model):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Memorisation(_Model):
+    """Whether a generation's output nearly copies a frame of the model's training footage.
+
+    The nearest pair of sampled frames, PDQ hashes ``closest_distance`` bits apart of 256, is a
+    near copy (``verdict`` ``near_copy``, else ``clear``) at ``threshold`` or less. ``frame`` is
+    the output's frame, ``asset_id`` and ``asset_seconds`` the footage's; all None when nothing
+    was comparable. ``policy`` is the model's at the time: with ``block`` a near copy was withheld.
+    """
+
+    verdict: str
+    threshold: int
+    frames_checked: int
+    training_frames: int
+    policy: str
+    closest_distance: int | None = None
+    asset_id: str | None = None
+    asset_seconds: float | None = None
+    frame: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Generation(_Model):
     """A video rendered from a model version. ``status`` is as for fine-tunes.
 
@@ -412,6 +442,9 @@ class Generation(_Model):
     version: int | None = None
     failure_reason: str | None = None
     output_bytes: int | None = None
+    #: The memorisation check's verdict once rendered; None before, and for generations made
+    #: before the check existed.
+    memorisation: Memorisation | None = None
     outputs: dict[str, str] | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -531,6 +564,8 @@ class Plan(_Model):
     concurrent_generations: int | None = None
     generations_per_minute: int | None = None
     max_upload_bytes: int | None = None
+    #: The Stripe price of this plan: a tenant whose subscription moves to it gets this plan.
+    stripe_price_id: str | None = None
 
     @property
     def limits(self) -> PlanLimits:

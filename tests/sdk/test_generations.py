@@ -284,8 +284,12 @@ def test_guardrails_and_a_refusal(client: rushes.Client, model_id: str) -> None:
     assert client.models.get_guardrails(model_id) == types.Guardrails()
     assert client.models.get(model_id).guardrails == types.Guardrails()
 
-    guardrails = client.models.set_guardrails(model_id, blocked_terms=["storm", "red sky"], max_height=48)
-    assert guardrails == types.Guardrails(blocked_terms=["storm", "red sky"], max_height=48)
+    guardrails = client.models.set_guardrails(
+        model_id, blocked_terms=["storm", "red sky"], max_height=48, memorisation_policy="block"
+    )
+    assert guardrails == types.Guardrails(
+        blocked_terms=["storm", "red sky"], max_height=48, memorisation_policy="block"
+    )
     assert client.models.get_guardrails(model_id) == guardrails
     assert client.models.get(model_id).guardrails == guardrails
 

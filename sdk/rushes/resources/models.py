@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -132,11 +132,14 @@ class Models(Resource[R]):
         max_height: int | None = None,
         max_frames: int | None = None,
         max_steps: int | None = None,
+        memorisation_policy: Literal["record", "block"] = "record",
     ) -> Op[types.Guardrails]:
         """Replace the model's guardrails (owners only); they apply to generations requested from now on.
 
         Everything is replaced: a limit left out (None) is lifted, back to the platform's own.
         Prompts holding a blocked term (any case, as a whole word or phrase) are refused.
+        ``memorisation_policy="block"`` withholds a video whose frames nearly copy the
+        model's training footage; ``"record"`` keeps it and records the verdict.
         """
         if isinstance(blocked_terms, str):
             raise TypeError("blocked_terms is a list of terms, not one string")
@@ -146,6 +149,7 @@ class Models(Resource[R]):
             "max_height": max_height,
             "max_frames": max_frames,
             "max_steps": max_steps,
+            "memorisation_policy": memorisation_policy,
         }
         return Op("PUT", f"{_path(model_id)}/guardrails", types.Guardrails.from_json, json=body)
 
