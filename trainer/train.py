@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -290,28 +291,54 @@ class Trainer:
 
     def _render(self, vae: nn.Module, prompt_index: int) -> torch.Tensor:
         config = self.config
+        frames = self.sample(
+            vae,
+            [prompt_index],
+            [config.seed],
+            frames=config.frames,
+            height=config.height,
+            width=config.width,
+            steps=config.validation_inference_steps,
+            guidance=config.validation_guidance,
+        )
+        return frames[0]
+
+    def sample(
+        self,
+        vae: nn.Module,
+        prompt_indexes: Sequence[int],
+        seeds: Sequence[int],
+        *,
+        frames: int,
+        height: int,
+        width: int,
+        steps: int,
+        guidance: float,
+    ) -> torch.Tensor:
+        """Frames ``[b, f, h, w, 3]`` in [0, 1], one per pair of validation prompt and seed,
+        in one batch, with the transformer as it is (adapter enabled or not)."""
         negative = (
-            self.spec.batch_prompt_embeds([self.data.negative_embeds])
-            if config.validation_guidance > 1.0
+            self.spec.batch_prompt_embeds([self.data.negative_embeds] * len(seeds))
+            if guidance > 1.0
             else None
         )
+        prompts = self.spec.batch_prompt_embeds([self.data.validation_embeds[i] for i in prompt_indexes])
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            frames = self.spec.sample(
+            return self.spec.sample(
                 self.transformer,
                 vae,
-                self.spec.batch_prompt_embeds([self.data.validation_embeds[prompt_index]]),
+                prompts,
                 negative,
-                # Its own generator: validation must not shift the training noise stream.
+                # Their own generators: rendering must not shift the training noise stream.
                 noise=self.spec.initial_noise(
-                    [torch.Generator().manual_seed(config.seed)],
-                    frames=config.frames,
-                    height=config.height,
-                    width=config.width,
+                    [torch.Generator().manual_seed(seed) for seed in seeds],
+                    frames=frames,
+                    height=height,
+                    width=width,
                 ),
-                steps=config.validation_inference_steps,
-                guidance=config.validation_guidance,
+                steps=steps,
+                guidance=guidance,
             )
-        return frames[0]
 
     def _validate(self) -> tuple[str, ...]:
         keys: list[str] = []

@@ -11,12 +11,18 @@ import torch
 from PIL import Image
 
 
+def to_pixels(frames: torch.Tensor) -> np.ndarray:
+    """Frames in [0, 1] (any leading shape, channels last) to uint8 RGB on the host."""
+    pixels: np.ndarray = (frames.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return pixels
+
+
 def encode_mp4(frames: torch.Tensor, *, fps: int = 16, crf: int = 18) -> bytes:
     """``[f, h, w, 3]`` frames in [0, 1] to MP4 bytes.
 
     yuv420p for players' sake, which needs even sides: an odd row or column is dropped.
     """
-    pixels = (frames.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    pixels = to_pixels(frames)
     height, width = pixels.shape[1] // 2 * 2, pixels.shape[2] // 2 * 2
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as container:
@@ -34,8 +40,7 @@ def encode_mp4(frames: torch.Tensor, *, fps: int = 16, crf: int = 18) -> bytes:
 
 
 def _images(frames: torch.Tensor) -> list[Image.Image]:
-    pixels = (frames.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    return [Image.fromarray(np.ascontiguousarray(frame)) for frame in pixels]
+    return [Image.fromarray(np.ascontiguousarray(frame)) for frame in to_pixels(frames)]
 
 
 def encode_poster(frames: torch.Tensor, *, quality: int = 90) -> bytes:

@@ -2,10 +2,12 @@
 
 It keeps every base it has served resident (a ``GenerationEngine`` each), claims batches of
 compatible queued generations (any tenants), renders each batch in one denoising loop with
-per-sample adapters, writes the outputs and ends the generations. While a batch renders, a
-second task looks at what is queued next and starts loading those requests' adapters, so
-a cold adapter is usually resident before its batch begins. The supervisor starts it and
-starts it again if it dies; a lost lease puts its generations back in the queue.
+per-sample adapters, checks each video for near copies of its model's training footage
+(``service.generations.memorisation``), writes the outputs and ends the generations. While
+a batch renders, a second task looks at what is queued next and starts loading those
+requests' adapters, so a cold adapter is usually resident before its batch begins. The
+supervisor starts it and starts it again if it dies; a lost lease puts its generations back
+in the queue.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ from core.settings import Settings, get_settings
 from core.storage import ObjectNotFoundError, TenantKeys, storage_from_settings
 from core.storage.keys import OUTPUT_MEDIA_TYPES, OUTPUT_POSTER, OUTPUT_PREVIEW, OUTPUT_VIDEO
 from service.db.engine import create_engine, session_factory, uninterrupted
+from service.generations import memorisation
 from service.generations.queue import ClaimedGeneration, GenerationQueue
 from trainer.devices import compute_dtype, resolve_device
 from trainer.models import load_specification
 from trainer.serving import AdapterError, AdapterKey, GenerationEngine, GenerationRequest, GenerationStopped
-from trainer.video import encode_mp4, encode_poster, encode_preview
+from trainer.video import encode_mp4, encode_poster, encode_preview, to_pixels
 from worker import metrics
 from worker.provenance import ContentCredentials
 
@@ -235,9 +238,38 @@ class GenerationServer:
                 await queue.finish_cancelled(self.worker_id, claimed.id, gpu_seconds=share)
                 metrics.finished("generation", "cancelled")
                 continue
+            try:
+                verdict = await self._memorisation(queue, claimed, video)
+            except Exception as exc:
+                logger.exception("memorisation check failed", extra={"generation": str(claimed.id)})
+                await queue.finish_failed(self.worker_id, claimed.id, _reason(exc))
+                metrics.finished("generation", "failed")
+                continue
+            if verdict.withheld:
+                # Nothing was stored, and a failed generation is never charged.
+                await queue.finish_failed(
+                    self.worker_id, claimed.id, memorisation.WITHHELD, memorisation=verdict.record
+                )
+                metrics.finished("generation", "failed")
+                continue
             size = await anyio.to_thread.run_sync(self._store_outputs, claimed, video)
-            await queue.finish_succeeded(self.worker_id, claimed.id, output_bytes=size, gpu_seconds=share)
+            await queue.finish_succeeded(
+                self.worker_id, claimed.id, output_bytes=size, gpu_seconds=share, memorisation=verdict.record
+            )
             metrics.finished("generation", "succeeded")
+
+    async def _memorisation(
+        self, queue: GenerationQueue, claimed: ClaimedGeneration, frames: torch.Tensor
+    ) -> memorisation.Verdict:
+        """Whether the output nearly copies its model's training footage; checked before storing any."""
+        return await memorisation.check(
+            queue.sessions,
+            self.storage,
+            tenant_id=claimed.tenant_id,
+            model_id=claimed.model_id,
+            model_version_id=claimed.model_version_id,
+            pixels=to_pixels(frames),
+        )
 
     def _request(self, claimed: ClaimedGeneration) -> GenerationRequest:
         return GenerationRequest(

@@ -22,9 +22,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from types import FrameType
 from typing import Any
 from uuid import UUID
@@ -38,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import service.db.models  # noqa: F401  (every mapper is known before the first query)
 from core.bases.catalogue import BaseEntry, load_catalogue
 from core.logs import configure_logging
-from core.settings import Settings, get_settings
+from core.settings import Settings, WorkerSettings, get_settings
 from core.storage import ObjectStorage, TenantKeys, storage_from_settings
 from core.training import TrainingConfigError
 from core.work.status import WorkStatus
@@ -55,18 +56,21 @@ from trainer import (
     RunStorage,
     StepReport,
     TrainConfig,
+    Trainer,
     TrainerInputError,
     TrainingAsset,
     TrainingDataset,
     TrainingResult,
-    train,
 )
+from trainer.look import LookPlan, measure_look, unmeasured
 from worker import metrics
 from worker.exit_codes import EXIT_DONE, EXIT_LEASE_LOST
 
 logger = logging.getLogger("rushes.worker")
 # Preparation (caching latents, loading the base) may beat without steps for this long.
 PREPARATION_LIMIT_SECONDS = 3600.0
+# Measuring the look after the last step may; it takes seconds, so only a hang reaches this.
+MEASURING_LIMIT_SECONDS = 600.0
 
 
 class LeaseLost(Exception):
@@ -224,14 +228,18 @@ def _rights(asset: Asset) -> dict[str, Any]:
     }
 
 
-async def _prepare_beats(queue: JobQueue, lease: Lease, pulse: Pulse, interval: float) -> None:
-    """Keep the lease while nothing steps yet (caching, loading), for a bounded time."""
+async def _beats_without_steps(
+    queue: JobQueue, lease: Lease, pulse: Pulse, interval: float, *, done: Callable[[], bool], limit: float
+) -> None:
+    """Keep the lease while the trainer works without steps to beat on (caching and loading
+    before the first, measuring the look after the last) until ``done``, for a bounded time."""
     started = time.monotonic()
-    while not pulse.stepping.is_set() and time.monotonic() - started < PREPARATION_LIMIT_SECONDS:
+    while not done() and time.monotonic() - started < limit:
         beat = await queue.heartbeat(lease, step=None, gpu_seconds=pulse.take())
         if not beat.held:
             return
-        # The loop cannot stop before its first step; it stops there.
+        # The loop cannot stop before its first step; it stops there. After the last, the
+        # adapter is whole and the run succeeds anyway.
         pulse.cancelled = pulse.cancelled or beat.cancel
         await anyio.sleep(interval)
 
@@ -257,28 +265,41 @@ async def run(settings: Settings, lease: Lease, *, device: str | None, share: fl
                 job_id=job.id,
                 model_version_id=job.model_version_id,
             )
-            outcome: TrainingResult | Exception
+
+            def run_trainer() -> tuple[Trainer, TrainingResult]:
+                trainer = Trainer(
+                    config,
+                    base=base.source,
+                    dataset=dataset,
+                    storage=run_storage,
+                    callback=heartbeat,
+                    base_id=base.id,
+                    resume=True,
+                )
+                return trainer, trainer.run()
+
+            outcome: tuple[Trainer, TrainingResult] | Exception
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(_prepare_beats, queue, lease, pulse, settings.worker.heartbeat_seconds)
-                try:
-                    outcome = await anyio.to_thread.run_sync(
-                        lambda: train(
-                            config,
-                            base=base.source,
-                            dataset=dataset,
-                            storage=run_storage,
-                            callback=heartbeat,
-                            base_id=base.id,
-                            resume=True,
-                        )
+                tasks.start_soon(
+                    partial(
+                        _beats_without_steps,
+                        queue,
+                        lease,
+                        pulse,
+                        settings.worker.heartbeat_seconds,
+                        done=pulse.stepping.is_set,
+                        limit=PREPARATION_LIMIT_SECONDS,
                     )
+                )
+                try:
+                    outcome = await anyio.to_thread.run_sync(run_trainer)
                 except Exception as exc:  # re-raised below, outside the task group's exception group
                     outcome = exc
                 pulse.stepping.set()
                 tasks.cancel_scope.cancel()
             if isinstance(outcome, Exception):
                 raise outcome
-            result = outcome
+            trainer, result = outcome
         except LeaseLost:
             logger.warning("lease lost; another worker owns the job now", extra={"job_id": str(lease.job_id)})
             metrics.finished("fine_tune", "lease_lost")
@@ -295,14 +316,73 @@ async def run(settings: Settings, lease: Lease, *, device: str | None, share: fl
             logger.exception("fine-tune failed", extra={"job_id": str(lease.job_id)})
             await _finish_failed(queue, lease, pulse, _reason(exc), platform_fault=True)
             return EXIT_DONE
-        await _conclude(queue, lease, pulse, storage, result)
+        look = None
+        if result.status == "completed":
+            look = await _measure_look(queue, lease, pulse, settings.worker, base, trainer)
+        await _conclude(queue, lease, pulse, storage, result, look)
         return EXIT_DONE
     finally:
         await engine.dispose()
 
 
+async def _measure_look(
+    queue: JobQueue, lease: Lease, pulse: Pulse, settings: WorkerSettings, base: BaseEntry, trainer: Trainer
+) -> dict[str, Any] | None:
+    """The new version's look against the base's and the footage's (``trainer.look``), with
+    the lease kept meanwhile; None when the deployment turned measuring off. A failure is
+    logged and stored as its reason: the adapter is whole, so the fine-tune still succeeds."""
+    if settings.look_renders == 0:
+        return None
+    plan = LookPlan(
+        renders=settings.look_renders,
+        max_side=settings.look_max_side,
+        max_frames=settings.look_max_frames,
+        steps=base.generation.steps,
+        guidance=base.generation.guidance,
+    )
+    outcome: dict[str, Any] | Exception
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(
+                partial(
+                    _beats_without_steps,
+                    queue,
+                    lease,
+                    pulse,
+                    settings.heartbeat_seconds,
+                    done=lambda: False,
+                    limit=MEASURING_LIMIT_SECONDS,
+                )
+            )
+            try:
+                outcome = await anyio.to_thread.run_sync(measure_look, trainer, plan)
+            except Exception as exc:  # handled below, outside the task group's exception group
+                outcome = exc
+            tasks.cancel_scope.cancel()
+    except Exception as exc:  # a beat that failed: the database, not the measuring
+        outcome = exc
+    if not isinstance(outcome, Exception):
+        logger.info("look measured in %.1f s", outcome["seconds"], extra={"job_id": str(lease.job_id)})
+        return outcome
+    logger.error(
+        "measuring the look failed; the version is kept without it",
+        exc_info=outcome,
+        extra={"job_id": str(lease.job_id)},
+    )
+    if isinstance(outcome, TrainerInputError):
+        return unmeasured(f"The look could not be measured: {outcome}")
+    return unmeasured(
+        f"The look could not be measured ({type(outcome).__name__}); the version itself is complete."
+    )
+
+
 async def _conclude(
-    queue: JobQueue, lease: Lease, pulse: Pulse, storage: ObjectStorage, result: TrainingResult
+    queue: JobQueue,
+    lease: Lease,
+    pulse: Pulse,
+    storage: ObjectStorage,
+    result: TrainingResult,
+    look: dict[str, Any] | None,
 ) -> None:
     if result.status == "stopped":
         if pulse.cancelled:
@@ -320,7 +400,12 @@ async def _conclude(
 
     async def make_version(session: AsyncSession, job: FineTuneJob) -> dict[str, Any]:
         version = await add_version(
-            session, job, adapter_sha256=digest, adapter_bytes=len(adapter), final_loss=result.final_loss
+            session,
+            job,
+            adapter_sha256=digest,
+            adapter_bytes=len(adapter),
+            final_loss=result.final_loss,
+            look=look,
         )
         return {
             "model_id": str(version.model_id),

@@ -4,6 +4,7 @@ from service.accounts.models import ApiKey, BrowserSession, Membership, Tenant, 
 from service.billing.models import BillingAccount, BillingSent, StripeEvent
 from service.datasets.models import Dataset, DatasetItem, DatasetVersion
 from service.db.base import Base
+from service.fingerprints.models import FrameHash
 from service.generations.models import Generation, GenerationEvent
 from service.idempotency.models import IdempotencyRecord
 from service.jobs.models import FineTuneJob, JobEvent, TenantCompute
@@ -25,6 +26,7 @@ __all__ = [
     "DatasetItem",
     "DatasetVersion",
     "FineTuneJob",
+    "FrameHash",
     "Generation",
     "GenerationEvent",
     "IdempotencyRecord",

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
+from advanced_alchemy.types import JsonB
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -57,6 +58,9 @@ class Generation(Leased, EventSource, Base):
     created_by: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
     # The outputs' total size, once it succeeded.
     output_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # The memorisation check's verdict once rendered (``service.generations.memorisation``);
+    # None for generations that never rendered, or finished before the check existed.
+    memorisation: Mapped[dict[str, Any] | None] = mapped_column(JsonB, default=None)
 
 
 class GenerationEvent(EventRecord, Base):

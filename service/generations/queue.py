@@ -315,9 +315,11 @@ class GenerationQueue:
         *,
         output_bytes: int,
         gpu_seconds: float,
+        memorisation: dict[str, Any] | None = None,
         now: datetime | None = None,
     ) -> bool:
-        """Record a rendered generation whose outputs are stored; False if the lease was lost."""
+        """Record a rendered generation whose outputs are stored, with its memorisation
+        verdict; False if the lease was lost."""
         return await self._finish(
             worker_id,
             generation_id,
@@ -327,6 +329,7 @@ class GenerationQueue:
             lambda g: {"outputs": output_paths(g.id), "gpu_seconds": g.gpu_seconds},
             step=Generation.steps,
             output_bytes=output_bytes,
+            memorisation=memorisation,
         )
 
     async def finish_failed(
@@ -336,9 +339,11 @@ class GenerationQueue:
         reason: str,
         *,
         gpu_seconds: float = 0.0,
+        memorisation: dict[str, Any] | None = None,
         now: datetime | None = None,
     ) -> bool:
-        """Fail a generation with a reason its requester can act on; False if the lease was lost."""
+        """Fail a generation with a reason its requester can act on (and, for one withheld as
+        a near copy, its memorisation verdict); False if the lease was lost."""
         return await self._finish(
             worker_id,
             generation_id,
@@ -347,6 +352,7 @@ class GenerationQueue:
             now,
             lambda _: {"reason": reason},
             reason=reason,
+            memorisation=memorisation,
         )
 
     async def finish_cancelled(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from pydantic import Field
@@ -40,6 +41,25 @@ class GenerationCreate(Input):
     )
 
 
+class Memorisation(Output):
+    """Whether the output nearly copies a frame of the model's training footage
+    (docs/memorisation.md): the nearest pair of sampled frames, PDQ hashes ``closest_distance``
+    bits apart of 256, is a near copy at ``threshold`` or less. ``frame`` is the output's
+    frame, ``asset_id`` and ``asset_seconds`` the footage's; all null when nothing was
+    comparable (flat frames, or footage that could not be read). ``policy`` is the model's
+    at the time: with ``block`` a near copy was withheld."""
+
+    verdict: Literal["clear", "near_copy"]
+    closest_distance: int | None
+    threshold: int
+    asset_id: UUID | None
+    asset_seconds: float | None
+    frame: int | None
+    frames_checked: int
+    training_frames: int
+    policy: Literal["record", "block"]
+
+
 class GenerationOut(Output):
     id: UUID
     status: WorkStatus
@@ -63,6 +83,10 @@ class GenerationOut(Output):
     gpu_seconds: float
     failure_reason: str | None
     output_bytes: int | None
+    memorisation: Memorisation | None = Field(
+        description="The memorisation check's verdict once rendered; null before, and for "
+        "generations made before the check existed."
+    )
     outputs: dict[str, str] | None = Field(description="Output name → download path, once it succeeded.")
     queued_at: datetime
     started_at: datetime | None

@@ -33,10 +33,10 @@ def poster(path: Path, max_width: int = 640) -> bytes:
     with opened.container as container:
         stream = opened.stream
         prepare_decoder(stream)
-        frame = None if opened.is_still else _frame_at(container, stream, POSTER_POSITION)
+        frame = None if opened.is_still else frame_at(container, stream, POSTER_POSITION)
         if frame is None:
-            frame = _first_frame(container, stream, rewind=not opened.is_still)
-        image = _display_image(frame, stream.sample_aspect_ratio)
+            frame = first_frame(container, stream, rewind=not opened.is_still)
+        image = display_image(frame, stream.sample_aspect_ratio)
     if image.width > max_width:
         height = max(1, round(image.height * max_width / image.width))
         image = image.resize((max_width, height), Image.Resampling.LANCZOS)
@@ -45,7 +45,7 @@ def poster(path: Path, max_width: int = 640) -> bytes:
     return out.getvalue()
 
 
-def _frame_at(container: InputContainer, stream: VideoStream, position: float) -> VideoFrame | None:
+def frame_at(container: InputContainer, stream: VideoStream, position: float) -> VideoFrame | None:
     """The first frame at or after ``position`` of the duration, or None if that fails."""
     time_base = stream.time_base
     if time_base is None:
@@ -73,7 +73,7 @@ def _frame_at(container: InputContainer, stream: VideoStream, position: float) -
     return None
 
 
-def _first_frame(container: InputContainer, stream: VideoStream, *, rewind: bool) -> VideoFrame:
+def first_frame(container: InputContainer, stream: VideoStream, *, rewind: bool) -> VideoFrame:
     try:
         if rewind:
             container.seek(stream.start_time or 0, stream=stream, backward=True)
@@ -87,7 +87,7 @@ def _first_frame(container: InputContainer, stream: VideoStream, *, rewind: bool
     raise CorruptMediaError("the file is damaged: no frame can be decoded; export or copy it again")
 
 
-def _display_image(frame: VideoFrame, sar: Fraction | None) -> Image.Image:
+def display_image(frame: VideoFrame, sar: Fraction | None) -> Image.Image:
     rgb = frame.reformat(format="rgb24")
     plane = rgb.planes[0]
     image = Image.frombuffer("RGB", (rgb.width, rgb.height), bytes(plane), "raw", "RGB", plane.line_size, 1)

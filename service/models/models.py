@@ -42,3 +42,7 @@ class ModelVersion(TenantScoped, Base):
     adapter_bytes: Mapped[int] = mapped_column(BigInteger)
     steps: Mapped[int] = mapped_column(Integer)
     final_loss: Mapped[float | None] = mapped_column(Float, default=None)
+    # How the version changed the look against its base and its footage (``trainer.look``),
+    # measured once after training; None when it was not measured (made before measuring
+    # existed, or turned off). A failed measurement stores its reason here instead.
+    look: Mapped[dict[str, Any] | None] = mapped_column(JsonB, default=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 import anyio.to_thread
@@ -109,6 +110,7 @@ async def add_version(
     adapter_sha256: str,
     adapter_bytes: int,
     final_loss: float | None,
+    look: dict[str, Any] | None = None,
 ) -> ModelVersion:
     """The version a succeeded job made, in the transaction that marks it succeeded."""
     if job.model_id is None:
@@ -132,6 +134,7 @@ async def add_version(
         adapter_bytes=adapter_bytes,
         steps=job.total_steps,
         final_loss=final_loss,
+        look=look,
     )
     session.add(version)
     await session.flush()

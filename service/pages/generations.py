@@ -17,15 +17,16 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.bases.catalogue import Catalogue
-from core.errors import DomainError
+from core.errors import DomainError, NotFound
 from core.settings import Settings
 from service.auth.principal import Principal
 from service.generations import service as generations
-from service.generations.schemas import GenerationCreate
+from service.generations.schemas import GenerationCreate, GenerationOut
 from service.models import service as models
 from service.models.schemas import ModelOut
 from service.pages.shared import LISTED, MEMBER, form_fields, notice_text, redirect, shell, words
 from service.pages.templates import page
+from service.uploads import service as uploads
 
 # Settings a blank field leaves to the base's defaults (or, for the seed, to chance).
 OPTIONAL = ("width", "height", "frames", "steps", "seed")
@@ -132,7 +133,12 @@ class GenerationPages(Controller):
         generation = await generations.get_generation(db_session, generation_id)
         shown = await generations.generation_out(db_session, generation)
         model = await models.get_model(db_session, shown.model_id) if shown.model_id else None
-        context = {"generation": shown, "model": model, "notice": notice_text(notice)}
+        context = {
+            "generation": shown,
+            "model": model,
+            "copied_footage": await _copied_footage(db_session, shown),
+            "notice": notice_text(notice),
+        }
         return page("generation.html", **await shell(db_session, principal, **context))
 
     @post("/{generation_id:uuid}/cancel", opt=MEMBER)
@@ -141,3 +147,13 @@ class GenerationPages(Controller):
     ) -> Redirect:
         await generations.cancel_generation(db_session, generation_id)
         return redirect(f"/app/generations/{generation_id}?notice=generation-cancelled")
+
+
+async def _copied_footage(db_session: AsyncSession, shown: GenerationOut) -> str | None:
+    """The file name of the training clip the memorisation check found closest, to name it in words."""
+    if shown.memorisation is None or shown.memorisation.asset_id is None:
+        return None
+    try:
+        return (await uploads.get_asset(db_session, shown.memorisation.asset_id)).filename
+    except NotFound:  # deleted since, with every version that held it
+        return None

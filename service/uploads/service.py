@@ -25,7 +25,9 @@ from service.auth.principal import Principal
 from service.datasets.models import DatasetItem
 from service.db.pagination import PageRequest, fetch_page
 from service.db.tenancy import session_tenant
+from service.fingerprints import service as fingerprints
 from service.media import MediaError, MediaInfo, poster, probe, probed_media_type
+from service.media.fingerprints import SampledFrame, fingerprint
 from service.quotas.admission import Ask, admit
 from service.uploads.models import Asset, AssetKind, UploadPart, UploadSession, UploadStatus
 from service.uploads.schemas import AssetOut, PartOut, UploadCreate, UploadOut
@@ -185,7 +187,7 @@ class Uploads:
             raise Conflict("This upload is already being completed.")
         etags = [(p.part_number, p.etag) for p in parts]
         try:
-            media = await to_thread.run_sync(self._assemble_and_check, upload, etags)
+            media, frames = await to_thread.run_sync(self._assemble_and_check, upload, etags)
         except (Invalid, MediaError) as exc:
             await self.discard(upload)
             if isinstance(exc, MediaError):
@@ -208,6 +210,9 @@ class Uploads:
             attested_at=upload.created_at,
         )
         self.session.add(asset)
+        await self.session.flush()  # the hashes refer to the asset
+        # Indexed now, while the file is at hand, so a generation's memorisation check only reads rows.
+        fingerprints.record(self.session, asset.id, frames)
         await self.session.execute(delete(UploadPart).where(UploadPart.session_id == upload.id))
         await self.session.execute(
             update(UploadSession).where(UploadSession.id == upload.id).values(status=UploadStatus.COMPLETED)
@@ -215,7 +220,9 @@ class Uploads:
         await self.session.commit()
         return AssetOut.model_validate(asset), True
 
-    def _assemble_and_check(self, upload: UploadSession, etags: list[tuple[int, str]]) -> MediaInfo:
+    def _assemble_and_check(
+        self, upload: UploadSession, etags: list[tuple[int, str]]
+    ) -> tuple[MediaInfo, list[SampledFrame]]:
         keys = self.keys
         key = keys.footage(upload.asset_id)
         try:
@@ -230,6 +237,7 @@ class Uploads:
             try:
                 media: MediaInfo | MediaError = probe(path)
                 jpeg = poster(path)
+                frames = fingerprint(path)
             except MediaError as exc:
                 media = exc
             digest, size = hashing.result()
@@ -243,7 +251,7 @@ class Uploads:
         # Checked here so that a refusal discards the upload like any other bad file.
         probed_media_type(media.container, upload.content_type)
         self.storage.put_bytes(keys.poster(upload.asset_id), jpeg, "image/jpeg")
-        return media
+        return media, frames
 
     async def _reopen(self, upload: UploadSession) -> None:
         await self.session.rollback()

@@ -257,6 +257,7 @@ GUARDRAILS = {
     "max_height": 48,
     "max_frames": 5,
     "max_steps": 4,
+    "memorisation_policy": "block",
 }
 ALLOWED = {"width": 48, "height": 48, "frames": 5, "steps": 4}
 
@@ -272,6 +273,7 @@ async def test_guardrails_are_set_by_owners_and_shown_with_the_model(
         "max_height": None,
         "max_frames": None,
         "max_steps": None,
+        "memorisation_policy": "record",
     }
     assert (await client.get(path, headers=caller.headers)).json() == unset
 
@@ -292,6 +294,7 @@ async def test_guardrails_are_set_by_owners_and_shown_with_the_model(
         {"blocked_terms": [""]},
         {"blocked_terms": ["t"] * 201},
         {"max_fps": 4},
+        {"memorisation_policy": "delete"},
     ):
         assert (await client.put(path, json=bad, headers=caller.headers)).status_code == 400, bad
     assert (await client.get(path, headers=caller.headers)).json() == GUARDRAILS

@@ -7,7 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from core.looks import LookStats, compare, look_distance, look_stats, to_lab
+from core.looks import (
+    MOVED_THRESHOLD,
+    LookComparison,
+    LookStats,
+    compare,
+    headline,
+    look_distance,
+    look_stats,
+    to_lab,
+)
 from tests.media_samples import pattern
 
 
@@ -165,3 +174,99 @@ def test_stats_survive_json() -> None:
 def test_anything_but_uint8_rgb_clips_is_refused(clips) -> None:
     with pytest.raises(ValueError, match="clip"):
         look_stats(clips)
+
+
+def _tinted(clip: np.ndarray, strength: float) -> np.ndarray:
+    """``clip`` warmed by ``strength`` (0: unchanged, 1: blue and green well down)."""
+    return np.clip(clip * (1 - strength * np.array([0.0, 0.15, 0.3])), 0, 255).astype(np.uint8)
+
+
+def test_a_version_that_takes_on_the_footages_look_moved_it() -> None:
+    clip = _clip()
+    base, footage = look_stats([clip]), look_stats([_tinted(clip, 1.0)])
+
+    comparison = LookComparison(base=base, version=look_stats([_tinted(clip, 0.8)]), footage=footage)
+
+    assert comparison.version_distance.total < comparison.base_distance.total
+    assert comparison.reduction == pytest.approx(
+        1 - comparison.version_distance.total / comparison.base_distance.total
+    )
+    assert comparison.reduction > 0.5 and comparison.moved
+
+
+def test_a_version_that_renders_as_the_base_did_or_drifts_away_did_not_move_it() -> None:
+    clip = _clip()
+    base, footage = look_stats([clip]), look_stats([_tinted(clip, 1.0)])
+
+    unchanged = LookComparison(base=base, version=look_stats([clip.copy()]), footage=footage)
+    away = LookComparison(base=base, version=look_stats([_noisy(clip, 8.0)]), footage=footage)
+
+    assert unchanged.reduction == pytest.approx(0.0, abs=1e-9) and not unchanged.moved
+    assert away.reduction < 0 and not away.moved
+
+
+def test_moved_means_closer_by_at_least_the_threshold() -> None:
+    clip = _clip()
+    base, footage = look_stats([clip]), look_stats([_tinted(clip, 1.0)])
+    # A version a little closer to the footage: how much is the threshold's call.
+    version = look_stats([_tinted(clip, 0.3)])
+    reduction = LookComparison(base=base, version=version, footage=footage).reduction
+    assert 0 < reduction < 1
+
+    below = LookComparison(base=base, version=version, footage=footage, threshold=reduction + 0.01)
+    at = LookComparison(base=base, version=version, footage=footage, threshold=reduction)
+
+    assert not below.moved and at.moved
+
+
+def test_a_base_that_already_has_the_footages_look_has_nothing_to_close() -> None:
+    stats = look_stats([_clip()])
+
+    comparison = LookComparison(base=stats, version=stats, footage=stats)
+
+    assert comparison.base_distance.total == 0.0 and comparison.reduction == 0.0
+    assert not comparison.moved
+
+
+def test_the_stored_comparison_holds_each_metric_of_the_three_sets_and_survives_json() -> None:
+    clip = _clip()
+    comparison = LookComparison(
+        base=look_stats([clip]),
+        version=look_stats([_tinted(clip, 0.5)]),
+        footage=look_stats([_noisy(_tinted(clip, 1.0), 5.0)]),
+    )
+    sets = {"base": comparison.base, "version": comparison.version, "footage": comparison.footage}
+
+    stored = json.loads(json.dumps(comparison.to_dict(), allow_nan=False))
+
+    assert stored["moved"] is comparison.moved and stored["reduction"] == comparison.reduction
+    assert stored["threshold"] == MOVED_THRESHOLD
+    assert stored["distance"] == {
+        "base": comparison.base_distance.to_dict(),
+        "version": comparison.version_distance.to_dict(),
+    }
+    for name, stats in sets.items():
+        assert LookStats.from_dict(stored["stats"][name]) == stats
+        for metric, value in headline(stats).items():
+            assert stored["metrics"][metric][name] == value
+    # Warmer each step of the way, and only the footage is grainy.
+    b = stored["metrics"]["b"]
+    assert b["base"] < b["version"] < b["footage"]
+    grain = stored["metrics"]["grain"]
+    assert grain["footage"] > 1.0 > max(grain["base"], grain["version"])
+
+
+def test_the_headline_numbers_read_as_their_names_say() -> None:
+    grey = np.full((3, 16, 16, 3), 119, dtype=np.uint8)  # L* 50, no colour
+    red = np.zeros((3, 16, 16, 3), dtype=np.uint8)
+    red[..., 0] = 255
+
+    flat, vivid = headline(look_stats([grey])), headline(look_stats([red]))
+
+    assert flat["lightness"] == pytest.approx(50.0, abs=0.5) and flat["contrast"] == pytest.approx(
+        0.0, abs=1e-3
+    )
+    assert flat["colourfulness"] == pytest.approx(0.0, abs=1e-3) and flat["flicker"] == 0.0
+    # Pure sRGB red: a* 80.1, b* 67.2, so its chroma is their hypotenuse.
+    assert vivid["a"] == pytest.approx(80.1, abs=0.1) and vivid["b"] == pytest.approx(67.2, abs=0.1)
+    assert vivid["colourfulness"] == pytest.approx(np.hypot(80.09, 67.20), abs=0.1)

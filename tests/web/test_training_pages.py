@@ -98,6 +98,25 @@ def test_train_watch_and_generate(
     adapter = page.get_by_role("link", name="Download v1 adapter")
     fetched = page.request.get(server + (adapter.get_attribute("href") or ""))
     assert fetched.status == 200 and fetched.body()[8:9] == b"{"  # a safetensors header
+    # Its look, measured after training: two steps at the preset's rate cannot have learned
+    # the footage's, and the page says so in words, then shows each property's numbers.
+    expect(
+        page.get_by_role(
+            "link", name=re.compile(r"^did not move the look \(\d+ % (closer to|further from) the footage\)$")
+        )
+    ).to_be_visible()
+    look = page.locator("#look-v1")
+    expect(look).to_contain_text("This version did not move the look")
+    properties = look.get_by_role("table", name="v1: base → this version → footage")
+    number = r"-?\d+\.\d"
+    for label in ("Brightness (median L*)", "Colourfulness (RMS chroma)", "Grain (noise, L*)"):
+        expect(properties.get_by_role("row", name=label).get_by_role("cell")).to_have_text(
+            re.compile(rf"^{number} → {number} → {number}$")
+        )
+    distances = look.get_by_role("table", name="v1: distance to the footage's look, base → this version")
+    expect(distances.get_by_role("row", name="Overall").get_by_role("cell")).to_have_text(
+        re.compile(r"^\d+\.\d\d → \d+\.\d\d visible differences$")
+    )
     person.shoot("model")
 
     # Generate with it: the video plays in the page.

@@ -22,7 +22,7 @@ from core.storage.base import ObjectNotFoundError, ObjectStorage
 from trainer.config import TrainConfig
 from trainer.data.assets import TrainingDataset, compose_caption
 from trainer.data.buckets import Bucket, choose_bucket, frame_windows, make_buckets
-from trainer.data.footage import ClipInfo, probe, read_frames
+from trainer.data.footage import ClipInfo, frame_stride, probe, read_frames
 from trainer.devices import free_memory
 from trainer.errors import TrainerInputError
 from trainer.models.registry import ModelSpecification
@@ -94,9 +94,7 @@ def _plan(spec: ModelSpecification, dataset: TrainingDataset, config: TrainConfi
                 info: ClipInfo = probe(path, name)
         except ObjectNotFoundError:
             raise TrainerInputError(f"{name}: footage not found") from None
-        stride = 1
-        if not info.is_still and config.target_fps is not None:
-            stride = max(1, round(info.fps / config.target_fps))
+        stride = frame_stride(info, config.target_fps)
         usable = (info.frames - 1) // stride + 1
         bucket = choose_bucket(buckets, height=info.height, width=info.width, frames=usable)
         for indices in frame_windows(

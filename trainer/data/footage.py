@@ -28,6 +28,14 @@ class ClipInfo:
     is_still: bool
 
 
+def frame_stride(info: ClipInfo, target_fps: float | None) -> int:
+    """Every how many source frames one is kept: high frame-rate footage is thinned towards
+    ``target_fps``, the rate the base was trained at (None keeps every frame)."""
+    if info.is_still or target_fps is None:
+        return 1
+    return max(1, round(info.fps / target_fps))
+
+
 def _open_still(path: Path) -> Image.Image | None:
     try:
         image = Image.open(path)
