@@ -817,6 +817,38 @@ def _admin_tenant_ledger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_tenant_compute(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        compute = client.admin.tenants.compute(args.tenant_id)
+        if args.weight is not None or args.cap is not None or args.no_cap:
+            cap = None if args.no_cap else compute.concurrency_cap if args.cap is None else args.cap
+            weight = compute.weight if args.weight is None else args.weight
+            compute = client.admin.tenants.set_compute(args.tenant_id, weight=weight, concurrency_cap=cap)
+    cap_text = "none" if compute.concurrency_cap is None else f"{compute.concurrency_cap} at once"
+    lines = [
+        f"weight              {compute.weight:g}",
+        f"concurrency cap     {cap_text}",
+        f"recent GPU time     {compute.recent_gpu_seconds:.0f} s (decayed)",
+    ]
+    _show(args, compute, "\n".join(lines))
+    return 0
+
+
+def _admin_tenant_billing(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        billing = client.admin.tenants.billing(args.tenant_id)
+    lines = [
+        f"plan               {billing.plan or 'none (everything unlimited)'}",
+        f"status             {billing.status}",
+        f"billing            {'through Stripe' if billing.enabled else 'off on this server'}",
+        f"Stripe customer    {billing.stripe_customer_id or 'none yet'}",
+        f"subscription       {billing.stripe_subscription_id or 'none'} {billing.subscription_status or ''}",
+        f"ledger sent        {billing.sent_entries} entries; {billing.unsent_entries} still to send",
+    ]
+    _show(args, billing, "\n".join(lines))
+    return 0
+
+
 PLAN_COLUMNS = ("id", "name", "is_default", *types.QUOTA_NAMES)
 
 
@@ -1209,6 +1241,19 @@ def build_parser() -> argparse.ArgumentParser:
         ("past-due", "past_due", "let the tenant read its work but start nothing new (402)"),
     ):
         command(tenants, name, _admin_tenant_status(status), what).add_argument("tenant_id")
+    compute = command(
+        tenants, "compute", _admin_tenant_compute, "a tenant's share of the GPUs; change it with the options"
+    )
+    compute.add_argument("tenant_id")
+    compute.add_argument(
+        "--weight", type=float, default=None, help="fair-share weight (twice: half the time counted)"
+    )
+    caps = compute.add_mutually_exclusive_group()
+    caps.add_argument("--cap", type=int, default=None, help="most of its work running at once (0 holds it)")
+    caps.add_argument("--no-cap", action="store_true", help="lift the concurrency cap")
+    command(
+        tenants, "billing", _admin_tenant_billing, "a tenant's Stripe customer, subscription and sends"
+    ).add_argument("tenant_id")
     tenant_ledger = command(tenants, "ledger", _admin_tenant_ledger, "a tenant's usage ledger, newest first")
     tenant_ledger.add_argument("tenant_id")
     tenant_ledger.add_argument("--limit", type=int, default=20, help="show at most this many (0: all)")

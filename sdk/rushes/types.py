@@ -44,6 +44,7 @@ __all__ = [
     "StorageUsage",
     "Tenant",
     "TenantBilling",
+    "TenantCompute",
     "TenantSummary",
     "Upload",
     "UploadPart",
@@ -211,6 +212,17 @@ class TenantSummary(_Model):
     members: int
     assets: int
     storage_bytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TenantCompute(_Model):
+    """A tenant's share of the GPUs (admins): its fair-share ``weight``, a cap on its work
+    running at once (None: no cap; 0 holds it) and its decayed recent GPU seconds."""
+
+    tenant_id: str
+    weight: float
+    concurrency_cap: int | None
+    recent_gpu_seconds: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -125,6 +125,35 @@ def test_admin_commands(
     code, out, _ = run(capsys, "admin", "users", "--json", "--api-key", admin_key)
     assert code == 0 and any(json.loads(line)["is_platform_admin"] for line in out.splitlines())
 
+    # A tenant's share of the GPUs: shown, then changed a part at a time.
+    tenant_id = json.loads(run(capsys, "me", "--json", "--api-key", api_key)[1])["tenant"]["id"]
+    code, out, _ = run(capsys, "admin", "tenants", "compute", tenant_id, "--api-key", admin_key)
+    assert code == 0 and "concurrency cap     none" in out
+    code, out, _ = run(
+        capsys,
+        "admin",
+        "tenants",
+        "compute",
+        tenant_id,
+        "--weight",
+        "2.5",
+        "--cap",
+        "1",
+        "--json",
+        "--api-key",
+        admin_key,
+    )
+    assert code == 0 and json.loads(out) | {"recent_gpu_seconds": 0} == {
+        "tenant_id": tenant_id,
+        "weight": 2.5,
+        "concurrency_cap": 1,
+        "recent_gpu_seconds": 0,
+    }
+    code, out, _ = run(capsys, "admin", "tenants", "compute", tenant_id, "--no-cap", "--api-key", admin_key)
+    assert code == 0 and "weight              2.5" in out and "concurrency cap     none" in out
+    code, out, _ = run(capsys, "admin", "tenants", "billing", tenant_id, "--api-key", admin_key)
+    assert code == 0 and "billing            off on this server" in out
+
 
 def _email() -> str:
     return f"new-{uuid.uuid4().hex[:8]}@example.com"

@@ -66,6 +66,7 @@ MIRRORS: dict[type, tuple[str, ...]] = {
     sdk.StorageUsage: ("StorageUsage",),
     sdk.Tenant: ("TenantOut",),
     sdk.TenantBilling: ("TenantBillingOut",),
+    sdk.TenantCompute: ("TenantComputeOut",),
     sdk.TenantSummary: ("TenantSummary",),
     sdk.Upload: ("UploadOut",),
     sdk.UploadPart: ("PartOut",),

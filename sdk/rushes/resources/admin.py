@@ -83,6 +83,20 @@ class AdminTenants(Resource[R]):
         """A tenant's Stripe customer and subscription, and how much of its ledger reached Stripe."""
         return Op("GET", _tenant_path(tenant_id, "billing"), types.TenantBilling.from_json)
 
+    @endpoint
+    def compute(self, tenant_id: str) -> Op[types.TenantCompute]:
+        """A tenant's share of the GPUs: fair-share weight, concurrency cap, recent GPU time."""
+        return Op("GET", _tenant_path(tenant_id, "compute"), types.TenantCompute.from_json)
+
+    @endpoint
+    def set_compute(
+        self, tenant_id: str, *, weight: float, concurrency_cap: int | None = None
+    ) -> Op[types.TenantCompute]:
+        """Replace a tenant's share: twice the weight counts half its recent GPU time when workers
+        pick the next job; ``concurrency_cap`` limits its work at once (None: no cap; 0 holds it)."""
+        body = {"weight": weight, "concurrency_cap": concurrency_cap}
+        return Op("PUT", _tenant_path(tenant_id, "compute"), types.TenantCompute.from_json, json=body)
+
     @paginated
     def ledger(self, tenant_id: str, *, limit: int | None = None) -> Op[types.Page[types.LedgerEntry]]:
         """Any tenant's usage ledger, newest first, as its members see it with ``client.usage.ledger``."""
