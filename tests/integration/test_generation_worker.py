@@ -236,7 +236,9 @@ async def test_a_killed_generation_process_is_restarted_and_its_batch_rendered_a
 ) -> None:
     caller = await sign_up(client, "Harbour Films")
     model_id = await _model(client, caller, settings, storage, tmp_path, random_adapter(1))
-    generation = await _generate(client, caller, model_id, width=128, height=128, frames=17, steps=100)
+    # Long enough (about 2300 tokens a step, 100 steps) that the first progress beat, at most
+    # half a second in, comes long before the end on any machine.
+    generation = await _generate(client, caller, model_id, width=256, height=256, frames=33, steps=100)
     supervisor = psutil.Process(workers.start().pid)
     deadline = time.monotonic() + 60
     while not any(e["type"] == "progress" for e in await _events(client, caller, generation)):

@@ -224,16 +224,22 @@ def _report(step: int = 4) -> StepReport:
 
 
 def _trainer_that(fails_with: Exception) -> Any:
-    def train(config: TrainConfig, *, callback: Any, **_: Any) -> None:
-        time.sleep(0.05)  # GPU time, charged by the beat below
-        callback(_report())
-        raise fails_with
+    """A stand-in for ``trainer.Trainer`` that beats once, then fails as a real run would."""
 
-    return train
+    class FailingTrainer:
+        def __init__(self, config: TrainConfig, *, callback: Any, **_: Any) -> None:
+            self.callback = callback
+
+        def run(self) -> None:
+            time.sleep(0.05)  # GPU time, charged by the beat below
+            self.callback(_report())
+            raise fails_with
+
+    return FailingTrainer
 
 
-async def _run_worker(settings: Settings, monkeypatch: pytest.MonkeyPatch, train: Any) -> None:
-    monkeypatch.setattr(run_job, "train", train)
+async def _run_worker(settings: Settings, monkeypatch: pytest.MonkeyPatch, trainer: Any) -> None:
+    monkeypatch.setattr(run_job, "Trainer", trainer)
     monkeypatch.setattr(run_job, "_on_shutdown", lambda pulse: None)
     engine = create_engine(settings.database_url)
     try:

@@ -53,7 +53,7 @@ def signed(body: bytes, timestamp: int, *secrets: str) -> str:
     return ",".join([f"t={timestamp}", *(f"v1={s}" for s in signatures)])
 
 
-BODY = b'{"id":"e1","type":"succeeded"}'
+BODY = b'{"id":"e1","type":"fine_tune.succeeded"}'
 NOW = 1_800_000_000
 
 
@@ -86,15 +86,22 @@ def test_verify_signature_refuses(payload: bytes, header: str) -> None:
 def test_webhook_endpoints(live_server: LiveServer, api_key: str) -> None:
     with rushes.Client(api_key=api_key, base_url=live_server.url) as client:
         created = client.webhooks.create(
-            url=PUBLIC_URL, description="ops", event_types=["failed", "succeeded"]
+            url=PUBLIC_URL, description="ops", event_types=["fine_tune.failed", "fine_tune.succeeded"]
         )
         assert isinstance(created, types.WebhookWithSecret)
-        assert created.secret.startswith("whsec_") and created.event_types == ["succeeded", "failed"]
+        assert created.secret.startswith("whsec_") and created.event_types == [
+            "fine_tune.succeeded",
+            "fine_tune.failed",
+        ]
         assert [w.id for w in client.webhooks.list()] == [created.id]
         got = client.webhooks.get(created.id)
         assert isinstance(got, types.Webhook) and not hasattr(got, "secret") and got.url == PUBLIC_URL
-        updated = client.webhooks.update(created.id, enabled=False, event_types=["progress"])
-        assert (updated.enabled, updated.event_types, updated.description) == (False, ["progress"], "ops")
+        updated = client.webhooks.update(created.id, enabled=False, event_types=["generation.progress"])
+        assert (updated.enabled, updated.event_types, updated.description) == (
+            False,
+            ["generation.progress"],
+            "ops",
+        )
         rotated = client.webhooks.rotate_secret(created.id)
         assert rotated.secret != created.secret and rotated.secret_version == 2 and rotated.secret_rotated_at
         assert client.webhooks.deliveries(created.id).first_page().total == 0

@@ -114,6 +114,10 @@ def visit(server: str) -> Iterator[Callable[..., Visit]]:
     # A failure, not a skip: .ci/run installs it, and a skipped journey would hide a broken page.
     assert CHROMIUM.exists(), "the browser tests need Debian's chromium: apt-get install -y chromium"
     visits: list[Visit] = []
+    # Playwright's driver is Node; under heavy load on this kernel its libuv io_uring path was
+    # seen spinning at full CPU without ever starting (the test then sat out its timeout).
+    # The thread-pool file I/O it falls back to costs nothing measurable here.
+    os.environ.setdefault("UV_USE_IO_URING", "0")
     driver = sync_playwright().start()
     browser = driver.chromium.launch(executable_path=str(CHROMIUM))
 
