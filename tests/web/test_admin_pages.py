@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from playwright.sync_api import expect
@@ -62,6 +63,7 @@ async def test_only_platform_admins_reach_the_console(
     assert missing.status_code == 404 and "No such tenant." in missing.text
 
 
+@pytest.mark.alone
 def test_admin_console_journey(visit: Callable[..., Visit], web_settings: Settings) -> None:
     studio = visit()
     sign_up_in_browser(studio, "Harbour Lights Pictures", new_email("producer"))
