@@ -8,9 +8,11 @@ browser makes is logged, so a test can prove that no page reaches another host.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import psutil
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
@@ -31,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Set RUSHES_SCREENSHOTS=1 to write docs/screenshots/*.png while the journeys run.
 SCREENSHOTS = ROOT / "docs" / "screenshots" if os.environ.get("RUSHES_SCREENSHOTS") else None
 PASSWORD = "correct horse battery staple"
+# How long teardown waits for the browser to close before killing it and its driver.
+CLOSE_SECONDS = 30
 
 
 @pytest.fixture
@@ -61,8 +66,14 @@ def server(tmp_path: Path, web_settings: Settings) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
-        process.wait(timeout=20)
-        log.close()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()  # no orphan, but a server that ignores SIGTERM still fails the test
+            process.wait()
+            raise
+        finally:
+            log.close()
 
 
 @pytest.fixture
@@ -118,7 +129,9 @@ def visit(server: str) -> Iterator[Callable[..., Visit]]:
     # seen spinning at full CPU without ever starting (the test then sat out its timeout).
     # The thread-pool file I/O it falls back to costs nothing measurable here.
     os.environ.setdefault("UV_USE_IO_URING", "0")
+    before = {child.pid for child in psutil.Process().children()}
     driver = sync_playwright().start()
+    (driver_process,) = [child for child in psutil.Process().children() if child.pid not in before]
     browser = driver.chromium.launch(executable_path=str(CHROMIUM))
 
     def open_visit(width: int = 1280, height: int = 800) -> Visit:
@@ -137,10 +150,26 @@ def visit(server: str) -> Iterator[Callable[..., Visit]]:
     try:
         yield open_visit
     finally:
-        for made in visits:
-            made.context.close()
-        browser.close()
-        driver.stop()
+        # A driver that stops answering would hold this teardown, and the whole run with it,
+        # for ever (a test's timeout covers only the test): past CLOSE_SECONDS it is killed with
+        # its browser, the closing calls fail, and the test reports that.
+        watchdog = threading.Timer(CLOSE_SECONDS, _kill_family, args=(driver_process,))
+        watchdog.start()
+        try:
+            for made in visits:
+                made.context.close()
+            browser.close()
+            driver.stop()
+        finally:
+            watchdog.cancel()
+
+
+def _kill_family(process: psutil.Process) -> None:
+    """Kill a process and every process under it (Playwright's driver and its Chromium)."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for member in [process, *process.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.kill()
 
 
 def new_email(name: str) -> str:
