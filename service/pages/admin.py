@@ -9,6 +9,7 @@ is a form posting to one of the same service functions the admin API calls
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -47,6 +48,7 @@ from service.quotas.schemas import PlanWrite, TenantQuotaWrite
 
 ADMIN = access(Access.ADMIN)
 LIMITS = list(Quota)
+WHOLE_NUMBER = re.compile(r"[0-9]+")
 # The unit each limit is entered in on the forms (the API's: seconds, bytes or a count).
 UNITS = {
     Quota.GPU_SECONDS_PER_MONTH: "seconds",
@@ -81,11 +83,12 @@ def _notice(key: str | None) -> str | None:
 
 
 def _whole(label: str, raw: str, errors: list[str], unlimited: str) -> int | None:
-    """A limit typed on a form: a whole number, or blank (``unlimited`` says what blank means)."""
+    """A limit typed on a form: a whole number, or blank (``unlimited`` says what blank means).
+    Only ASCII digits count: ``str.isdigit`` also takes "²", which ``int`` refuses."""
     text = raw.replace(",", "").replace("_", "").strip()
     if not text:
         return None
-    if not text.isdigit():
+    if not WHOLE_NUMBER.fullmatch(text):
         errors.append(f"{label}: enter a whole number, or leave it blank for {unlimited}.")
         return None
     return int(text)
@@ -223,10 +226,12 @@ class AdminPages(Controller):
             if mode == "unlimited":
                 overrides[quota.value] = None
             elif mode == "limit":
-                label, raw = QUOTA_LABELS[quota], form.get(f"limit_{quota.value}", "")
-                if raw:
-                    overrides[quota.value] = _whole(label, raw, errors, "the plan's")
-                else:
+                label = QUOTA_LABELS[quota]
+                limit = _whole(label, form.get(f"limit_{quota.value}", ""), errors, "the plan's")
+                if limit is not None:
+                    overrides[quota.value] = limit
+                elif not any(error.startswith(f"{label}:") for error in errors):
+                    # Blank (or only separators) with "limit" chosen is not "unlimited".
                     errors.append(f"{label}: enter the limit, or choose the plan's.")
         plan = form.get("plan_id", "")
         if not errors:

@@ -63,6 +63,21 @@ async def test_only_platform_admins_reach_the_console(
     assert missing.status_code == 404 and "No such tenant." in missing.text
 
 
+async def test_admin_forms_answer_odd_numbers_in_words(client: Client, settings: Settings) -> None:
+    admin = await sign_up_admin(client, settings)
+    owner = await sign_up(client, "Owners")
+    await client.post("/signin", data={"email": admin.email, "password": PASSWORD}, follow_redirects=False)
+    # "²" passes str.isdigit, which int() then refuses: a word, not a 500.
+    plan = await client.post("/admin/plans", data={"name": "Odd", "models": "²"})
+    assert plan.status_code == 400 and "Models: enter a whole number" in plan.text
+    # "limit" chosen with nothing but separators typed is not quietly "unlimited".
+    tenant = f"/admin/tenants/{owner.tenant_id}"
+    saved = await client.post(f"{tenant}/quotas", data={"mode_models": "limit", "limit_models": " , "})
+    assert saved.status_code == 400 and "Models: enter the limit" in saved.text
+    shown = await client.get(f"/v1/admin/tenants/{owner.tenant_id}/quotas", headers=admin.headers)
+    assert shown.status_code == 200 and shown.json()["overrides"] == {}
+
+
 @pytest.mark.alone
 def test_admin_console_journey(visit: Callable[..., Visit], web_settings: Settings) -> None:
     studio = visit()
