@@ -3,6 +3,9 @@
 Pages after the first start after the last item seen (``starting_after=<its id>``), as
 openai-python and stripe-python page: items created while a list is read are neither
 repeated nor skipped, which offsets into a newest-first list cannot promise.
+
+Each page is fetched before the one before it is handed out, so its cursor is an item the
+caller has not seen yet: a loop that deletes what it reads never names a deleted item.
 """
 
 from __future__ import annotations
@@ -43,12 +46,17 @@ class SyncPager(Generic[T]):
         return self._requester.execute(self._op)
 
     def pages(self) -> Iterator[Page[T]]:
-        op: Op[Page[T]] | None = self._op
-        while op is not None:
-            page = self._requester.execute(op)
+        op, page = self._op, self._requester.execute(self._op)
+        while True:
+            following = _next(op, page)
+            ahead: Page[T] | None = None
+            if following is not None:
+                ahead = self._requester.execute(following)
             if page.items or op is self._op:  # a full last page is followed by an empty one
                 yield page
-            op = _next(op, page)
+            if following is None or ahead is None:
+                return
+            op, page = following, ahead
 
     def __iter__(self) -> Iterator[T]:
         for page in self.pages():
@@ -65,12 +73,17 @@ class AsyncPager(Generic[T]):
         return await self._requester.execute(self._op)
 
     async def pages(self) -> AsyncIterator[Page[T]]:
-        op: Op[Page[T]] | None = self._op
-        while op is not None:
-            page = await self._requester.execute(op)
+        op, page = self._op, await self._requester.execute(self._op)
+        while True:
+            following = _next(op, page)
+            ahead: Page[T] | None = None
+            if following is not None:
+                ahead = await self._requester.execute(following)
             if page.items or op is self._op:  # a full last page is followed by an empty one
                 yield page
-            op = _next(op, page)
+            if following is None or ahead is None:
+                return
+            op, page = following, ahead
 
     async def __aiter__(self) -> AsyncIterator[T]:
         async for page in self.pages():

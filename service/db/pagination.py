@@ -57,13 +57,17 @@ async def page_of(session: AsyncSession, stmt: Select[Any], page: PageRequest) -
 
 async def _after(session: AsyncSession, stmt: Select[Any], cursor: UUID) -> Select[Any]:
     """``stmt`` narrowed to the rows after ``cursor`` in its order (its id breaks ties)."""
-    identity = stmt.column_descriptions[0]["entity"].id
+    entity = stmt.column_descriptions[0]["entity"]
+    identity = entity.id
     keys = [_key(clause) for clause in stmt._order_by_clauses]
     descending = keys[-1][1] if keys else False
     keys.append((identity, descending))
+    # The cursor's row is read by its id alone, not through the list's filters: a row that has
+    # left the list since it was seen (a job that started, an invitation revoked) still says
+    # where the next page starts. The session's tenant scope applies as to every read.
     found = (
         await session.execute(
-            stmt.with_only_columns(*(column for column, _ in keys)).order_by(None).where(identity == cursor)
+            select(*(column for column, _ in keys)).select_from(entity).where(identity == cursor)
         )
     ).first()
     if found is None:

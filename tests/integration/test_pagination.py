@@ -1,4 +1,5 @@
-"""Cursor pages (``starting_after``): a list read while it grows shows each item once."""
+"""Cursor pages (``starting_after``): a list read while it grows shows each item once, and a
+cursor whose item has since left the list still says where the next page starts."""
 
 from __future__ import annotations
 
@@ -65,3 +66,22 @@ async def test_a_cursor_page_starts_right_after_its_item(client: Client) -> None
         rest = await client.get(f"/v1/api-keys?limit=2&starting_after={cursor}", headers=caller.headers)
         assert [item["id"] for item in rest.json()["items"]] == order[index + 1 : index + 3]
         assert rest.json()["total"] == len(order)
+
+
+async def test_a_cursor_whose_item_left_the_list_still_pages(client: Client) -> None:
+    owner = await sign_up(client)
+    for n in range(3):
+        made = await client.post(
+            "/v1/tenant/invitations", json={"email": f"p{n}@example.com"}, headers=owner.headers
+        )
+        assert made.status_code == 201, made.text
+    first = await client.get("/v1/tenant/invitations?limit=2", headers=owner.headers)
+    seen = [item["id"] for item in first.json()["items"]]
+    # The last item seen is revoked: open invitations no longer include it.
+    revoked = await client.delete(f"/v1/tenant/invitations/{seen[-1]}", headers=owner.headers)
+    assert revoked.status_code == 204, revoked.text
+    rest = await client.get(
+        f"/v1/tenant/invitations?limit=2&starting_after={seen[-1]}", headers=owner.headers
+    )
+    assert rest.status_code == 200, rest.text
+    assert [item["email"] for item in rest.json()["items"]] == ["p0@example.com"]

@@ -72,6 +72,15 @@ def test_datasets_versions_and_pagination(client: rushes.Client, noise_png) -> N
     with pytest.raises(rushes.NotFoundError):
         client.datasets.get(dataset.id)
 
+    # A loop that deletes what it reads goes on to the end: the next page is always fetched
+    # before this one is handed out, so its cursor is never an item already deleted.
+    left = client.datasets.list().first_page().total
+    deleted = 0
+    for listed in client.datasets.list(limit=2):
+        client.datasets.delete(listed.id)
+        deleted += 1
+    assert (left, deleted, client.datasets.list().first_page().total) == (9, 9, 0)
+
 
 async def test_async_client(live_server: LiveServer, api_key: str) -> None:
     async with rushes.AsyncClient(api_key=api_key, base_url=live_server.url) as client:
