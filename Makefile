@@ -21,8 +21,7 @@ serve: setup
 	$(VENV)/bin/rushes-server serve
 
 test: setup
-	$(PY) -m pytest -n 2 --dist loadfile --max-worker-restart=0 -m "not alone"
-	$(PY) -m pytest -m alone
+	$(PY) -m pytest -n 2 --dist loadfile --max-worker-restart=0
 
 lint: setup
 	$(VENV)/bin/ruff check .

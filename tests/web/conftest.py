@@ -8,7 +8,6 @@ browser makes is logged, so a test can prove that no page reaches another host.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -16,17 +15,19 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
 import pytest
-from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from core.settings import DatabaseSettings, Settings, UploadSettings, WorkerSettings
 from tests.conftest import free_port, wait_for_http
 from tests.helpers import settings_env, upload_body
+from tests.web.wedge import BrowserWedged, DriverWatch, kill_family
 from tests.workers import Workers
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -132,44 +133,51 @@ def visit(server: str) -> Iterator[Callable[..., Visit]]:
     before = {child.pid for child in psutil.Process().children()}
     driver = sync_playwright().start()
     (driver_process,) = [child for child in psutil.Process().children() if child.pid not in before]
-    browser = driver.chromium.launch(executable_path=str(CHROMIUM))
-
-    def open_visit(width: int = 1280, height: int = 800) -> Visit:
-        context = browser.new_context(viewport={"width": width, "height": height})
-        context.set_default_timeout(10_000)
-        page = context.new_page()
-        made = Visit(context, page, server)
-        page.on("request", lambda request: made.requests.append(request.url))
-        page.on(
-            "console",
-            lambda msg: made.console_errors.append(msg.text) if _is_fault(msg.text, msg.type) else None,
-        )
-        visits.append(made)
-        return made
-
+    watch = DriverWatch(driver_process)
+    browser: Browser | None = None
     try:
-        yield open_visit
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM))
+        yield partial(_open_visit, browser, server, visits)
     finally:
+        watch.stop()
         # A driver that stops answering would hold this teardown, and the whole run with it,
         # for ever (a test's timeout covers only the test): past CLOSE_SECONDS it is killed with
-        # its browser, the closing calls fail, and the test reports that.
-        watchdog = threading.Timer(CLOSE_SECONDS, _kill_family, args=(driver_process,))
+        # its browser, the closing calls fail, and the test reports that. After a wedge it is
+        # dead already, and only the Python side is left to close.
+        watchdog = threading.Timer(CLOSE_SECONDS, kill_family, args=(driver_process,))
         watchdog.start()
         try:
-            for made in visits:
-                made.context.close()
-            browser.close()
+            if watch.wedged is None:
+                for made in visits:
+                    made.context.close()
+                if browser is not None:
+                    browser.close()
             driver.stop()
         finally:
             watchdog.cancel()
 
 
-def _kill_family(process: psutil.Process) -> None:
-    """Kill a process and every process under it (Playwright's driver and its Chromium)."""
-    with contextlib.suppress(psutil.NoSuchProcess):
-        for member in [process, *process.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                member.kill()
+def _open_visit(
+    browser: Browser, server: str, visits: list[Visit], width: int = 1280, height: int = 800
+) -> Visit:
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    made = Visit(context, page, server)
+    page.on("request", lambda request: made.requests.append(request.url))
+    page.on(
+        "console",
+        lambda msg: made.console_errors.append(msg.text) if _is_fault(msg.text, msg.type) else None,
+    )
+    visits.append(made)
+    return made
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests are rerun once, and only when their driver wedged (``tests/web/wedge.py``)."""
+    for item in items:
+        if "visit" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.flaky(reruns=1, only_rerun=[BrowserWedged]))
 
 
 def new_email(name: str) -> str:

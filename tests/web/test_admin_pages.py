@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from playwright.sync_api import expect
@@ -78,7 +77,6 @@ async def test_admin_forms_answer_odd_numbers_in_words(client: Client, settings:
     assert shown.status_code == 200 and shown.json()["overrides"] == {}
 
 
-@pytest.mark.alone
 def test_admin_console_journey(visit: Callable[..., Visit], web_settings: Settings) -> None:
     studio = visit()
     sign_up_in_browser(studio, "Harbour Lights Pictures", new_email("producer"))

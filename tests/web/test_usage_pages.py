@@ -53,7 +53,6 @@ def set_overrides(server: str, settings: Settings, tenant_id: str, overrides: di
         assert done.status_code == 200, done.text
 
 
-@pytest.mark.alone
 def test_usage_and_billing_page(
     visit: Callable[..., Visit], server: str, web_settings: Settings, standin: StripeStandIn
 ) -> None:
@@ -148,7 +147,6 @@ def test_usage_and_billing_page(
     assert phone.foreign_requests() == [] and phone.console_errors == []
 
 
-@pytest.mark.alone
 def test_the_portal_refused_by_stripe_is_said_in_words(
     visit: Callable[..., Visit], server: str, standin: StripeStandIn
 ) -> None:
