@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import anyio
@@ -66,6 +66,7 @@ from trainer.look import LookPlan, measure_look, unmeasured
 from worker import metrics
 from worker.exit_codes import EXIT_DONE, EXIT_LEASE_LOST
 
+T = TypeVar("T")
 logger = logging.getLogger("rushes.worker")
 # Preparation (caching latents, loading the base) may beat without steps for this long.
 PREPARATION_LIMIT_SECONDS = 3600.0
@@ -228,20 +229,48 @@ def _rights(asset: Asset) -> dict[str, Any]:
     }
 
 
-async def _beats_without_steps(
-    queue: JobQueue, lease: Lease, pulse: Pulse, interval: float, *, done: Callable[[], bool], limit: float
-) -> None:
-    """Keep the lease while the trainer works without steps to beat on (caching and loading
-    before the first, measuring the look after the last) until ``done``, for a bounded time."""
-    started = time.monotonic()
-    while not done() and time.monotonic() - started < limit:
-        beat = await queue.heartbeat(lease, step=None, gpu_seconds=pulse.take())
-        if not beat.held:
-            return
-        # The loop cannot stop before its first step; it stops there. After the last, the
-        # adapter is whole and the run succeeds anyway.
-        pulse.cancelled = pulse.cancelled or beat.cancel
-        await anyio.sleep(interval)
+async def _in_thread_beating(
+    queue: JobQueue,
+    lease: Lease,
+    pulse: Pulse,
+    interval: float,
+    work: Callable[[], T],
+    *,
+    limit: float,
+    done: Callable[[], bool] = lambda: False,
+) -> T:
+    """``work`` in a thread while the lease is kept by beats without steps (caching and loading
+    before the first step, measuring the look after the last) until ``done``, for at most
+    ``limit`` seconds. Raises what ``work`` raised, else LeaseLost when a beat found the lease
+    gone: whatever ``work`` made is then another worker's to redo."""
+    lost = False
+
+    async def beat() -> None:
+        nonlocal lost
+        started = time.monotonic()
+        while not done() and time.monotonic() - started < limit:
+            beat = await queue.heartbeat(lease, step=None, gpu_seconds=pulse.take())
+            if not beat.held:
+                lost = True
+                return
+            # The loop cannot stop before its first step; it stops there. After the last, the
+            # adapter is whole and the run succeeds anyway.
+            pulse.cancelled = pulse.cancelled or beat.cancel
+            await anyio.sleep(interval)
+
+    outcome: T | Exception
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(beat)
+        try:
+            outcome = await anyio.to_thread.run_sync(work)
+        except Exception as exc:  # raised below, outside the task group's exception group
+            outcome = exc
+        tasks.cancel_scope.cancel()
+    if isinstance(outcome, Exception):
+        raise outcome
+    if lost:
+        raise LeaseLost
+    return outcome
 
 
 async def run(settings: Settings, lease: Lease, *, device: str | None, share: float) -> int:
@@ -278,32 +307,20 @@ async def run(settings: Settings, lease: Lease, *, device: str | None, share: fl
                 )
                 return trainer, trainer.run()
 
-            outcome: tuple[Trainer, TrainingResult] | Exception
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(
-                    partial(
-                        _beats_without_steps,
-                        queue,
-                        lease,
-                        pulse,
-                        settings.worker.heartbeat_seconds,
-                        done=pulse.stepping.is_set,
-                        limit=PREPARATION_LIMIT_SECONDS,
-                    )
-                )
-                try:
-                    outcome = await anyio.to_thread.run_sync(run_trainer)
-                except Exception as exc:  # re-raised below, outside the task group's exception group
-                    outcome = exc
-                pulse.stepping.set()
-                tasks.cancel_scope.cancel()
-            if isinstance(outcome, Exception):
-                raise outcome
-            trainer, result = outcome
+            trainer, result = await _in_thread_beating(
+                queue,
+                lease,
+                pulse,
+                settings.worker.heartbeat_seconds,
+                run_trainer,
+                done=pulse.stepping.is_set,
+                limit=PREPARATION_LIMIT_SECONDS,
+            )
+            look = None
+            if result.status == "completed":
+                look = await _measure_look(queue, lease, pulse, settings.worker, base, trainer)
         except LeaseLost:
-            logger.warning("lease lost; another worker owns the job now", extra={"job_id": str(lease.job_id)})
-            metrics.finished("fine_tune", "lease_lost")
-            return EXIT_LEASE_LOST
+            return _lease_lost(lease)
         except TrainingConfigError as exc:
             # The API accepted this configuration; refusing it now is a fault of ours.
             logger.error("an accepted configuration failed: %s", exc, extra={"job_id": str(lease.job_id)})
@@ -316,13 +333,17 @@ async def run(settings: Settings, lease: Lease, *, device: str | None, share: fl
             logger.exception("fine-tune failed", extra={"job_id": str(lease.job_id)})
             await _finish_failed(queue, lease, pulse, _reason(exc), platform_fault=True)
             return EXIT_DONE
-        look = None
-        if result.status == "completed":
-            look = await _measure_look(queue, lease, pulse, settings.worker, base, trainer)
-        await _conclude(queue, lease, pulse, storage, result, look)
+        if not await _conclude(queue, lease, pulse, storage, result, look):
+            return _lease_lost(lease)
         return EXIT_DONE
     finally:
         await engine.dispose()
+
+
+def _lease_lost(lease: Lease) -> int:
+    logger.warning("lease lost; another worker owns the job now", extra={"job_id": str(lease.job_id)})
+    metrics.finished("fine_tune", "lease_lost")
+    return EXIT_LEASE_LOST
 
 
 async def _measure_look(
@@ -342,24 +363,17 @@ async def _measure_look(
     )
     outcome: dict[str, Any] | Exception
     try:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(
-                partial(
-                    _beats_without_steps,
-                    queue,
-                    lease,
-                    pulse,
-                    settings.heartbeat_seconds,
-                    done=lambda: False,
-                    limit=MEASURING_LIMIT_SECONDS,
-                )
-            )
-            try:
-                outcome = await anyio.to_thread.run_sync(measure_look, trainer, plan)
-            except Exception as exc:  # handled below, outside the task group's exception group
-                outcome = exc
-            tasks.cancel_scope.cancel()
-    except Exception as exc:  # a beat that failed: the database, not the measuring
+        outcome = await _in_thread_beating(
+            queue,
+            lease,
+            pulse,
+            settings.heartbeat_seconds,
+            partial(measure_look, trainer, plan),
+            limit=MEASURING_LIMIT_SECONDS,
+        )
+    except LeaseLost:
+        raise
+    except Exception as exc:  # the measuring, or a beat that failed (the database)
         outcome = exc
     if not isinstance(outcome, Exception):
         logger.info("look measured in %.1f s", outcome["seconds"], extra={"job_id": str(lease.job_id)})
@@ -383,17 +397,20 @@ async def _conclude(
     storage: ObjectStorage,
     result: TrainingResult,
     look: dict[str, Any] | None,
-) -> None:
+) -> bool:
+    """Ends the attempt as its result says; False when the lease was lost first (another
+    worker owns the job, and nothing was recorded)."""
     if result.status == "stopped":
+        outcome: metrics.Outcome = "cancelled" if pulse.cancelled else "released"
         if pulse.cancelled:
-            await queue.finish(
+            ended = await queue.finish(
                 lease, WorkStatus.CANCELLED, gpu_seconds=pulse.take(), data={"step": result.step}
             )
-            metrics.finished("fine_tune", "cancelled")
         else:
-            await queue.release(lease, gpu_seconds=pulse.take())
-            metrics.finished("fine_tune", "released")
-        return
+            ended = await queue.release(lease, gpu_seconds=pulse.take())
+        if ended:
+            metrics.finished("fine_tune", outcome)
+        return ended
     assert result.export is not None  # a completed run always exports
     adapter = await anyio.to_thread.run_sync(storage.get_bytes, result.export.adapter_key)
     digest = hashlib.sha256(adapter).hexdigest()
@@ -413,8 +430,10 @@ async def _conclude(
             "final_loss": result.final_loss,
         }
 
-    await queue.finish(lease, WorkStatus.SUCCEEDED, gpu_seconds=pulse.take(), then=make_version)
-    metrics.finished("fine_tune", "succeeded")
+    ended = await queue.finish(lease, WorkStatus.SUCCEEDED, gpu_seconds=pulse.take(), then=make_version)
+    if ended:
+        metrics.finished("fine_tune", "succeeded")
+    return ended
 
 
 async def _finish_failed(

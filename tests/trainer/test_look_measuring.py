@@ -20,7 +20,7 @@ from service.jobs.queue import Beat, Lease
 from trainer import FolderSource, RunStorage, TrainConfig, Trainer, TrainingDataset
 from trainer.look import LookPlan, RenderShape, measure_look, render_shape, sample_footage
 from trainer.video import to_pixels
-from worker.run_job import Pulse, _measure_look
+from worker.run_job import LeaseLost, Pulse, _measure_look
 
 PLAN = LookPlan(renders=4, max_side=256, max_frames=9, steps=2, guidance=3.0)
 
@@ -100,14 +100,15 @@ def test_the_base_and_the_version_render_from_the_same_noise_beside_the_footage(
 
 
 class HeldQueue:
-    """The job queue as the measuring sees it: every beat holds the lease."""
+    """The job queue as the measuring sees it: every beat holds the lease (or, ``held=False``,
+    none does: another worker took the job)."""
 
-    def __init__(self) -> None:
-        self.beats = 0
+    def __init__(self, *, held: bool = True) -> None:
+        self.beats, self.held = 0, held
 
     async def heartbeat(self, lease: Lease, *, step: int | None, gpu_seconds: float) -> Beat:
         self.beats += 1
-        return Beat(held=True, cancel=False)
+        return Beat(held=self.held, cancel=False)
 
 
 LEASE = Lease(uuid.uuid4(), uuid.uuid4(), "worker", 1, 0)
@@ -176,3 +177,16 @@ async def test_no_renders_measures_nothing(trained: Trainer) -> None:
     )
 
     assert look is None
+
+
+async def test_a_lease_lost_while_measuring_is_not_concluded(trained: Trainer) -> None:
+    # The measurement runs to its end, but its version is another worker's to make now.
+    with pytest.raises(LeaseLost):
+        await _measure_look(
+            HeldQueue(held=False),  # type: ignore[arg-type]
+            LEASE,
+            Pulse(share=1.0),
+            WorkerSettings(heartbeat_seconds=0.01),
+            tiny_entry(),
+            trained,
+        )
