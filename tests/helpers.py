@@ -70,7 +70,8 @@ async def invite_and_accept(
         "/v1/tenant/invitations", json={"email": joiner.email, "role": role}, headers=owner.headers
     )
     assert invited.status_code == 201, invited.text
-    accepted = await client.post(f"/v1/invitations/{invited.json()['id']}/accept", headers=joiner.headers)
+    token = invited.json()["token"]
+    accepted = await client.post("/v1/invitations/accept", json={"token": token}, headers=joiner.headers)
     assert accepted.status_code == 200, accepted.text
 
 

@@ -31,6 +31,7 @@ from rushes.resources import (
     Datasets,
     FineTunes,
     Generations,
+    Invitations,
     MeResource,
     Models,
     QuotasResource,
@@ -116,6 +117,7 @@ class _ClientBase(Generic[R]):
         self.me = MeResource(requester)
         self.auth = Auth(requester)
         self.tenant = Tenant(requester)
+        self.invitations = Invitations(requester)
         self.api_keys = ApiKeys(requester)
         self.uploads = Uploads(requester)
         self.assets = Assets(requester)

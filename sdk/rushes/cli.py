@@ -662,6 +662,20 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _invitations_accept(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        joined = client.invitations.accept(token=args.token)
+    _show(args, joined, f"joined {joined.tenant.name} ({joined.tenant.id}) as {joined.role}")
+    return 0
+
+
+def _invitations_decline(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.invitations.decline(token=args.token)
+    print("declined")
+    return 0
+
+
 def _billing(args: argparse.Namespace) -> int:
     with _client(args) as client:
         billing = client.billing.get()
@@ -1024,6 +1038,18 @@ def build_parser() -> argparse.ArgumentParser:
     command(keys, "revoke", _keys_revoke, "revoke API keys: they stop working at once").add_argument(
         "key_ids", nargs="+", metavar="KEY_ID"
     )
+
+    invitations = command(
+        commands, "invitations", None, "answer an invitation to a tenant, with the link you were sent"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    link_help = "the invitation's link, or its last part (the token); sign in with the invited email"
+    for name, run_answer, help_text in (
+        ("accept", _invitations_accept, "join the invitation's tenant with the role it gives"),
+        ("decline", _invitations_decline, "decline the invitation: its link stops working"),
+    ):
+        command(invitations, name, run_answer, help_text).add_argument(
+            "token", metavar="LINK", help=link_help
+        )
 
     # `rushes billing` alone shows the plan and status.
     billing = command(

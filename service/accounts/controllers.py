@@ -18,9 +18,9 @@ from service.accounts.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
+    InvitationAnswer,
     InvitationCreate,
     InvitationCreated,
-    InvitationForMe,
     InvitationOut,
     LogIn,
     MemberOut,
@@ -60,6 +60,14 @@ def session_cookie(settings: NamedDependency[Settings], token: str, max_age: int
 SIGN_IN_THROTTLED = problem(
     "Too many failed sign-ins (or refused sign-ups) for this email or from this address: retry "
     "after Retry-After seconds."
+)
+
+
+# Emails are never verified, so neither an email nor an invitation's id is proof of being
+# its invitee: the link's secret is, together with the email.
+INVITEE_ANSWERS = (
+    "The invitation is named by its link's token (`/invitations/{token}`), and only an account "
+    "signed in with the invited email may answer it; to anyone else it does not exist (404)."
 )
 
 
@@ -200,39 +208,35 @@ class MeController(Controller):
     ) -> None:
         await service.revoke_invitation(db_session, invitation_id)
 
-    @get("/me/invitations", operation_id="listMyInvitations", opt=access(Access.MEMBER))
-    async def list_my_invitations(
-        self, db_session: NamedDependency[AsyncSession], principal: NamedDependency[Principal]
-    ) -> list[InvitationForMe]:
-        return await service.my_invitations(db_session, principal)
-
     @post(
-        "/invitations/{invitation_id:uuid}/accept",
+        "/invitations/accept",
         operation_id="acceptInvitation",
         status_code=HTTP_200_OK,
         opt=access(Access.MEMBER),
+        description=INVITEE_ANSWERS + " Accepting joins its tenant with its role.",
     )
     async def accept_invitation(
         self,
-        invitation_id: FromPath[UUID],
+        data: JSONBody[InvitationAnswer],
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
     ) -> MembershipOut:
-        return await service.accept_invitation(db_session, principal, invitation_id)
+        return await service.accept_invitation(db_session, principal, data.token)
 
     @post(
-        "/invitations/{invitation_id:uuid}/decline",
+        "/invitations/decline",
         operation_id="declineInvitation",
         status_code=HTTP_204_NO_CONTENT,
         opt=access(Access.MEMBER),
+        description=INVITEE_ANSWERS,
     )
     async def decline_invitation(
         self,
-        invitation_id: FromPath[UUID],
+        data: JSONBody[InvitationAnswer],
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
     ) -> None:
-        await service.decline_invitation(db_session, principal, invitation_id)
+        await service.decline_invitation(db_session, principal, data.token)
 
     @patch("/tenant/members/{user_id:uuid}", operation_id="updateMember", opt=access(Access.OWNER))
     async def update_member(

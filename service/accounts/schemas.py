@@ -113,8 +113,18 @@ class InvitationCreated(InvitationOut):
     link: str = Field(description="The path of the invitation's page on this server: /invitations/{token}.")
 
 
+class InvitationAnswer(Input):
+    """Accepting or declining: the invitation is named by its link's secret, never its id."""
+
+    token: str = Field(
+        min_length=1,
+        max_length=128,
+        description="The token of the invitation's link (`/invitations/{token}`), as its owner sent it.",
+    )
+
+
 class InvitationForMe(Output):
-    """An open invitation as the person it is addressed to sees it."""
+    """An open invitation as the person it is addressed to sees it on its link's page."""
 
     id: UUID
     tenant: TenantOut

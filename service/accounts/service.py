@@ -256,6 +256,11 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: UU
         await session.commit()
 
 
+# The one answer to any invitation the caller may not answer, whatever the reason, so that
+# it says nothing of which invitations exist or for whom.
+NOT_YOURS = "No such invitation for you, or it is no longer open."
+
+
 def _open(now: datetime) -> list[ColumnElement[bool]]:
     return [Invitation.status == InvitationStatus.PENDING, Invitation.expires_at > now]
 
@@ -308,55 +313,39 @@ async def revoke_invitation(session: AsyncSession, invitation_id: UUID) -> None:
         raise Conflict(f"The invitation was already {invitation.status}.")
 
 
-async def my_invitations(session: AsyncSession, principal: Principal) -> list[InvitationForMe]:
-    """Open invitations addressed to the caller's email, from any tenant."""
+async def invitation_for_me(session: AsyncSession, principal: Principal, token: str) -> InvitationForMe:
+    """The open invitation whose link carries ``token``, if it names the caller's email. Both
+    must hold: emails are never verified, so an email alone (or an id) answers nothing, and a
+    link alone is no use to any other account. Anything else is a 404 alike. The token is
+    looked up by its hash, as it is stored, so the look-up reveals nothing of it."""
     with unscoped(session):
-        email = await session.scalar(select(User.email).where(User.id == principal.user_id))
-        rows = (
+        email = select(User.email).where(User.id == principal.user_id).scalar_subquery()
+        row = (
             await session.execute(
                 select(Invitation, Tenant)
                 .join(Tenant, Tenant.id == Invitation.tenant_id)
-                .where(Invitation.email == email, *_open(datetime.now(UTC)))
-                .order_by(Invitation.created_at)
+                .where(
+                    Invitation.token_hash == token_hash(token),
+                    Invitation.email == email,
+                    *_open(datetime.now(UTC)),
+                )
             )
-        ).all()
-    return [
-        InvitationForMe(
-            id=i.id,
-            tenant=TenantOut.model_validate(t),
-            role=i.role,
-            expires_at=i.expires_at,
-            created_at=i.created_at,
-        )
-        for i, t in rows
-    ]
+        ).first()
+    if row is None:
+        raise NotFound(NOT_YOURS)
+    invitation, tenant = row
+    return InvitationForMe(
+        id=invitation.id,
+        tenant=TenantOut.model_validate(tenant),
+        role=invitation.role,
+        expires_at=invitation.expires_at,
+        created_at=invitation.created_at,
+    )
 
 
-async def invitation_for_me(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    invitation_id: UUID | None = None,
-    token: str | None = None,
-) -> InvitationForMe:
-    """One open invitation addressed to the caller, by id (the API) or by its link's token
-    (the page). Any other (another's, settled, expired, unknown) is a 404 alike."""
-    if token is not None:
-        with unscoped(session):
-            invitation_id = await session.scalar(
-                select(Invitation.id).where(Invitation.token_hash == token_hash(token))
-            )
-    found = [i for i in await my_invitations(session, principal) if i.id == invitation_id]
-    if not found:
-        raise NotFound("No such invitation for you, or it is no longer open.")
-    return found[0]
-
-
-async def accept_invitation(
-    session: AsyncSession, principal: Principal, invitation_id: UUID
-) -> MembershipOut:
-    """Joins the invitation's tenant with its role."""
-    invitation = await _settle(session, principal, invitation_id, InvitationStatus.ACCEPTED)
+async def accept_invitation(session: AsyncSession, principal: Principal, token: str) -> MembershipOut:
+    """Joins the tenant of the invitation ``token`` opens, with its role."""
+    invitation = await _settle(session, principal, token, InvitationStatus.ACCEPTED)
     with unscoped(session):
         if await principal_for(session, principal.user_id, invitation.tenant.id) is not None:
             await session.rollback()
@@ -368,17 +357,17 @@ async def accept_invitation(
     return MembershipOut(tenant=invitation.tenant, role=invitation.role)
 
 
-async def decline_invitation(session: AsyncSession, principal: Principal, invitation_id: UUID) -> None:
-    await _settle(session, principal, invitation_id, InvitationStatus.DECLINED)
+async def decline_invitation(session: AsyncSession, principal: Principal, token: str) -> None:
+    await _settle(session, principal, token, InvitationStatus.DECLINED)
     await session.commit()
 
 
 async def _settle(
-    session: AsyncSession, principal: Principal, invitation_id: UUID, status: InvitationStatus
+    session: AsyncSession, principal: Principal, token: str, status: InvitationStatus
 ) -> InvitationForMe:
-    """Settles one of the caller's open invitations by one conditional update, so that it is
-    used once even when two answers race; the caller commits."""
-    invitation = await invitation_for_me(session, principal, invitation_id=invitation_id)
+    """Settles the caller's open invitation that ``token`` opens by one conditional update, so
+    that it is used once even when two answers race; the caller commits."""
+    invitation = await invitation_for_me(session, principal, token)
     now = datetime.now(UTC)
     with unscoped(session):
         settled = await session.execute(
@@ -387,5 +376,5 @@ async def _settle(
             .values(status=status, settled_at=now)
         )
     if cast(CursorResult[Any], settled).rowcount != 1:
-        raise NotFound("No such invitation for you, or it is no longer open.")
+        raise NotFound(NOT_YOURS)
     return invitation

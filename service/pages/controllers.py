@@ -159,8 +159,9 @@ class PublicPages(Controller):
     ) -> Template:
         """An invitation's link. Signed out, the guard sends the visitor to sign in (or up)
         and back here; signed in, it shows the invitation to accept or decline."""
-        invitation = await accounts.invitation_for_me(db_session, principal, token=token)
-        return page("invitation.html", **await shell(db_session, principal, invitation=invitation))
+        invitation = await accounts.invitation_for_me(db_session, principal, token)
+        layout = await shell(db_session, principal, invitation=invitation, token=token)
+        return page("invitation.html", **layout)
 
     @post("/signout", opt=MEMBER)
     async def sign_out(
@@ -188,12 +189,8 @@ class AppPages(Controller):
         _, sets = await datasets.list_datasets(db_session, PageRequest(limit=1, offset=0))
         _, keys = await accounts.list_api_keys(db_session, PageRequest(limit=1, offset=0))
         counts = {"assets": assets, "datasets": sets, "keys": keys}
-        invitations = await accounts.my_invitations(db_session, principal)
         return page(
-            "overview.html",
-            **await shell(
-                db_session, principal, counts=counts, invitations=invitations, notice=notice_text(notice)
-            ),
+            "overview.html", **await shell(db_session, principal, counts=counts, notice=notice_text(notice))
         )
 
     @post("/switch-tenant", opt=MEMBER)
@@ -268,29 +265,31 @@ class AppPages(Controller):
         await accounts.revoke_invitation(db_session, invitation_id)
         return redirect("/app/members?notice=invitation-revoked")
 
-    @post("/invitations/{invitation_id:uuid}/accept", opt=MEMBER)
+    # Answered by the link's token (a hidden field of the link's page), as in the API.
+    @post("/invitations/accept", opt=MEMBER)
     async def accept_invitation(
         self,
-        invitation_id: FromPath[UUID],
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
         settings: NamedDependency[Settings],
     ) -> Redirect:
-        joined = await accounts.accept_invitation(db_session, principal, invitation_id)
+        form = await form_fields(request)
+        joined = await accounts.accept_invitation(db_session, principal, form.get("token", ""))
         # The browser moves to the tenant just joined: that is where the invitee means to work.
         token = request.cookies.get(settings.auth.session_cookie, "")
         await accounts.switch_tenant(db_session, principal, token, joined.tenant.id)
         return redirect("/app?notice=invitation-accepted")
 
-    @post("/invitations/{invitation_id:uuid}/decline", opt=MEMBER)
+    @post("/invitations/decline", opt=MEMBER)
     async def decline_invitation(
         self,
-        invitation_id: FromPath[UUID],
+        request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
     ) -> Redirect:
-        await accounts.decline_invitation(db_session, principal, invitation_id)
+        form = await form_fields(request)
+        await accounts.decline_invitation(db_session, principal, form.get("token", ""))
         return redirect("/app?notice=invitation-declined")
 
     @post("/members/{user_id:uuid}/role", opt=OWNER)

@@ -185,8 +185,15 @@ async def test_the_document_names_sign_in_throttling_and_the_invitation_answers(
         assert "429" in paths[path]["post"]["responses"], path
     gone = paths["/v1/tenant/members"]["post"]
     assert gone["deprecated"] is True and "410" in gone["responses"]
-    accept = paths["/v1/invitations/{invitation_id}/accept"]["post"]["responses"]
-    assert {"200", "401", "403", "404", "409", "422"} <= set(accept)
+    for verb in ("accept", "decline"):
+        answer = paths[f"/v1/invitations/{verb}"]["post"]
+        assert {"401", "403", "404", "409", "422"} <= set(answer["responses"])
+        assert answer["requestBody"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/InvitationAnswer"
+        }
+    assert "200" in paths["/v1/invitations/accept"]["post"]["responses"]
+    assert not any(path.startswith("/v1/me/invitations") for path in paths)
     revoke = paths["/v1/tenant/invitations/{invitation_id}"]["delete"]["responses"]
     assert {"401", "403", "404", "409"} <= set(revoke)
-    assert document["components"]["schemas"]["InvitationCreate"]["additionalProperties"] is False
+    for body in ("InvitationCreate", "InvitationAnswer"):
+        assert document["components"]["schemas"][body]["additionalProperties"] is False

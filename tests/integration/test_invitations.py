@@ -1,6 +1,6 @@
 """Membership by invitation: an owner invites an email with a role and an expiry, the person
-signed in with that email accepts or declines, owners list and revoke what is open, and a
-removed member's keys stay revoked for good."""
+signed in with that email accepts or declines with the link's token, owners list and revoke
+what is open, and a removed member's keys stay revoked for good."""
 
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ async def invite(client: Client, owner: Caller, email: str, **body: Any) -> dict
     return dict(created.json())
 
 
+async def answer(client: Client, caller: Caller | None, verb: str, token: str) -> Any:
+    """Accepts or declines (``verb``) the invitation whose link carries ``token``; no caller:
+    the client's signed-in session."""
+    headers = caller.headers if caller else None
+    return await client.post(f"/v1/invitations/{verb}", json={"token": token}, headers=headers)
+
+
 async def open_ids(client: Client, caller: Caller, path: str) -> list[str]:
     listed = await client.get(path, headers=caller.headers)
     assert listed.status_code == 200, listed.text
@@ -44,26 +51,21 @@ async def test_an_invitation_is_accepted_by_the_person_it_names(client: Client) 
     assert timedelta(days=2, hours=23) < expires - datetime.now(UTC) <= timedelta(days=3)
     assert await open_ids(client, owner, "/v1/tenant/invitations") == [invitation["id"]]
 
-    mine = (await client.get("/v1/me/invitations", headers=joiner.headers)).json()
-    assert [(i["id"], i["tenant"]["name"], i["role"]) for i in mine] == [
-        (invitation["id"], "Owner Co", "owner")
-    ]
-    # Nobody else sees it or can answer it: not the inviting owner, not a third person.
-    assert await open_ids(client, owner, "/v1/me/invitations") == []
+    # Nobody else can answer it, not even holding its link: not the inviting owner, not a third person.
     bystander = await sign_up(client, "Bystander")
-    stolen = await client.post(f"/v1/invitations/{invitation['id']}/accept", headers=bystander.headers)
-    assert stolen.status_code == 404
+    for someone in (owner, bystander):
+        stolen = await answer(client, someone, "accept", invitation["token"])
+        assert stolen.status_code == 404
 
-    accepted = await client.post(f"/v1/invitations/{invitation['id']}/accept", headers=joiner.headers)
+    accepted = await answer(client, joiner, "accept", invitation["token"])
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["tenant"]["id"] == owner.tenant_id and accepted.json()["role"] == "owner"
     members = (await client.get("/v1/tenant/members", headers=owner.headers)).json()["items"]
     assert {m["email"]: m["role"] for m in members} == {owner.email: "owner", joiner.email: "owner"}
     # Used once: it is settled, listed nowhere, and cannot be accepted again.
-    again = await client.post(f"/v1/invitations/{invitation['id']}/accept", headers=joiner.headers)
+    again = await answer(client, joiner, "accept", invitation["token"])
     assert again.status_code == 404
     assert await open_ids(client, owner, "/v1/tenant/invitations") == []
-    assert await open_ids(client, joiner, "/v1/me/invitations") == []
     login = await client.post(
         "/v1/auth/login", json={"email": joiner.email, "password": PASSWORD, "tenant_id": owner.tenant_id}
     )
@@ -85,14 +87,13 @@ async def test_the_answer_does_not_say_whether_the_email_has_an_account(client: 
         unknown["role"],
         unknown["invited_by"],
     )
-    # The email signs up later and finds the invitation waiting.
+    # The email signs up later and accepts with the link it was sent.
     signed_up = await client.post(
         "/v1/auth/signup",
         json={"email": "not-signed-up-yet@example.com", "password": PASSWORD, "tenant_name": "Late"},
     )
     assert signed_up.status_code == 201
-    assert [i["id"] for i in (await client.get("/v1/me/invitations")).json()] == [unknown["id"]]
-    accepted = await client.post(f"/v1/invitations/{unknown['id']}/accept")
+    accepted = await answer(client, None, "accept", unknown["token"])
     assert accepted.status_code == 200 and accepted.json()["role"] == "member"
 
 
@@ -103,9 +104,9 @@ async def test_decline_revoke_replace_and_expiry_close_an_invitation(
     invitee = await sign_up(client, "Invitee")
 
     declined = await invite(client, owner, invitee.email)
-    no = await client.post(f"/v1/invitations/{declined['id']}/decline", headers=invitee.headers)
+    no = await answer(client, invitee, "decline", declined["token"])
     assert no.status_code == 204
-    late = await client.post(f"/v1/invitations/{declined['id']}/accept", headers=invitee.headers)
+    late = await answer(client, invitee, "accept", declined["token"])
     assert late.status_code == 404
     gone = await client.delete(f"/v1/tenant/invitations/{declined['id']}", headers=owner.headers)
     assert gone.status_code == 409 and "declined" in gone.json()["detail"]
@@ -114,15 +115,14 @@ async def test_decline_revoke_replace_and_expiry_close_an_invitation(
     path = f"/v1/tenant/invitations/{revoked['id']}"
     assert (await client.delete(path, headers=owner.headers)).status_code == 204
     assert (await client.delete(path, headers=owner.headers)).status_code == 204
-    assert await open_ids(client, invitee, "/v1/me/invitations") == []
-    late = await client.post(f"/v1/invitations/{revoked['id']}/accept", headers=invitee.headers)
+    late = await answer(client, invitee, "accept", revoked["token"])
     assert late.status_code == 404
 
     # Inviting again replaces the open invitation: only the newest link works.
     first = await invite(client, owner, invitee.email)
     second = await invite(client, owner, invitee.email, role="owner")
     assert await open_ids(client, owner, "/v1/tenant/invitations") == [second["id"]]
-    stale = await client.post(f"/v1/invitations/{first['id']}/accept", headers=invitee.headers)
+    stale = await answer(client, invitee, "accept", first["token"])
     assert stale.status_code == 404
 
     engine = create_engine(settings.database_url)
@@ -133,14 +133,60 @@ async def test_decline_revoke_replace_and_expiry_close_an_invitation(
         )
     await engine.dispose()
     assert await open_ids(client, owner, "/v1/tenant/invitations") == []
-    assert await open_ids(client, invitee, "/v1/me/invitations") == []
-    expired = await client.post(f"/v1/invitations/{second['id']}/accept", headers=invitee.headers)
+    expired = await answer(client, invitee, "accept", second["token"])
     assert expired.status_code == 404
 
     too_long = await client.post(
         "/v1/tenant/invitations", json={"email": invitee.email, "expires_in_days": 31}, headers=owner.headers
     )
     assert too_long.status_code == 400
+
+
+async def test_an_account_with_the_invited_email_but_not_the_link_cannot_answer(
+    client: Client,
+) -> None:
+    """Emails are never verified: whoever signs up first with the invited email must not see
+    or answer the invitation without its link, and its link is no use to any other account."""
+    owner = await sign_up(client, "Target Co")
+    invitation = await invite(client, owner, "x@example.com", role="owner")
+    squatter = await client.post(
+        "/v1/auth/signup", json={"email": "x@example.com", "password": PASSWORD, "tenant_name": "Squat"}
+    )
+    assert squatter.status_code == 201, squatter.text
+
+    # No route lists it to the email: the old listing is gone, and the caller's own views hold
+    # nothing of it.
+    assert (await client.get("/v1/me/invitations")).status_code in {404, 405}
+    for view in ("/v1/me", "/app"):
+        seen = await client.get(view)
+        assert seen.status_code == 200, view
+        assert invitation["id"] not in seen.text and "Target Co" not in seen.text, view
+    # The id (in the old routes' place, or as the token) answers nothing, nor does a wrong token.
+    for verb in ("accept", "decline"):
+        by_id = await client.post(f"/v1/invitations/{invitation['id']}/{verb}", json={})
+        assert by_id.status_code in {404, 405}, by_id.text
+        for token in (invitation["id"], invitation["token"][:-1], "not-the-token"):
+            refused = await answer(client, None, verb, token)
+            assert refused.status_code == 404, refused.text
+            assert refused.json()["detail"] == "No such invitation for you, or it is no longer open."
+    missing = await client.post("/v1/invitations/accept", json={})
+    assert missing.status_code == 400, missing.text
+
+    # The link in another account's hands is no use either.
+    client.cookies.clear()
+    other = await sign_up(client, "Other")
+    for verb in ("accept", "decline"):
+        assert (await answer(client, other, verb, invitation["token"])).status_code == 404
+    assert await open_ids(client, owner, "/v1/tenant/invitations") == [invitation["id"]]
+
+    # The invited email with the link joins, with the invited role.
+    login = await client.post("/v1/auth/login", json={"email": "x@example.com", "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    accepted = await answer(client, None, "accept", invitation["token"])
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["tenant"]["id"] == owner.tenant_id and accepted.json()["role"] == "owner"
+    members = (await client.get("/v1/tenant/members", headers=owner.headers)).json()["items"]
+    assert {m["email"]: m["role"] for m in members}["x@example.com"] == "owner"
 
 
 async def test_another_tenants_invitation_is_not_found(client: Client) -> None:

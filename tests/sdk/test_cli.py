@@ -230,6 +230,27 @@ def test_a_new_user_signs_up_makes_a_key_and_revokes_it(
         rushes.Client(session=session, base_url=live_server.url).me.get()
 
 
+def test_an_invitation_is_answered_with_its_link(
+    cli_env: Path, live_server: LiveServer, api_key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    email = _email()
+    session = rushes.sign_up(email=email, password=PASSWORD, tenant_name="Invitee", base_url=live_server.url)
+    with rushes.Client(session=session.cookies, base_url=live_server.url) as by_session:
+        invitee_key = by_session.api_keys.create(name="cli").key
+    with rushes.Client(api_key=api_key, base_url=live_server.url) as owner:
+        declined = owner.tenant.members.invite(email=email)
+        code, out, _ = run(capsys, "invitations", "decline", declined.token, "--api-key", invitee_key)
+        assert (code, out) == (0, "declined\n")
+        accepted = owner.tenant.members.invite(email=email, role="owner")
+        tenant = owner.tenant.get()
+    code, out, err = run(capsys, "invitations", "accept", declined.token, "--api-key", invitee_key)
+    assert code == 1 and err.startswith("rushes: error: 404 ")
+    link = live_server.url + accepted.link
+    code, out, err = run(capsys, "invitations", "accept", link, "--api-key", invitee_key)
+    assert code == 0, err
+    assert out == f"joined {tenant.name} ({tenant.id}) as owner\n"
+
+
 def test_login_with_a_password(
     cli_env: Path,
     live_server: LiveServer,

@@ -97,6 +97,38 @@ async def test_async_client(live_server: LiveServer, api_key: str) -> None:
         assert missing.value.request_id
 
 
+def _invitee(live_server: LiveServer) -> rushes.Session:
+    email = f"invitee-{uuid.uuid4().hex[:8]}@example.com"
+    return rushes.sign_up(email=email, password=PASSWORD, tenant_name="Invitee", base_url=live_server.url)
+
+
+def test_an_invitation_is_answered_with_its_link(live_server: LiveServer, client: rushes.Client) -> None:
+    invitee = _invitee(live_server)
+    invited = client.tenant.members.invite(email=invitee.me.email, role="owner")
+    with rushes.Client(session=invitee.cookies, base_url=live_server.url) as by_invitee:
+        # The id is not the link's token: only the link answers.
+        with pytest.raises(rushes.NotFoundError):
+            by_invitee.invitations.accept(token=invited.id)
+        joined = by_invitee.invitations.accept(token=live_server.url + invited.link)
+        assert isinstance(joined, types.Membership)
+        assert (joined.tenant.id, joined.role) == (client.me.get().tenant.id, "owner")
+        with pytest.raises(rushes.NotFoundError):
+            by_invitee.invitations.decline(token=invited.token)
+
+
+async def test_an_invitation_is_declined_with_the_async_client(live_server: LiveServer, api_key: str) -> None:
+    invitee = _invitee(live_server)
+    async with (
+        rushes.AsyncClient(api_key=api_key, base_url=live_server.url) as owner,
+        rushes.AsyncClient(session=invitee.cookies, base_url=live_server.url) as by_invitee,
+    ):
+        invited = await owner.tenant.members.invite(email=invitee.me.email)
+        assert await by_invitee.invitations.decline(token=invited.token) is None
+        with pytest.raises(rushes.NotFoundError):
+            await by_invitee.invitations.accept(token=invited.token)
+        assert [m.email async for m in owner.tenant.members.list()] == [(await owner.me.get()).email]
+
+
 def test_configuration_from_environment(live_server: LiveServer, api_key: str, monkeypatch) -> None:
     monkeypatch.setenv("RUSHES_API_KEY", api_key)
     monkeypatch.setenv("RUSHES_BASE_URL", live_server.url + "/")

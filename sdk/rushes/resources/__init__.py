@@ -1,6 +1,6 @@
 """One module per API resource. Adding one: write the module, attach it in ``rushes/_client.py``."""
 
-from rushes.resources.account import Auth, MeResource, Tenant, TenantMembers
+from rushes.resources.account import Auth, Invitations, MeResource, Tenant, TenantMembers
 from rushes.resources.admin import Admin, AdminPlans, AdminTenants, AdminUsers
 from rushes.resources.api_keys import ApiKeys
 from rushes.resources.assets import Assets
@@ -28,6 +28,7 @@ __all__ = [
     "Datasets",
     "FineTunes",
     "Generations",
+    "Invitations",
     "MeResource",
     "ModelVersions",
     "Models",

@@ -1,4 +1,4 @@
-"""The caller (``/v1/me``) and their tenant with its members."""
+"""The caller (``/v1/me``), their tenant with its members, and invitations to answer."""
 
 from __future__ import annotations
 
@@ -55,3 +55,23 @@ class TenantMembers(Resource[R]):
     @endpoint
     def remove(self, user_id: str) -> Op[None]:
         return Op("DELETE", f"/v1/tenant/members/{path_segment(user_id)}", nothing)
+
+
+def _token(token_or_link: str) -> str:
+    """The token of an invitation's link, given the token or the whole link (its last segment)."""
+    return token_or_link.rstrip("/").rsplit("/", 1)[-1]
+
+
+class Invitations(Resource[R]):
+    """Answering an invitation sent to you. Only its link names it: pass the token (or the
+    whole link), signed in (by key or session) with the email it was sent to."""
+
+    @endpoint
+    def accept(self, *, token: str) -> Op[types.Membership]:
+        """Join the invitation's tenant with the role it gives."""
+        body = {"token": _token(token)}
+        return Op("POST", "/v1/invitations/accept", types.Membership.from_json, json=body)
+
+    @endpoint
+    def decline(self, *, token: str) -> Op[None]:
+        return Op("POST", "/v1/invitations/decline", nothing, json={"token": _token(token)})
