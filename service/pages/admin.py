@@ -30,7 +30,7 @@ from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.billing import service as billing
 from service.db.pagination import PageRequest
-from service.pages.shared import form_fields, redirect, shell, words
+from service.pages.shared import form_fields, notice_text, redirect, shell, words
 from service.pages.templates import page as render
 from service.pages.usage import (
     QUOTA_LABELS,
@@ -65,21 +65,6 @@ PLAN_COLUMNS = {
     Quota.GENERATIONS_PER_MINUTE: "Videos a minute",
     Quota.MAX_UPLOAD_BYTES: "Largest upload",
 }
-# Messages shown after a redirect, chosen by a fixed key so that no caller's text is reflected.
-NOTICES = {
-    "status-active": "The tenant is active: its members can sign in and start work.",
-    "status-suspended": "The tenant is suspended: its members cannot sign in and nothing new starts.",
-    "status-past_due": "The tenant is past due: nothing new starts until billing is settled.",
-    "quotas-saved": "The plan and quota overrides were saved.",
-    "compute-saved": "The compute share was saved; it applies from the next job a worker takes.",
-    "plan-created": "The plan was created.",
-    "plan-saved": "The plan was saved.",
-    "plan-deleted": "The plan was deleted.",
-}
-
-
-def _notice(key: str | None) -> str | None:
-    return NOTICES.get(key or "")
 
 
 def _whole(label: str, raw: str, errors: list[str], unlimited: str) -> int | None:
@@ -139,7 +124,7 @@ class AdminPages(Controller):
         notice: FromQuery[str | None] = None,
     ) -> Template:
         return await self._tenant_page(
-            db_session, principal, settings, tenant_id, page, notice=_notice(notice)
+            db_session, principal, settings, tenant_id, page, notice=notice_text(notice)
         )
 
     @staticmethod
@@ -287,7 +272,7 @@ class AdminPages(Controller):
         principal: NamedDependency[Principal],
         notice: FromQuery[str | None] = None,
     ) -> Template:
-        return await self._plans_page(db_session, principal, notice=_notice(notice))
+        return await self._plans_page(db_session, principal, notice=notice_text(notice))
 
     @staticmethod
     async def _plans_page(
@@ -317,16 +302,7 @@ class AdminPages(Controller):
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
     ) -> Template | Redirect:
-        form = await form_fields(request)
-        errors, body = _plan_body(form)
-        if body is not None:
-            try:
-                await quotas.create_plan(db_session, body)
-            except DomainError as exc:
-                errors = [exc.detail]
-            else:
-                return redirect("/admin/plans?notice=plan-created")
-        return await self._plan_form(db_session, principal, None, form, errors, status_code=400)
+        return await self._save_plan(db_session, principal, request, None)
 
     @get("/plans/{plan_id:uuid}")
     async def plan(
@@ -353,16 +329,7 @@ class AdminPages(Controller):
         principal: NamedDependency[Principal],
     ) -> Template | Redirect:
         await quotas.get_plan(db_session, plan_id)
-        form = await form_fields(request)
-        errors, body = _plan_body(form)
-        if body is not None:
-            try:
-                await quotas.replace_plan(db_session, plan_id, body)
-            except DomainError as exc:
-                errors = [exc.detail]
-            else:
-                return redirect("/admin/plans?notice=plan-saved")
-        return await self._plan_form(db_session, principal, plan_id, form, errors, status_code=400)
+        return await self._save_plan(db_session, principal, request, plan_id)
 
     @post("/plans/{plan_id:uuid}/delete")
     async def delete_plan(
@@ -377,6 +344,29 @@ class AdminPages(Controller):
             # Said beside the list, where the admin can see which plan and move its tenants.
             return await self._plans_page(db_session, principal, status_code=409, errors=[exc.detail])
         return redirect("/admin/plans?notice=plan-deleted")
+
+    async def _save_plan(
+        self,
+        db_session: AsyncSession,
+        principal: Principal,
+        request: Request[Any, Any, Any],
+        plan_id: UUID | None,
+    ) -> Template | Redirect:
+        """A plan from its form, made new (``plan_id`` None) or in place of one; a refusal shows
+        the form again with it in words."""
+        form = await form_fields(request)
+        errors, body = _plan_body(form)
+        if body is not None:
+            try:
+                if plan_id is None:
+                    await quotas.create_plan(db_session, body)
+                else:
+                    await quotas.replace_plan(db_session, plan_id, body)
+            except DomainError as exc:
+                errors = [exc.detail]
+            else:
+                return redirect(f"/admin/plans?notice=plan-{'created' if plan_id is None else 'saved'}")
+        return await self._plan_form(db_session, principal, plan_id, form, errors, status_code=400)
 
     @staticmethod
     async def _plan_form(

@@ -42,6 +42,15 @@ NOTICES = {
     "job-cancelled": "Cancelling: a running fine-tune stops at its next step and keeps a checkpoint.",
     "job-resumed": "The fine-tune is queued again; it resumes from its last checkpoint.",
     "generation-cancelled": "The generation was cancelled.",
+    # The admin console's.
+    "status-active": "The tenant is active: its members can sign in and start work.",
+    "status-suspended": "The tenant is suspended: its members cannot sign in and nothing new starts.",
+    "status-past_due": "The tenant is past due: nothing new starts until billing is settled.",
+    "quotas-saved": "The plan and quota overrides were saved.",
+    "compute-saved": "The compute share was saved; it applies from the next job a worker takes.",
+    "plan-created": "The plan was created.",
+    "plan-saved": "The plan was saved.",
+    "plan-deleted": "The plan was deleted.",
 }
 FIELD_LABELS = {
     "email": "Email",
