@@ -35,6 +35,26 @@ POSTGRES_URL = os.environ.get("RUSHES_TEST_POSTGRES_URL", "")
 DATABASES = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
 
 
+def _ordinary_scheduling() -> None:
+    """Run under the ordinary time-sharing policy. In a CI run the xdist workers, and all they
+    started, were found under SCHED_FIFO at the highest real-time priority, set from outside
+    this project: there a process that spins (a wedged Chromium and its Playwright driver, seen
+    at full CPU) never yields its core, so the test process, its timeout and every watchdog
+    starved and the run hung until CI's limit. Children inherit the policy of the thread that
+    starts them, so resetting it before each test covers the browsers, servers and workers
+    that test starts."""
+    if os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _ordinary_scheduling()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _ordinary_scheduling()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
