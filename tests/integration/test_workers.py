@@ -26,10 +26,12 @@ from tests.workers import Workers
 
 Client = AsyncTestClient[Litestar]
 # Short leases so a killed worker's job moves on in seconds, and frequent beats so a test
-# sees progress between two checkpoints.
+# sees progress between two checkpoints. No look measured after training: that is
+# test_look_metrics.py's, and here it only lengthened each job (four in a row outlasted the
+# test's 300 s on a loaded CI machine).
 FAST = {
     "jobs": JobSettings(lease_seconds=4.0, max_attempts=3),
-    "worker": WorkerSettings(embedded=False, poll_seconds=0.3, heartbeat_seconds=0.3),
+    "worker": WorkerSettings(embedded=False, poll_seconds=0.3, heartbeat_seconds=0.3, look_renders=0),
 }
 
 
