@@ -1,9 +1,9 @@
 """A watch on Playwright's driver while a browser test runs.
 
 In full parallel runs of the suite, Playwright's driver (Node) and Debian's Chromium were seen
-three times spinning at full CPU and never answering again: the test waited out its timeout,
-and once its teardown, waiting on the same driver, held CI until its limit. The same journeys
-pass alone, in parallel and beside synthetic load, so the cause is not yet known. The watch
+three times spinning at full CPU and never answering again, while the test processes ran
+under SCHED_FIFO (which ``tests/conftest.py`` now resets): nothing else on their cores ran,
+and once the run hung until CI's limit. Should a driver spin again, the watch
 turns that into a quick, named failure: a driver that spins for ``SPIN_SECONDS`` raises
 ``BrowserWedged`` in the test (with what every process of the browser was doing), then the
 driver and its Chromium are killed so that teardown cannot hang. Browser tests are rerun once
