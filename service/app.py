@@ -22,6 +22,7 @@ from core.settings import Settings, get_settings
 from core.storage import ObjectStorage, storage_from_settings
 from service.accounts.controllers import ApiKeyController, AuthController, MeController
 from service.admin.controllers import AdminController
+from service.audit.controllers import AdminAuditController, AuditController
 from service.auth.csrf import CrossSiteRequestGuard
 from service.auth.deps import provide_principal
 from service.auth.middleware import AuthenticationMiddleware
@@ -45,6 +46,7 @@ from service.quotas.controllers import PlanController, QuotaController
 from service.request_context import request_id_middleware
 from service.response_headers import add_response_headers
 from service.system.controllers import healthz, readyz
+from service.tenants.controllers import TenantExportController
 from service.uploads.controllers import AssetController, UploadController
 from service.usage.controllers import UsageController
 from service.webhooks.controllers import WebhookController
@@ -124,6 +126,9 @@ def create_app(settings: Settings | None = None, storage: ObjectStorage | None =
             UsageController,
             QuotaController,
             AdminController,
+            AuditController,
+            AdminAuditController,
+            TenantExportController,
             PlanController,
             BillingController,
             AdminBillingController,

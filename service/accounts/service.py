@@ -37,6 +37,7 @@ from service.accounts.schemas import (
     SignUp,
     TenantOut,
 )
+from service.audit import record as audit
 from service.auth.authenticate import principal_for
 from service.auth.principal import Principal
 from service.auth.secrets import (
@@ -78,6 +79,16 @@ async def sign_up(
     set_tenant(session, tenant.id)
     session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=Role.OWNER))
     token = await _open_browser_session(session, user.id, tenant.id, session_ttl)
+    await audit.record(
+        session,
+        "tenant.created",
+        tenant_id=tenant.id,
+        object_type="tenant",
+        object_id=tenant.id,
+        detail={"name": tenant.name},
+        user_id=user.id,
+        label=user.email,
+    )
     await session.commit()
     return token, Principal(user.id, tenant.id, Role.OWNER, is_platform_admin=False)
 
@@ -94,19 +105,58 @@ async def log_in(session: AsyncSession, body: LogIn, session_ttl: int, address: 
         verified = await to_thread.run_sync(
             verify_password, user.password_hash if user else None, body.password
         )
+        tenant_id = await _sign_in_tenant(session, user.id, body.tenant_id) if user else None
         if not verified or user is None:
+            await _sign_in_failed(session, user, tenant_id, "wrong email or password")
             raise Unauthorized("Wrong email or password.")
         await throttle.succeeded(session, keys)
-        memberships = select(Membership.tenant_id).where(Membership.user_id == user.id)
-        if body.tenant_id is not None:
-            memberships = memberships.where(Membership.tenant_id == body.tenant_id)
-        tenant_id = await session.scalar(memberships.order_by(Membership.created_at).limit(1))
-        principal = await principal_for(session, user.id, tenant_id) if tenant_id else None
+        try:
+            principal = await principal_for(session, user.id, tenant_id) if tenant_id else None
+        except Forbidden:
+            await _sign_in_failed(session, user, tenant_id, "tenant suspended")
+            raise
     if principal is None:
+        await _sign_in_failed(session, user, None, "not a member of the tenant")
         raise Forbidden("This account belongs to no such tenant.")
     token = await _open_browser_session(session, user.id, principal.tenant_id, session_ttl)
+    await _sign_in_recorded(session, "sign_in.succeeded", user, principal.tenant_id, {})
     await session.commit()
     return token, principal
+
+
+async def _sign_in_tenant(session: AsyncSession, user_id: UUID, wanted: UUID | None) -> UUID | None:
+    """The tenant a sign-in opens: the one asked for if the account is its member, else the
+    account's first."""
+    memberships = select(Membership.tenant_id).where(Membership.user_id == user_id)
+    if wanted is not None:
+        memberships = memberships.where(Membership.tenant_id == wanted)
+    tenant_id: UUID | None = await session.scalar(memberships.order_by(Membership.created_at).limit(1))
+    return tenant_id
+
+
+async def _sign_in_failed(
+    session: AsyncSession, user: User | None, tenant_id: UUID | None, reason: str
+) -> None:
+    """Records a refused sign-in and commits it: the refusal that follows rolls back nothing
+    already committed. An unknown email is recorded without it (no tenant's owner reads that
+    entry, and the log keeps no address a stranger typed), for admins to see the attempt."""
+    await _sign_in_recorded(session, "sign_in.failed", user, tenant_id, {"reason": reason})
+    await session.commit()
+
+
+async def _sign_in_recorded(
+    session: AsyncSession, action: str, user: User | None, tenant_id: UUID | None, detail: dict[str, str]
+) -> None:
+    await audit.record(
+        session,
+        action,
+        tenant_id=tenant_id,
+        object_type="user" if user else None,
+        object_id=user.id if user else None,
+        detail=detail,
+        user_id=user.id if user else None,
+        label=user.email if user else None,
+    )
 
 
 async def _open_browser_session(session: AsyncSession, user_id: UUID, tenant_id: UUID, ttl: int) -> str:

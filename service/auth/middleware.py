@@ -6,16 +6,20 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.types import ASGIApp
+from litestar.types import ASGIApp, Receive, Scope, Send
 
+from service.audit.context import Actor, acting, authenticated
 from service.auth.authenticate import authenticate_api_key, authenticate_session_cookie
-from service.auth.policy import PUBLIC_METHODS, PUBLIC_OPT
+from service.auth.policy import ACCESS, PUBLIC_METHODS, PUBLIC_OPT, Access
 from service.db.tenancy import set_tenant
+from service.request_context import current_request_id
 
 
 class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
     """Authenticates every route not marked public, and binds the request's database
-    session to the caller's tenant before any handler or dependency runs."""
+    session to the caller's tenant before any handler or dependency runs. It also says who
+    acts, for the audit log (``service.audit``): the client on every request, and the member
+    (and key) once authenticated."""
 
     def __init__(
         self, app: ASGIApp, db_config: SQLAlchemyAsyncConfig, session_cookie: str, **kwargs: Any
@@ -25,6 +29,11 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
         )
         self.db_config = db_config
         self.session_cookie = session_cookie
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        with acting(Actor(ip=client[0] if client else None, request_id=current_request_id(scope))):
+            await super().__call__(scope, receive, send)
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
@@ -39,4 +48,6 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
         if principal is None:
             raise NotAuthorizedException("Sign in, or send an API key as 'Authorization: Bearer <key>'.")
         set_tenant(session, principal.tenant_id)
+        admin_route = connection.route_handler.opt.get(ACCESS) is Access.ADMIN
+        authenticated(principal.user_id, principal.api_key_id, admin=admin_route)
         return AuthenticationResult(user=principal, auth=principal)

@@ -9,6 +9,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+import service.audit.record  # registers the audit log's recorder on every session
 import service.db.tenancy  # noqa: F401  (registers tenant scoping on every session)
 
 T = TypeVar("T")

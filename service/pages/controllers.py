@@ -27,6 +27,8 @@ from service.auth.principal import Principal
 from service.datasets import service as datasets
 from service.db.pagination import PageRequest
 from service.pages.admin import AdminPages
+from service.pages.audit import AdminAuditPages, AuditPages
+from service.pages.compare import ComparePages
 from service.pages.datasets import DatasetPages
 from service.pages.errors import page_exception_handlers
 from service.pages.fine_tunes import FineTunePages
@@ -48,7 +50,9 @@ from service.pages.shared import (
     words,
 )
 from service.pages.templates import page
+from service.pages.tenant import TenantPages
 from service.pages.usage import UsagePages
+from service.pages.webhooks import WebhookPages
 from service.uploads import service as uploads
 
 LENGTH_RULE = "At least 10 characters (256 at most). A few unrelated words make a good one."
@@ -397,9 +401,14 @@ def pages_router() -> Router:
             FineTunePages,
             ModelPages,
             GenerationPages,
+            ComparePages,
             UsagePages,
+            WebhookPages,
             AppPages,
+            TenantPages,
             AdminPages,
+            AuditPages,
+            AdminAuditPages,
         ],
         exception_handlers=page_exception_handlers,
         include_in_schema=False,

@@ -89,15 +89,18 @@ class World:
     generation_id: str = ""
     plan_id: str = ""
     a_ids: list[str] = field(default_factory=list)
+    assets_made: int = 0
 
     async def fresh_asset(self) -> str:
-        clip = make_clip(self.tmp / f"{uuid.uuid4().hex}.mp4", pattern_seed=len(self.a_ids))
+        # A different file each time (seed 0 is the world's clip): the same bytes again are a duplicate.
+        self.assets_made += 1
+        clip = make_clip(self.tmp / f"{uuid.uuid4().hex}.mp4", pattern_seed=self.assets_made)
         asset = await upload_file(self.client, self.owner, clip)
         return str(asset["id"])
 
     async def fresh_upload(self, send_part: bool = True) -> str:
         created = await self.client.post(
-            "/v1/uploads", json=upload_body(self.clip), headers=self.owner.headers
+            "/v1/uploads", json=upload_body(self.clip, allow_duplicate=True), headers=self.owner.headers
         )
         upload_id = str(created.json()["id"])
         if send_part:
@@ -210,7 +213,8 @@ async def _revoke_key(world: World) -> Call:
 
 
 async def _complete(world: World) -> Call:
-    return Call("POST", f"/v1/uploads/{await world.fresh_upload()}/complete")
+    # The world's clip is already an asset: this completion stores it again on purpose.
+    return Call("POST", f"/v1/uploads/{await world.fresh_upload()}/complete", json={"allow_duplicate": True})
 
 
 async def _abort(world: World) -> Call:
@@ -222,7 +226,7 @@ async def _part(world: World) -> Call:
 
 
 async def _create_upload(world: World) -> Call:
-    return Call("POST", "/v1/uploads", json=upload_body(world.clip))
+    return Call("POST", "/v1/uploads", json=upload_body(world.clip, allow_duplicate=True))
 
 
 async def _delete_asset(world: World) -> Call:
@@ -289,6 +293,10 @@ _PLAN = "/v1/admin/plans/{w.plan_id}"
 _QUOTAS = "/v1/admin/tenants/{w.owner.tenant_id}/quotas"
 
 
+async def _admin_delete_tenant(world: World) -> Call:
+    return Call("DELETE", f"/v1/admin/tenants/{(await sign_up(world.client, 'Doomed')).tenant_id}")
+
+
 async def _delete_webhook(world: World) -> Call:
     return Call("DELETE", f"/v1/webhooks/{await world.fresh_webhook()}")
 
@@ -310,6 +318,12 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "getMe": (MEMBER_COLLECTION, fixed("GET", "/v1/me")),
     "getTenant": (MEMBER_COLLECTION, fixed("GET", "/v1/tenant")),
     "updateTenant": (OWNER_COLLECTION, fixed("PATCH", "/v1/tenant", json={"name": "Renamed"})),
+    # Deleting needs the tenant's name typed; a wrong one keeps the world (test_tenant_deletion.py deletes).
+    "deleteTenant": (
+        outcomes(401, 422, 403, 422, 422),
+        fixed("DELETE", "/v1/tenant", json={"confirm": "not its name"}),
+    ),
+    "exportTenant": (OWNER_COLLECTION, fixed("GET", "/v1/tenant/export")),
     "listMembers": (MEMBER_COLLECTION, fixed("GET", "/v1/tenant/members")),
     # Gone: members join by invitation. Owners are told so; the rest are refused first.
     "addMember": (
@@ -382,6 +396,7 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "getModelVersion": (MEMBER_OBJECT, fixed("GET", _VERSION)),
     "downloadModelAdapter": (MEMBER_OBJECT, fixed("GET", f"{_VERSION}/adapter")),
     "getModelTrainingRecord": (MEMBER_OBJECT, fixed("GET", f"{_VERSION}/record")),
+    "getModelCard": (MEMBER_OBJECT, fixed("GET", f"{_VERSION}/card")),
     "getModelGuardrails": (MEMBER_OBJECT, fixed("GET", "/v1/models/{w.model_id}/guardrails")),
     "setModelGuardrails": (
         OWNER_OBJECT,
@@ -416,6 +431,7 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
         fixed("PATCH", "/v1/admin/tenants/{w.owner.tenant_id}", json={"status": "active"}),
     ),
     "adminListUsers": (ADMIN_ONLY, fixed("GET", "/v1/admin/users")),
+    "adminDeleteTenant": (ADMIN_ONLY, _admin_delete_tenant),
     "adminGetTenantUsage": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants/{w.owner.tenant_id}/usage")),
     "adminGetTenantCompute": (ADMIN_ONLY, fixed("GET", "/v1/admin/tenants/{w.owner.tenant_id}/compute")),
     "adminSetTenantCompute": (
@@ -445,6 +461,9 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
         fixed("POST", "/v1/billing/stripe/webhook", json={}),
     ),
     "listLedger": (MEMBER_COLLECTION, fixed("GET", "/v1/usage/ledger")),
+    # Owners read their own tenant's audit log (test_audit.py: never another's); admins every one.
+    "listAuditEntries": (OWNER_COLLECTION, fixed("GET", "/v1/audit")),
+    "adminListAuditEntries": (ADMIN_ONLY, fixed("GET", "/v1/admin/audit")),
 }
 # Version bodies name tenant A's asset, known only once the world exists.
 VERSION_BODY_OPS = {"createDatasetVersion", "replaceDatasetVersion"}
