@@ -47,6 +47,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             port=args.port or settings.server.port,
             log_config=None,
             proxy_headers=True,
+            forwarded_allow_ips=settings.server.forwarded_allow_ips,
         )
     finally:
         if worker is not None:
@@ -83,6 +84,7 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cleanup(settings: Settings, args: argparse.Namespace) -> int:
+    from service.tenants.cleanup import clean_up_leftovers
     from service.uploads.cleanup import clean_up_uploads
 
     async def run() -> None:
@@ -90,15 +92,17 @@ def _cleanup(settings: Settings, args: argparse.Namespace) -> int:
         from service.db.engine import create_engine, session_factory
 
         engine = create_engine(settings.database_url)
-        report = await clean_up_uploads(
-            session_factory(engine), storage_from_settings(settings), settings.uploads
-        )
+        sessions, storage = session_factory(engine), storage_from_settings(settings)
+        report = await clean_up_uploads(sessions, storage, settings.uploads)
+        leftovers = await clean_up_leftovers(sessions, storage)
         await engine.dispose()
         print(
             f"expired upload sessions removed: {report.expired_sessions}; "
             f"orphaned multipart uploads aborted: {report.orphaned_multiparts}; "
             f"expired idempotency keys removed: {report.expired_idempotency_keys}; "
-            f"stale sign-in counts forgotten: {report.forgotten_sign_in_counts}"
+            f"stale sign-in counts forgotten: {report.forgotten_sign_in_counts}; "
+            f"deleted tenants swept: {leftovers.deleted_tenants}; "
+            f"outputs of lost leases removed: {leftovers.lost_outputs}"
         )
 
     asyncio.run(run())

@@ -109,10 +109,17 @@ class ObjectStorage(abc.ABC):
         """Delete one object; deleting a missing object is not an error."""
 
     def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix`` (pending multipart uploads are
+        not objects: abort those with ``list_multipart``); the number deleted."""
         objects = self.list_objects(prefix)
         for info in objects:
             self.delete(info.key)
         return len(objects)
+
+    @abc.abstractmethod
+    def list_folders(self, prefix: str) -> list[str]:
+        """The folders directly under ``prefix`` (which ends with ``/``), each as a prefix ending
+        with ``/``: one listing entry per tenant or per generation, not one per object."""
 
     @abc.abstractmethod
     def create_multipart(self, key: str) -> str: ...

@@ -154,6 +154,25 @@ class LocalStorage(ObjectStorage):
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def delete_prefix(self, prefix: str) -> int:
+        deleted = super().delete_prefix(prefix)
+        # A folder prefix also takes its now empty folders, so ``list_folders`` stops naming it.
+        if prefix.endswith("/") and prefix.strip("/"):
+            folder = self._path(prefix.rstrip("/"))
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+        return deleted
+
+    def list_folders(self, prefix: str) -> list[str]:
+        folder = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        if not folder.is_dir():
+            return []
+        return sorted(
+            f"{prefix}{entry.name}/"
+            for entry in os.scandir(folder)
+            if entry.is_dir() and not (folder == self.root and entry.name == _MULTIPART_DIR)
+        )
+
     def create_multipart(self, key: str) -> str:
         self._path(key)
         upload_id = str(uuid.uuid4())

@@ -18,6 +18,7 @@ from pathlib import Path
 import urllib3
 from minio import Minio
 from minio.datatypes import Part
+from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from core.storage.base import ObjectInfo, ObjectNotFoundError, ObjectStorage, PartWriter, PendingMultipart
@@ -157,6 +158,21 @@ class S3Storage(ObjectStorage):
 
     def delete(self, key: str) -> None:
         self.client.remove_object(self.bucket, key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        # DeleteObjects takes up to 1,000 keys a request; minio batches the lazy listing.
+        objects = self.list_objects(prefix)
+        failed = list(self.client.remove_objects(self.bucket, (DeleteObject(info.key) for info in objects)))
+        if failed:
+            raise OSError(f"could not delete {len(failed)} objects under {prefix!r}: {failed[0]}")
+        return len(objects)
+
+    def list_folders(self, prefix: str) -> list[str]:
+        return [
+            str(obj.object_name)
+            for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=False)
+            if obj.is_dir
+        ]
 
     def create_multipart(self, key: str) -> str:
         return self.client._create_multipart_upload(self.bucket, key, {})

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Forbidden, Gone
 from core.settings import Settings
+from core.storage import ObjectStorage
 from service.accounts import service
 from service.accounts.schemas import (
     ApiKeyCreate,
@@ -37,6 +38,8 @@ from service.db.pagination import PageRequest, page_body
 from service.idempotency.middleware import SHOWN_ONCE
 from service.openapi import problem
 from service.schemas import Page
+from service.tenants import service as tenants
+from service.tenants.schemas import TenantDeletion
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
@@ -162,6 +165,17 @@ class MeController(Controller):
         principal: NamedDependency[Principal],
     ) -> TenantOut:
         return TenantOut.model_validate(await service.rename_tenant(db_session, principal, data.name))
+
+    # Here, not in service.tenants' controller: Litestar answers OPTIONS once per path and controller.
+    @delete("/tenant", operation_id="deleteTenant", opt=access(Access.OWNER), description=tenants.DELETION)
+    async def delete_tenant(
+        self,
+        data: JSONBody[TenantDeletion],
+        db_session: NamedDependency[AsyncSession],
+        storage: NamedDependency[ObjectStorage],
+        principal: NamedDependency[Principal],
+    ) -> None:
+        await tenants.delete_own_tenant(db_session, storage, principal, data.confirm)
 
     @get("/tenant/members", operation_id="listMembers", opt=access(Access.MEMBER))
     async def list_members(

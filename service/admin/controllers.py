@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from litestar import Controller, get, patch, put
+from litestar import Controller, delete, get, patch, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.storage import ObjectStorage
 from service.admin import service
 from service.admin.schemas import (
     TenantComputeOut,
@@ -18,6 +19,7 @@ from service.admin.schemas import (
 from service.auth.policy import Access, access
 from service.db.pagination import PageRequest, page_body
 from service.schemas import Page
+from service.tenants import service as tenants
 from service.usage import service as usage
 from service.usage.controllers import Since, Until
 from service.usage.schemas import UsageOut
@@ -49,6 +51,16 @@ class AdminController(Controller):
         db_session: NamedDependency[AsyncSession],
     ) -> TenantSummary:
         return await service.set_tenant_status(db_session, tenant_id, data.status)
+
+    # Here, not in service.tenants' controller: Litestar answers OPTIONS once per path and controller.
+    @delete("/tenants/{tenant_id:uuid}", operation_id="adminDeleteTenant", description=tenants.DELETION)
+    async def delete_tenant(
+        self,
+        tenant_id: FromPath[UUID],
+        db_session: NamedDependency[AsyncSession],
+        storage: NamedDependency[ObjectStorage],
+    ) -> None:
+        await tenants.delete_any_tenant(db_session, storage, tenant_id)
 
     @get("/tenants/{tenant_id:uuid}/compute", operation_id="adminGetTenantCompute")
     async def get_compute(

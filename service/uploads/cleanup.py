@@ -24,6 +24,7 @@ from service.accounts import throttle
 from service.db.engine import uninterrupted
 from service.db.tenancy import mark_unscoped
 from service.idempotency.models import IdempotencyRecord
+from service.tenants.cleanup import clean_up_leftovers
 from service.uploads.models import UploadSession, UploadStatus
 from service.uploads.service import Uploads
 
@@ -106,4 +107,8 @@ async def run_cleanup_forever(
             await uninterrupted(clean_up_uploads(sessions, storage, limits))
         except Exception:
             logger.exception("upload cleanup failed; trying again next round")
+        try:
+            await uninterrupted(clean_up_leftovers(sessions, storage))
+        except Exception:
+            logger.exception("cleanup of deleted tenants and lost outputs failed; trying again next round")
         await anyio.sleep(limits.cleanup_interval_seconds)

@@ -118,3 +118,19 @@ def test_presigned_get_downloads_without_credentials(storage: ObjectStorage, key
     assert response.headers["content-disposition"] == "inline; filename*=UTF-8''clip.mp4"
     bare = storage.presigned_get(key, timedelta(minutes=5))
     assert bare is not None and "content-disposition" not in httpx.get(bare).headers
+
+
+def test_folders_and_deleting_a_prefix(storage: ObjectStorage, keys: TenantKeys) -> None:
+    other = TenantKeys(uuid4())
+    storage.put_bytes(keys.footage(uuid4()), b"a")
+    storage.put_bytes(keys.outputs(uuid4()) + OUTPUT_VIDEO, b"b")
+    storage.put_bytes(other.footage(uuid4()), b"c")
+    storage.create_multipart(keys.footage(uuid4()))  # a pending upload is no object, and no folder
+    assert {keys.root, other.root} <= set(storage.list_folders("tenants/"))
+    assert sorted(storage.list_folders(keys.root)) == [keys.root + "footage/", keys.root + "outputs/"]
+    assert storage.list_folders(keys.root + "missing/") == []
+    assert storage.delete_prefix(keys.root) == 2
+    assert storage.list_objects(keys.root) == []
+    assert keys.root not in storage.list_folders("tenants/")
+    assert len(storage.list_objects(other.root)) == 1
+    assert len(storage.list_multipart(keys.root)) == 1  # aborting uploads is the caller's
