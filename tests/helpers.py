@@ -112,10 +112,18 @@ def upload_body(path: Path, content_type: str = "video/mp4", **overrides: Any) -
 
 
 async def upload_file(
-    client: AsyncTestClient[Litestar], caller: Caller, path: Path, content_type: str = "video/mp4"
+    client: AsyncTestClient[Litestar],
+    caller: Caller,
+    path: Path,
+    content_type: str = "video/mp4",
+    *,
+    allow_duplicate: bool = False,
 ) -> dict[str, Any]:
     """Create a session, send every part, complete it; returns the asset."""
-    session = await client.post("/v1/uploads", json=upload_body(path, content_type), headers=caller.headers)
+    extra = {"allow_duplicate": True} if allow_duplicate else {}
+    session = await client.post(
+        "/v1/uploads", json=upload_body(path, content_type, **extra), headers=caller.headers
+    )
     assert session.status_code == 201, session.text
     upload = session.json()
     data = path.read_bytes()
@@ -125,7 +133,9 @@ async def upload_file(
             f"/v1/uploads/{upload['id']}/parts/{number}", content=chunk, headers=caller.headers
         )
         assert part.status_code == 200, part.text
-    done = await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
+    done = await client.post(
+        f"/v1/uploads/{upload['id']}/complete", json=extra or None, headers=caller.headers
+    )
     assert done.status_code == 201, done.text
     return dict(done.json())
 
@@ -147,7 +157,8 @@ async def trainable_dataset(
     client: AsyncTestClient[Litestar], caller: Caller, clip: Path, name: str | None = None
 ) -> tuple[str, int]:
     """A dataset whose first version holds ``clip``: (dataset id, version number)."""
-    asset = await upload_file(client, caller, clip)
+    # Tests build several datasets (and models) from one clip: each gets its own asset.
+    asset = await upload_file(client, caller, clip, allow_duplicate=True)
     created = await client.post(
         "/v1/datasets", json={"name": name or uuid.uuid4().hex[:12]}, headers=caller.headers
     )

@@ -1,5 +1,9 @@
 """``assets.upload``: hash, find or create a session, send the missing parts in parallel, complete.
 
+The hash is sent when the session is made, so a file the library already holds is refused
+(:class:`~rushes.DuplicateAssetError`, naming that asset) before any part is sent; completion
+refuses one that arrived meanwhile, unless the caller allows duplicates.
+
 The plan (which session, which parts, what each part holds) is shared; only the part
 senders differ: a thread pool for :class:`~rushes.Client`, asyncio tasks for
 :class:`~rushes.AsyncClient`. Each part is read from disk at its offset when it is sent,
@@ -172,23 +176,24 @@ def upload_sync(
     progress: bool,
     part_size: int | None,
     concurrency: int,
+    allow_duplicate: bool,
 ) -> types.Asset:
     check_rights(rights)
     local = describe(path, content_type, progress)
     found = resumable(uploads.list(sha256=local.sha256, limit=200).first_page().items, local, part_size)
     for attempt in range(2):
-        upload = found or _create_sync(uploads, local, rights, part_size)
+        upload = found or _create_sync(uploads, local, rights, part_size, allow_duplicate)
         try:
             with progress_bar(local, upload, progress) as bar:
                 _send_parts_sync(uploads, local, upload, missing_parts(upload), concurrency, bar)
                 try:
-                    asset = uploads.complete(upload.id)
+                    asset = uploads.complete(upload.id, allow_duplicate=allow_duplicate)
                 except ConflictError as exc:
                     if not exc.missing_parts:
                         raise
                     # Parts the server lost track of (or never got): send them and complete again.
                     _send_parts_sync(uploads, local, upload, exc.missing_parts, concurrency, bar)
-                    asset = uploads.complete(upload.id)
+                    asset = uploads.complete(upload.id, allow_duplicate=allow_duplicate)
             return asset
         except APIStatusError as exc:
             if found is None or attempt or not _is_gone(exc):
@@ -198,7 +203,11 @@ def upload_sync(
 
 
 def _create_sync(
-    uploads: Uploads[SyncRequester], local: LocalFile, rights: types.Rights, part_size: int | None
+    uploads: Uploads[SyncRequester],
+    local: LocalFile,
+    rights: types.Rights,
+    part_size: int | None,
+    allow_duplicate: bool,
 ) -> types.Upload:
     return uploads.create(
         filename=local.filename,
@@ -207,6 +216,7 @@ def _create_sync(
         content_type=local.content_type,
         rights=rights,
         part_size=part_size,
+        allow_duplicate=allow_duplicate,
     )
 
 
@@ -250,6 +260,7 @@ async def upload_async(
     progress: bool,
     part_size: int | None,
     concurrency: int,
+    allow_duplicate: bool,
 ) -> types.Asset:
     check_rights(rights)
     local = await asyncio.to_thread(describe, path, content_type, progress)
@@ -257,17 +268,17 @@ async def upload_async(
         (await uploads.list(sha256=local.sha256, limit=200).first_page()).items, local, part_size
     )
     for attempt in range(2):
-        upload = found or await _create_async(uploads, local, rights, part_size)
+        upload = found or await _create_async(uploads, local, rights, part_size, allow_duplicate)
         try:
             with progress_bar(local, upload, progress) as bar:
                 await _send_parts_async(uploads, local, upload, missing_parts(upload), concurrency, bar)
                 try:
-                    asset = await uploads.complete(upload.id)
+                    asset = await uploads.complete(upload.id, allow_duplicate=allow_duplicate)
                 except ConflictError as exc:
                     if not exc.missing_parts:
                         raise
                     await _send_parts_async(uploads, local, upload, exc.missing_parts, concurrency, bar)
-                    asset = await uploads.complete(upload.id)
+                    asset = await uploads.complete(upload.id, allow_duplicate=allow_duplicate)
             return asset
         except APIStatusError as exc:
             if found is None or attempt or not _is_gone(exc):
@@ -277,7 +288,11 @@ async def upload_async(
 
 
 async def _create_async(
-    uploads: Uploads[AsyncRequester], local: LocalFile, rights: types.Rights, part_size: int | None
+    uploads: Uploads[AsyncRequester],
+    local: LocalFile,
+    rights: types.Rights,
+    part_size: int | None,
+    allow_duplicate: bool,
 ) -> types.Upload:
     return await uploads.create(
         filename=local.filename,
@@ -286,4 +301,5 @@ async def _create_async(
         content_type=local.content_type,
         rights=rights,
         part_size=part_size,
+        allow_duplicate=allow_duplicate,
     )

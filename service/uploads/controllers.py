@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +21,7 @@ from service.openapi import QUOTA_REFUSED, problem
 from service.params import Number
 from service.schemas import Page
 from service.uploads import service
-from service.uploads.schemas import AssetOut, PartOut, UploadCreate, UploadOut
+from service.uploads.schemas import SHA256_PATTERN, AssetOut, PartOut, UploadComplete, UploadCreate, UploadOut
 
 
 def provide_uploads(
@@ -31,6 +33,19 @@ def provide_uploads(
 
 
 EXPIRED = problem("The upload session expired; its parts were removed.")
+DUPLICATE = (
+    "or the library already holds a file with this sha256 (type `duplicate-asset`; "
+    "`existing_asset_id` names that asset; `allow_duplicate: true` stores it again)"
+)
+
+
+@dataclass
+class OptionalBody(Operation):
+    """An operation whose JSON body may be left out (Litestar documents every body as required)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
 
 
 class UploadController(Controller):
@@ -38,7 +53,14 @@ class UploadController(Controller):
     tags = ["uploads"]
     dependencies = {"uploads": Provide(provide_uploads, sync_to_thread=False)}
 
-    @post(operation_id="createUpload", opt=access(Access.MEMBER), responses={402: QUOTA_REFUSED})
+    @post(
+        operation_id="createUpload",
+        opt=access(Access.MEMBER),
+        responses={
+            402: QUOTA_REFUSED,
+            409: problem(f"The request conflicts with the resource's current state, {DUPLICATE}."),
+        },
+    )
     async def create(
         self,
         data: JSONBody[UploadCreate],
@@ -99,15 +121,25 @@ class UploadController(Controller):
         "/{upload_id:uuid}/complete",
         operation_id="completeUpload",
         opt=access(Access.MEMBER),
-        responses={410: EXPIRED},
+        responses={
+            409: problem(
+                "Parts are missing (`missing_parts` lists them), the upload is being completed, "
+                f"{DUPLICATE}: the upload is then discarded."
+            ),
+            410: EXPIRED,
+        },
+        description="Assemble and check the parts into an asset. The body is optional.",
+        operation_class=OptionalBody,
     )
     async def complete(
         self,
         upload_id: FromPath[UUID],
         uploads: NamedDependency[service.Uploads],
         principal: NamedDependency[Principal],
+        data: JSONBody[UploadComplete | None] = None,
     ) -> Response[AssetOut]:
-        asset, created = await uploads.complete(principal, upload_id)
+        allow_duplicate = data.allow_duplicate if data is not None else False
+        asset, created = await uploads.complete(principal, upload_id, allow_duplicate)
         return Response(asset, status_code=201 if created else 200)
 
     @delete("/{upload_id:uuid}", operation_id="abortUpload", opt=access(Access.MEMBER))
@@ -121,9 +153,18 @@ class AssetController(Controller):
 
     @get(operation_id="listAssets", opt=access(Access.MEMBER))
     async def list_assets(
-        self, db_session: NamedDependency[AsyncSession], page: NamedDependency[PageRequest]
+        self,
+        db_session: NamedDependency[AsyncSession],
+        page: NamedDependency[PageRequest],
+        sha256: Annotated[
+            str | None,
+            Parameter(
+                pattern=SHA256_PATTERN,
+                description="Only assets of this file: finds a duplicate before uploading.",
+            ),
+        ] = None,
     ) -> Page[AssetOut]:
-        items, total = await service.list_assets(db_session, page)
+        items, total = await service.list_assets(db_session, page, sha256)
         return Page[AssetOut].model_validate(page_body(items, total, page))
 
     @get("/{asset_id:uuid}", operation_id="getAsset", opt=access(Access.MEMBER))

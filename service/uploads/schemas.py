@@ -32,7 +32,8 @@ def _content_type(value: str) -> str:
 
 
 Filename = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_filename)]
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$"), AfterValidator(str.lower)]
+SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+Sha256 = Annotated[str, Field(pattern=SHA256_PATTERN), AfterValidator(str.lower)]
 
 
 class RightsAttestation(Input):
@@ -57,6 +58,19 @@ class UploadCreate(Input):
     content_type: Annotated[str, AfterValidator(_content_type)]
     rights: RightsAttestation
     part_size: int | None = Field(default=None, description="Bytes per part; the server picks if omitted.")
+    allow_duplicate: bool = Field(
+        default=False,
+        description="Store the file even if the library already holds one with this sha256; "
+        "otherwise such an upload is refused with 409 `duplicate-asset` naming `existing_asset_id`.",
+    )
+
+
+class UploadComplete(Input):
+    allow_duplicate: bool = Field(
+        default=False,
+        description="Make the asset even if one with the same sha256 was stored meanwhile; "
+        "otherwise the upload is discarded with 409 `duplicate-asset` naming `existing_asset_id`.",
+    )
 
 
 class PartOut(Output):

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import Conflict, Gone, Invalid, NotFound, PayloadTooLarge
 from core.settings import UploadSettings
 from core.storage import ObjectNotFoundError, ObjectStorage, PartWriter, TenantKeys
+from service.accounts.models import Tenant
 from service.auth.principal import Principal
 from service.datasets.models import DatasetItem
 from service.db.pagination import PageRequest, fetch_page
@@ -28,11 +29,26 @@ from service.db.tenancy import session_tenant
 from service.fingerprints import service as fingerprints
 from service.media import MediaError, MediaInfo, poster, probe, probed_media_type
 from service.media.fingerprints import SampledFrame, fingerprint
+from service.metrics import counters
 from service.quotas.admission import Ask, admit
 from service.uploads.models import Asset, AssetKind, UploadPart, UploadSession, UploadStatus
 from service.uploads.schemas import AssetOut, PartOut, UploadCreate, UploadOut
 
 logger = logging.getLogger("rushes.uploads")
+
+
+class DuplicateAsset(Conflict):
+    """The tenant's library already holds a file with the same sha256."""
+
+    problem = "duplicate-asset"
+
+    def __init__(self, existing_asset_id: UUID) -> None:
+        super().__init__(
+            f"This file is already in your library as asset {existing_asset_id}; "
+            "send allow_duplicate: true to store it again.",
+            existing_asset_id=str(existing_asset_id),
+        )
+
 
 # Parts arrive in ~64 KiB ASGI chunks; writing them in larger batches keeps thread hops rare.
 _WRITE_BATCH = 1 << 20
@@ -57,6 +73,9 @@ class Uploads:
         part_size = self._part_size(body)
         if body.size > self.limits.max_file_size:
             raise PayloadTooLarge(f"Files may be at most {self.limits.max_file_size} bytes.")
+        if not body.allow_duplicate:
+            # Told before any byte is sent; completion checks again, as the library may change meanwhile.
+            await self._refuse_duplicate(body.sha256)
         # The declared size is reserved against the storage quota until the upload ends.
         await admit(self.session, principal.tenant_id, Ask(upload_bytes=body.size))
         asset_id = uuid4()
@@ -133,6 +152,7 @@ class Uploads:
         etag = await _stream_into(writer, body, expected, part_number, _expected_digest(digest))
         part = PartOut(part_number=part_number, size=expected, sha256=writer.sha256.hexdigest())
         await self._record_part(upload, part, etag)
+        counters.uploaded(part.size)
         return part
 
     async def _record_part(self, upload: UploadSession, part: PartOut, etag: str) -> None:
@@ -162,8 +182,14 @@ class Uploads:
                 await self.session.rollback()
         raise Conflict(f"Part {part.part_number} is being uploaded concurrently; retry it.")
 
-    async def complete(self, principal: Principal, upload_id: UUID) -> tuple[AssetOut, bool]:
-        """Returns the asset and whether this call created it (a repeated call returns the same asset)."""
+    async def complete(
+        self, principal: Principal, upload_id: UUID, allow_duplicate: bool = False
+    ) -> tuple[AssetOut, bool]:
+        """Returns the asset and whether this call created it (a repeated call returns the same asset).
+
+        Unless ``allow_duplicate``, a file whose sha256 the library already holds is discarded
+        (parts, assembled object and session) and refused with :class:`DuplicateAsset`.
+        """
         upload = await self._load(upload_id)
         if upload.status is UploadStatus.COMPLETED:
             return AssetOut.model_validate(await self.session.get_one(Asset, upload.asset_id)), False
@@ -185,6 +211,9 @@ class Uploads:
         await self.session.commit()
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict("This upload is already being completed.")
+        if not allow_duplicate:
+            # Before assembling and probing, which read the whole file for nothing if it is a duplicate.
+            await self._discard_if_duplicate(upload)
         etags = [(p.part_number, p.etag) for p in parts]
         try:
             media, frames = await to_thread.run_sync(self._assemble_and_check, upload, etags)
@@ -196,6 +225,10 @@ class Uploads:
         except BaseException:
             await self._reopen(upload)
             raise
+        if not allow_duplicate:
+            # Checked again under the lock, so that parallel completions of the same bytes make one asset.
+            await _serialise_completions(self.session, upload.tenant_id)
+            await self._discard_if_duplicate(upload)
         asset = Asset(
             id=upload.asset_id,
             filename=upload.filename,
@@ -219,6 +252,22 @@ class Uploads:
         )
         await self.session.commit()
         return AssetOut.model_validate(asset), True
+
+    async def _refuse_duplicate(self, sha256: str) -> None:
+        existing = await self.session.scalar(
+            select(Asset.id).where(Asset.sha256 == sha256).order_by(Asset.created_at, Asset.id).limit(1)
+        )
+        if existing is not None:
+            raise DuplicateAsset(existing)
+
+    async def _discard_if_duplicate(self, upload: UploadSession) -> None:
+        try:
+            await self._refuse_duplicate(upload.sha256)
+        except DuplicateAsset:
+            # Ends the transaction, and the lock it may hold, before storage is touched.
+            await self.session.commit()
+            await self.discard(upload)
+            raise
 
     def _assemble_and_check(
         self, upload: UploadSession, etags: list[tuple[int, str]]
@@ -254,9 +303,10 @@ class Uploads:
         return media, frames
 
     async def _reopen(self, upload: UploadSession) -> None:
+        upload_id = upload.id  # read first: the rollback expires the row, and reloading it here cannot await
         await self.session.rollback()
         await self.session.execute(
-            update(UploadSession).where(UploadSession.id == upload.id).values(status=UploadStatus.OPEN)
+            update(UploadSession).where(UploadSession.id == upload_id).values(status=UploadStatus.OPEN)
         )
         await self.session.commit()
 
@@ -320,6 +370,22 @@ class Uploads:
             asset_id=upload.asset_id if upload.status is UploadStatus.COMPLETED else None,
             parts=[PartOut.model_validate(p) for p in parts],
         )
+
+
+async def _serialise_completions(session: AsyncSession, tenant_id: UUID) -> None:
+    """Queue the tenant's other checked completions behind this transaction.
+
+    A write to the tenant's row (as ``service.quotas.admission`` does): on PostgreSQL its row
+    lock, on SQLite the database's write lock, holds until this transaction ends. So the
+    duplicate check that follows sees every asset committed before, and no other completion
+    can commit an asset between that check and this one's insert.
+    """
+    await session.execute(
+        update(Tenant)
+        .where(Tenant.id == tenant_id)
+        .values(admissions=Tenant.admissions)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _sha256_file(path: Path) -> tuple[str, int]:
@@ -393,6 +459,11 @@ async def get_asset(session: AsyncSession, asset_id: UUID) -> Asset:
     return asset
 
 
-async def list_assets(session: AsyncSession, page: PageRequest) -> tuple[list[AssetOut], int]:
-    rows, total = await fetch_page(session, select(Asset).order_by(Asset.created_at.desc()), page)
+async def list_assets(
+    session: AsyncSession, page: PageRequest, sha256: str | None = None
+) -> tuple[list[AssetOut], int]:
+    stmt = select(Asset)
+    if sha256 is not None:
+        stmt = stmt.where(Asset.sha256 == sha256.lower())
+    rows, total = await fetch_page(session, stmt.order_by(Asset.created_at.desc()), page)
     return [AssetOut.model_validate(a) for a in rows], total

@@ -11,7 +11,7 @@ import pytest
 import rushes
 
 from tests.helpers import file_sha256
-from tests.sdk.conftest import PART, LiveServer
+from tests.sdk.conftest import PART, LiveServer, run
 from tests.sdk.faults import AsyncFaultTransport, Faults, FaultTransport, is_part, part_number
 
 
@@ -126,3 +126,83 @@ def test_upload_refuses_what_it_cannot_send(client: rushes.Client, tmp_path: Pat
         client.uploads.create(
             filename="a.mp4", size=1, sha256="0" * 64, content_type="video/mp4", rights={"kind": "licensed"}
         )
+
+
+def test_a_file_already_in_the_library_is_not_sent_again(
+    live_server: LiveServer, api_key: str, noise_png: Path
+) -> None:
+    watched = Faults(match=is_part)
+    with rushes.Client(
+        api_key=api_key, base_url=live_server.url, transport=FaultTransport(watched)
+    ) as client:
+        asset = client.assets.upload(noise_png, rights="owned", progress=False)
+        sent = len(watched.matching())
+
+        with pytest.raises(rushes.DuplicateAssetError) as refused:
+            client.assets.upload(noise_png, rights="owned", progress=False)
+        assert isinstance(refused.value, rushes.ConflictError)
+        assert refused.value.existing_asset_id == asset.id
+        assert len(watched.matching()) == sent  # refused before any part went
+        assert [a.id for a in client.assets.list(sha256=asset.sha256)] == [asset.id]
+        assert list(client.uploads.list()) == []
+
+        again = client.assets.upload(noise_png, rights="owned", progress=False, allow_duplicate=True)
+        assert again.id != asset.id and again.sha256 == asset.sha256
+        assert sorted(a.id for a in client.assets.list(sha256=asset.sha256)) == sorted([asset.id, again.id])
+
+
+def test_a_duplicate_completed_meanwhile_is_refused_at_completion(
+    client: rushes.Client, noise_png: Path
+) -> None:
+    # Two sessions for one file, as two machines uploading the same clip would open.
+    data = noise_png.read_bytes()
+    sessions = [
+        client.uploads.create(
+            filename=name,
+            size=len(data),
+            sha256=file_sha256(noise_png),
+            content_type="image/png",
+            rights="owned",
+        )
+        for name in ("a.png", "b.png")
+    ]
+    for session in sessions:
+        for number in range(1, session.part_count + 1):
+            client.uploads.put_part(session.id, number, data[(number - 1) * PART : number * PART])
+    asset = client.uploads.complete(sessions[0].id)
+    with pytest.raises(rushes.DuplicateAssetError) as refused:
+        client.uploads.complete(sessions[1].id)
+    assert refused.value.existing_asset_id == asset.id
+    assert [a.id for a in client.assets.list(sha256=asset.sha256)] == [asset.id]
+    with pytest.raises(rushes.NotFoundError):
+        client.uploads.get(sessions[1].id)
+
+
+async def test_async_upload_of_a_duplicate_names_the_existing_asset(
+    live_server: LiveServer, api_key: str, noise_png: Path
+) -> None:
+    async with rushes.AsyncClient(api_key=api_key, base_url=live_server.url) as client:
+        asset = await client.assets.upload(noise_png, rights="owned", progress=False)
+        with pytest.raises(rushes.DuplicateAssetError) as refused:
+            await client.assets.upload(noise_png, rights="owned", progress=False)
+        assert refused.value.existing_asset_id == asset.id
+        again = await client.assets.upload(noise_png, rights="owned", progress=False, allow_duplicate=True)
+        assert [a.id async for a in client.assets.list(sha256=asset.sha256)] == [again.id, asset.id]
+
+
+def test_the_command_line_names_the_asset_a_duplicate_repeats(
+    cli_env: Path, api_key: str, noise_png: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upload = ("upload", str(noise_png), "--rights", "owned", "--api-key", api_key)
+    code, out, err = run(capsys, *upload)
+    assert code == 0, err
+    asset_id = out.strip()
+    code, out, err = run(capsys, *upload)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"rushes: error: plate.png is already in your library as asset {asset_id}; "
+        "--allow-duplicate uploads it again.\n"
+    )
+    code, out, err = run(capsys, *upload, "--allow-duplicate")
+    assert code == 0, err
+    assert out.strip() not in ("", asset_id)

@@ -24,14 +24,28 @@ def _upload(
     progress: bool = True,
     part_size: int | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
+    allow_duplicate: bool = False,
 ) -> types.Asset:
     """Upload a file and return its asset, resuming an interrupted upload of the same file.
 
     ``rights`` is your attestation that you may train on it: ``"owned"``, or
     ``{"kind": "licensed", "licence_ref": "..."}``. Parts already on the server are not sent
     again; missing ones go ``concurrency`` at a time, each with its Content-Digest.
+
+    A file your library already holds (same sha256) is not stored twice: this raises
+    :class:`~rushes.DuplicateAssetError`, whose ``existing_asset_id`` names the asset, unless
+    ``allow_duplicate`` is true.
     """
-    return upload_sync(Uploads(self._requester), path, rights, content_type, progress, part_size, concurrency)
+    return upload_sync(
+        Uploads(self._requester),
+        path,
+        rights,
+        content_type,
+        progress,
+        part_size,
+        concurrency,
+        allow_duplicate,
+    )
 
 
 async def _upload_async(
@@ -43,9 +57,17 @@ async def _upload_async(
     progress: bool = True,
     part_size: int | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
+    allow_duplicate: bool = False,
 ) -> types.Asset:
     return await upload_async(
-        Uploads(self._requester), path, rights, content_type, progress, part_size, concurrency
+        Uploads(self._requester),
+        path,
+        rights,
+        content_type,
+        progress,
+        part_size,
+        concurrency,
+        allow_duplicate,
     )
 
 
@@ -53,9 +75,9 @@ class Assets(Resource[R]):
     upload = dual(_upload, _upload_async)
 
     @paginated
-    def list(self, *, limit: int | None = None) -> Op[types.Page[types.Asset]]:
-        """Every asset, newest first."""
-        return list_op("/v1/assets", types.Asset.from_json, limit)
+    def list(self, *, sha256: str | None = None, limit: int | None = None) -> Op[types.Page[types.Asset]]:
+        """Every asset, newest first; ``sha256`` finds the ones holding a given file."""
+        return list_op("/v1/assets", types.Asset.from_json, limit, sha256=sha256)
 
     @endpoint
     def get(self, asset_id: str) -> Op[types.Asset]:

@@ -35,7 +35,10 @@ class Uploads(Resource[R]):
         content_type: str,
         rights: types.Rights,
         part_size: int | None = None,
+        allow_duplicate: bool = False,
     ) -> Op[types.Upload]:
+        """Open a session; a file the library already holds raises
+        :class:`~rushes.DuplicateAssetError` unless ``allow_duplicate``."""
         body: dict[str, Any] = {
             "filename": filename,
             "size": size,
@@ -45,6 +48,8 @@ class Uploads(Resource[R]):
         }
         if part_size is not None:
             body["part_size"] = part_size
+        if allow_duplicate:
+            body["allow_duplicate"] = True
         return Op("POST", "/v1/uploads", types.Upload.from_json, json=body)
 
     @paginated
@@ -76,9 +81,18 @@ class Uploads(Resource[R]):
         )
 
     @endpoint
-    def complete(self, upload_id: str) -> Op[types.Asset]:
-        """Assemble and verify the parts into an asset; calling it again returns the same asset."""
-        return Op("POST", f"/v1/uploads/{path_segment(upload_id)}/complete", types.Asset.from_json)
+    def complete(self, upload_id: str, *, allow_duplicate: bool = False) -> Op[types.Asset]:
+        """Assemble and verify the parts into an asset; calling it again returns the same asset.
+
+        If the library meanwhile holds the same file, the upload is discarded and
+        :class:`~rushes.DuplicateAssetError` names that asset, unless ``allow_duplicate``.
+        """
+        return Op(
+            "POST",
+            f"/v1/uploads/{path_segment(upload_id)}/complete",
+            types.Asset.from_json,
+            json={"allow_duplicate": True} if allow_duplicate else None,
+        )
 
     @endpoint
     def abort(self, upload_id: str) -> Op[None]:

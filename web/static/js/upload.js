@@ -2,6 +2,9 @@
 // hash it (sha256, read in slices), find an open session for the same file or create one,
 // PUT the missing parts (File.slice, a few at once, each retried on a transient failure),
 // then complete. Nothing holds a whole file in memory; Cancel aborts the session.
+// A file the library already holds (same sha256) is refused by the server, when the session
+// is made or, if it arrived meanwhile, at completion: it is flagged with a link to that clip
+// and an "Upload anyway" button, which starts it again with `allow_duplicate`.
 
 import { api, ApiError, problemText } from "./api.js";
 import { hashFile } from "./sha256.js";
@@ -38,6 +41,9 @@ function seconds(count) {
   if (count < 60) return `about ${Math.max(1, Math.round(count))} s left`;
   return `about ${Math.round(count / 60)} min left`;
 }
+
+const isDuplicate = (failure) =>
+  failure instanceof ApiError && failure.status === 409 && String(failure.problem?.type ?? "").endsWith("/duplicate-asset");
 
 const sleep = (ms, signal) =>
   new Promise((resolve, reject) => {
@@ -80,6 +86,8 @@ class FileUpload {
     this.rights = rights;
     this.controller = new AbortController();
     this.session = null;
+    this.sha256 = null;
+    this.allowDuplicate = false;
     this.sent = new Map(); // part number -> bytes the server has for it (or is receiving)
     this.row = this.render();
   }
@@ -126,11 +134,14 @@ class FileUpload {
       if (!this.contentType) {
         throw new ApiError(`Cannot tell what kind of file ${this.file.name} is; upload a video or a still.`, 0);
       }
-      this.say("Reading the file to fingerprint it…");
-      const sha256 = await hashFile(this.file, {
-        signal,
-        onProgress: (done) => this.say(`Reading the file to fingerprint it… ${Math.floor((100 * done) / Math.max(1, this.file.size))}%`),
-      });
+      if (!this.sha256) {
+        this.say("Reading the file to fingerprint it…");
+        this.sha256 = await hashFile(this.file, {
+          signal,
+          onProgress: (done) => this.say(`Reading the file to fingerprint it… ${Math.floor((100 * done) / Math.max(1, this.file.size))}%`),
+        });
+      }
+      const sha256 = this.sha256;
       this.session = (await this.resumable(sha256, signal)) ?? (await this.create(sha256, signal));
       for (const part of this.session.parts) this.sent.set(part.part_number, part.size);
       this.started = performance.now();
@@ -139,6 +150,7 @@ class FileUpload {
       await this.complete(signal);
     } catch (failure) {
       if (signal.aborted) return;
+      if (isDuplicate(failure)) return this.flagDuplicate(failure.problem.existing_asset_id);
       this.say(failure instanceof ApiError ? failure.message : "Something went wrong in the browser; try again.", "failed");
       this.cancelButton.remove();
     }
@@ -158,7 +170,34 @@ class FileUpload {
       content_type: this.contentType,
       rights: this.rights,
     };
+    if (this.allowDuplicate) body.allow_duplicate = true;
     return api("POST", "/v1/uploads", body, { signal });
+  }
+
+  // The server kept nothing of this file: say which clip it already is, and offer to store it anyway.
+  flagDuplicate(existingId) {
+    this.session = null;
+    this.sent.clear();
+    this.bar.value = 0;
+    const link = document.createElement("a");
+    link.href = `#asset-${existingId}`;
+    link.textContent = "see the clip";
+    this.state.replaceChildren("Already in your library (", link, "); not uploaded again.");
+    this.row.dataset.state = "duplicate";
+    const anyway = document.createElement("button");
+    anyway.type = "button";
+    anyway.className = "secondary small";
+    anyway.textContent = "Upload anyway";
+    const hidden = document.createElement("span");
+    hidden.className = "visually-hidden";
+    hidden.textContent = ` ${this.file.name}`;
+    anyway.append(hidden);
+    anyway.addEventListener("click", () => {
+      this.allowDuplicate = true;
+      anyway.replaceWith(this.cancelButton);
+      this.start();
+    }, { once: true });
+    this.cancelButton.replaceWith(anyway);
   }
 
   missing() {
@@ -214,16 +253,17 @@ class FileUpload {
 
   async complete(signal) {
     this.say("Checking the clip on the server…", "checking");
+    const body = this.allowDuplicate ? { allow_duplicate: true } : undefined;
     let asset;
     try {
-      asset = await api("POST", `/v1/uploads/${this.session.id}/complete`, undefined, { signal });
+      asset = await api("POST", `/v1/uploads/${this.session.id}/complete`, body, { signal });
     } catch (failure) {
       const missing = failure.problem?.missing_parts;
       if (!(failure.status === 409 && Array.isArray(missing))) throw failure;
       // Parts the server never recorded: send them, then complete again.
       for (const number of missing) this.sent.delete(number);
       await this.send(missing, signal);
-      asset = await api("POST", `/v1/uploads/${this.session.id}/complete`, undefined, { signal });
+      asset = await api("POST", `/v1/uploads/${this.session.id}/complete`, body, { signal });
     }
     this.bar.value = this.bar.max;
     this.say(`Uploaded: ${asset.media.width}×${asset.media.height} ${asset.media.codec}.`, "done");
