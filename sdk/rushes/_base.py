@@ -172,6 +172,12 @@ def credential_headers(options: ClientOptions) -> dict[str, str]:
 _USER_AGENT = f"rushes-python/{__version__} python/{platform.python_version()}"
 
 
+def base_headers(accept: str = "application/json") -> dict[str, str]:
+    """What every request the SDK sends carries, to the API or elsewhere (a storage redirect's
+    target): who is asking, and what answer it takes."""
+    return {"Accept": accept, "User-Agent": _USER_AGENT}
+
+
 class BaseRequester:
     """Builds requests, decides on retries and reads answers; subclasses send and sleep."""
 
@@ -189,8 +195,7 @@ class BaseRequester:
     ) -> httpx.Request:
         headers = {
             **credential_headers(self.options),
-            "Accept": "application/json",
-            "User-Agent": _USER_AGENT,
+            **base_headers(),
             **self.options.default_headers,
         }
         if idempotency_key:
@@ -238,6 +243,8 @@ class BaseRequester:
     def parse(op: Op[T], response: httpx.Response) -> T:
         if response.status_code == 204 or not response.content:
             return op.cast(None)
+        if response.headers.get("content-type", "").startswith("text/"):
+            return op.cast(response.text)  # a document, such as a model card
         return op.cast(response.json())
 
     def error_for(self, response: httpx.Response) -> APIStatusError:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from rushes._base import _USER_AGENT, Op
+from rushes._base import Op, base_headers
 from rushes._errors import APIConnectionError, APIError
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def _redirected(requester: SyncRequester | AsyncRequester, response: httpx.Respo
     return httpx.Request(
         "GET",
         url,
-        headers={"User-Agent": _USER_AGENT, "Accept": "*/*"},
+        headers=base_headers(accept="*/*"),
         extensions={"timeout": requester.options.timeout.as_dict()},
     )
 

@@ -11,6 +11,7 @@ RushesError
 │       ├── PermissionDeniedError      403
 │       ├── NotFoundError              404
 │       ├── ConflictError              409
+│       │   └── DuplicateAssetError    (the library already holds the file: ``existing_asset_id``)
 │       ├── PayloadTooLargeError       413
 │       ├── UnprocessableEntityError   422
 │       ├── RateLimitError             429
@@ -43,6 +44,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "DuplicateAssetError",
     "FineTuneWaitTimeout",
     "GenerationNotSucceededError",
     "GenerationWaitTimeout",
@@ -183,6 +185,17 @@ class ConflictError(APIStatusError):
         return [int(p) for p in parts] if isinstance(parts, list) else []
 
 
+class DuplicateAssetError(ConflictError):
+    """409: the tenant's library already holds a file with the same sha256, so it was not
+    stored again; ``existing_asset_id`` names that asset. Upload with ``allow_duplicate=True``
+    to store it anyway."""
+
+    @property
+    def existing_asset_id(self) -> str | None:
+        existing = self.body.get("existing_asset_id") if isinstance(self.body, dict) else None
+        return str(existing) if existing else None
+
+
 class PayloadTooLargeError(QuotaFigures, APIStatusError):
     """413: a body, or a file an upload declares, is too large (for the plan: ``quota`` is
     ``max_upload_bytes``, ``limit`` the largest size, ``used`` the size asked for)."""
@@ -237,6 +250,10 @@ def is_quota_problem(body: Any) -> bool:
     return isinstance(body, dict) and str(body.get("type") or "").endswith("quota-exceeded")
 
 
+def is_duplicate_problem(body: Any) -> bool:
+    return isinstance(body, dict) and str(body.get("type") or "").endswith("/duplicate-asset")
+
+
 def _field_errors(errors: Any) -> str:
     """Validation errors as ``key: message; ...`` (the first few), when the problem lists them."""
     if not isinstance(errors, list):
@@ -276,6 +293,8 @@ def status_error(response: httpx.Response, *, api_key: str | None = None) -> API
     body = _problem_body(response)
     if is_quota_problem(body):
         cls: type[APIStatusError] = QuotaExceededError
+    elif response.status_code == 409 and is_duplicate_problem(body):
+        cls = DuplicateAssetError
     elif response.status_code >= 500:
         cls = InternalServerError
     else:
@@ -323,6 +342,11 @@ class GenerationNotSucceededError(RushesError):
                 "succeeds (generations.wait() follows it until then)."
             )
         super().__init__(message)
+
+
+class PagingError(RushesError):
+    """A list's pages do not advance: the server answered the page just read again, so
+    iterating on would never end."""
 
 
 class AdapterDigestError(RushesError):

@@ -6,6 +6,9 @@ repeated nor skipped, which offsets into a newest-first list cannot promise.
 
 Each page is fetched before the one before it is handed out, so its cursor is an item the
 caller has not seen yet: a loop that deletes what it reads never names a deleted item.
+
+A server that ignored the cursor (or the offset) would answer the same page forever: a page
+that would be followed by the very request that fetched it raises :class:`PagingError`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from rushes._base import Op
+from rushes._errors import PagingError
 from rushes.types import Page
 
 if TYPE_CHECKING:
@@ -24,16 +28,26 @@ T = TypeVar("T")
 
 
 def _next(op: Op[Page[T]], page: Page[T]) -> Op[Page[T]] | None:
-    """The request for the page after ``page``; None when it was the last."""
+    """The request for the page after ``page`` (fetched by ``op``); None when it was the last."""
     if len(page.items) < page.limit:
         return None
     last = getattr(page.items[-1], "id", None)
     if last is None:  # a list of items without ids pages by offset
-        following = page.offset + len(page.items)
-        return op.with_params(offset=following) if following < page.total else None
-    # A cursor and an offset cannot go together: the cursor alone says where the page starts.
-    params = {name: value for name, value in (op.params or {}).items() if name != "offset"}
-    return replace(op, params={**params, "starting_after": str(last)})
+        offset = page.offset + len(page.items)
+        if offset >= page.total:
+            return None
+        following = op.with_params(offset=offset)
+    else:
+        # A cursor and an offset cannot go together: the cursor alone says where the page starts.
+        params = {name: value for name, value in (op.params or {}).items() if name != "offset"}
+        following = replace(op, params={**params, "starting_after": str(last)})
+    if following.params == op.params:
+        where = f"starting_after={last}" if last is not None else f"offset={page.offset + len(page.items)}"
+        raise PagingError(
+            f"GET {op.path} answered the same page again for {where}: the server ignored where the"
+            " page should start, so reading on would never end. Stopped after the items seen so far."
+        )
+    return following
 
 
 class SyncPager(Generic[T]):

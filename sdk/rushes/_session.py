@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from rushes._base import DEFAULT_TIMEOUT, as_timeout, resolve_base_url, transport_error
+from rushes._base import DEFAULT_TIMEOUT, as_timeout, base_headers, resolve_base_url, transport_error
 from rushes._errors import status_error
 from rushes.types import Me
 
@@ -40,7 +40,7 @@ def _sign_in(
 ) -> Session:
     url = resolve_base_url(base_url)
     with httpx.Client(timeout=as_timeout(timeout)) as http:
-        request = http.build_request("POST", url + path, json=body, headers={"Accept": "application/json"})
+        request = http.build_request("POST", url + path, json=body, headers=base_headers())
         try:
             response = http.send(request)
         except httpx.TransportError as exc:

@@ -19,24 +19,30 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from itertools import islice
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, TypeVar, cast
 
 from rushes import types
 from rushes._client import Client
 from rushes._config import config_path, forget_config, load_config, save_config
-from rushes._errors import APIError, APIStatusError, RushesError
+from rushes._errors import APIError, APIStatusError, DuplicateAssetError, RushesError
 from rushes._models import Model
 from rushes._session import Session, log_in, sign_up
 from rushes._version import __version__
 from rushes.resources.admin import TenantStatus
 
 Handler = Callable[[argparse.Namespace], int]
+M = TypeVar("M", bound=Model)
 #: A table's column: the result's field, and its heading (with its unit, where it has one).
 Columns = Sequence[tuple[str, str]]
 
 
 # The name of the variable that holds the password, not a password.
 PASSWORD_ENV = "RUSHES_PASSWORD"  # noqa: S105
+
+
+def _given_base_url(args: argparse.Namespace) -> str | None:
+    """The server named by --base-url, else by RUSHES_BASE_URL; None if neither names one."""
+    return args.base_url or os.environ.get("RUSHES_BASE_URL") or None
 
 
 def _client(args: argparse.Namespace, api_key: str | None = None) -> Client:
@@ -47,7 +53,7 @@ def _client(args: argparse.Namespace, api_key: str | None = None) -> Client:
         raise RushesError(
             "not signed in: run `rushes signup` (new here) or `rushes login`, or set RUSHES_API_KEY"
         )
-    base_url = args.base_url or os.environ.get("RUSHES_BASE_URL") or stored.get("base_url")
+    base_url = _given_base_url(args) or stored.get("base_url")
     return Client(api_key=key, session=session, base_url=base_url)
 
 
@@ -136,11 +142,6 @@ def _password(confirm: bool) -> str:
     return password
 
 
-def _store_session(session: Session) -> Path:
-    """Keep a signed-in session, replacing what was stored: later commands act with it."""
-    return save_config({"session": session.cookies, "base_url": session.base_url})
-
-
 def _emit_one(args: argparse.Namespace, item: Model, columns: Sequence[str], none: str = "") -> None:
     data = item.to_dict()
     _show(args, item, "\n".join(f"{c}: {none if data.get(c) is None else data.get(c)}" for c in columns))
@@ -150,24 +151,76 @@ def _listed(args: argparse.Namespace, pager: Iterable[Any]) -> Iterable[Any]:
     return islice(pager, args.limit) if args.limit else pager
 
 
+def _labelled(rows: Iterable[tuple[str, str]], width: int) -> str:
+    """``label  value`` lines, the values lined up ``width`` characters in."""
+    return "\n".join(f"{label:<{width}}{value}" for label, value in rows)
+
+
+def _plan_name(plan: str | None) -> str:
+    return plan or "none (everything unlimited)"
+
+
+def _one(call: Callable[[Client, str], M], text: Callable[[M], str], key: str) -> Handler:
+    """A command that does ``call`` to the one item named by the argument ``key`` and shows
+    the item it answers with."""
+
+    def run(args: argparse.Namespace) -> int:
+        with _client(args) as client:
+            item = call(client, getattr(args, key))
+        _show(args, item, text(item))
+        return 0
+
+    return run
+
+
+def _each(call: Callable[[Client, str], object], key: str, done: str) -> Handler:
+    """A command that does ``call`` to each item named by the argument ``key`` in turn, saying
+    ``done <id>`` after each; the first refusal stops it."""
+
+    def run(args: argparse.Namespace) -> int:
+        with _client(args) as client:
+            for item_id in getattr(args, key):
+                call(client, item_id)
+                print(f"{done} {item_id}")
+        return 0
+
+    return run
+
+
+def _show_secret(args: argparse.Namespace, item: Model, secret: str, note: str) -> None:
+    """A secret the server shows only this once: alone on stdout, so that it can be captured,
+    and ``note`` (how to keep and use it) on stderr; with ``--json``, the whole document."""
+    _show(args, item, secret)
+    if not args.json and not args.field:
+        print(note, file=sys.stderr)
+
+
 # --- commands ---------------------------------------------------------------------------------
+
+
+def _signed_in(args: argparse.Namespace, session: Session, text: Callable[[types.Me, Path], str]) -> int:
+    """Keep a session just opened, replacing what was stored (later commands act with it), and
+    say whom it signed in: ``text`` given who it is and the file that keeps it."""
+    path = save_config({"session": session.cookies, "base_url": session.base_url})
+    _show(args, session.me, text(session.me, path))
+    return 0
 
 
 def _signup(args: argparse.Namespace) -> int:
     password = _password(confirm=True)
-    base_url = args.base_url or os.environ.get("RUSHES_BASE_URL")
-    session = sign_up(email=args.email, password=password, tenant_name=args.tenant, base_url=base_url)
-    path = _store_session(session)
-    me = session.me
-    _show(
-        args,
-        me,
-        f"Signed up as {me.email}, owner of tenant {me.tenant.name} ({me.tenant.id}).\n"
-        f"Signed in to {session.base_url}; the session is stored in {path}.\n"
-        "Next, make an API key for scripts and the SDK:\n"
-        "  export RUSHES_API_KEY=$(rushes keys create --name laptop)",
+    session = sign_up(
+        email=args.email, password=password, tenant_name=args.tenant, base_url=_given_base_url(args)
     )
-    return 0
+    return _signed_in(
+        args,
+        session,
+        lambda me, path: (
+            f"Signed up as {me.email}, owner of tenant {me.tenant.name} ({me.tenant.id}).\n"
+            f"Signed in to {session.base_url}; the session is stored in {path}.\n"
+            "Next, make an API key for scripts and the SDK:\n"
+            "  export RUSHES_API_KEY=$(rushes keys create --name laptop)"
+        ),
+    )
 
 
 def _login(args: argparse.Namespace) -> int:
@@ -185,7 +238,7 @@ def _login(args: argparse.Namespace) -> int:
     with _client(args, api_key=key) as client:
         me = client.me.get()  # a key the server refuses is never stored
         stored: dict[str, Any] = {"api_key": key}
-        if args.base_url or os.environ.get("RUSHES_BASE_URL"):
+        if _given_base_url(args):
             stored["base_url"] = client.base_url
     path = save_config(stored)
     print(f"Logged in as {me.email} (tenant {me.tenant.name}). Key stored in {path}")
@@ -193,19 +246,20 @@ def _login(args: argparse.Namespace) -> int:
 
 
 def _login_with_password(args: argparse.Namespace) -> int:
-    base_url = args.base_url or os.environ.get("RUSHES_BASE_URL")
     session = log_in(
-        email=args.email, password=_password(confirm=False), tenant_id=args.tenant_id, base_url=base_url
+        email=args.email,
+        password=_password(confirm=False),
+        tenant_id=args.tenant_id,
+        base_url=_given_base_url(args),
     )
-    path = _store_session(session)
-    me = session.me
-    _show(
+    return _signed_in(
         args,
-        me,
-        f"Signed in to {session.base_url} as {me.email} (tenant {me.tenant.name}, {me.role}). "
-        f"Session stored in {path}",
+        session,
+        lambda me, path: (
+            f"Signed in to {session.base_url} as {me.email} (tenant {me.tenant.name}, {me.role}). "
+            f"Session stored in {path}"
+        ),
     )
-    return 0
 
 
 def _logout(args: argparse.Namespace) -> int:
@@ -238,13 +292,20 @@ def _upload(args: argparse.Namespace) -> int:
         {"kind": "licensed", "licence_ref": args.licence_ref} if args.rights == "licensed" else "owned"
     )
     with _client(args) as client:
-        asset = client.assets.upload(
-            args.path,
-            rights=rights,
-            content_type=args.content_type,
-            progress=not args.no_progress and sys.stderr.isatty(),
-            concurrency=args.concurrency,
-        )
+        try:
+            asset = client.assets.upload(
+                args.path,
+                rights=rights,
+                content_type=args.content_type,
+                progress=not args.no_progress and sys.stderr.isatty(),
+                concurrency=args.concurrency,
+                allow_duplicate=args.allow_duplicate,
+            )
+        except DuplicateAssetError as exc:
+            raise RushesError(
+                f"{Path(args.path).name} is already in your library as asset {exc.existing_asset_id}; "
+                "--allow-duplicate uploads it again."
+            ) from exc
     _show(args, asset, asset.id)
     return 0
 
@@ -300,12 +361,7 @@ def _assets_get(args: argparse.Namespace) -> int:
     return 0
 
 
-def _assets_delete(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        for asset_id in args.asset_ids:
-            client.assets.delete(asset_id)
-            print(f"deleted {asset_id}")
-    return 0
+_assets_delete = _each(lambda client, asset_id: client.assets.delete(asset_id), "asset_ids", "deleted")
 
 
 DATASET_COLUMNS = (
@@ -434,6 +490,78 @@ def _models_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models_card(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        card = client.models.versions.card(args.model_id, args.number)
+    if args.output is None:
+        print(card, end="")
+    else:
+        Path(args.output).write_text(card, encoding="utf-8")
+        print(args.output)
+    return 0
+
+
+#: Each limit of a model's guardrails: its unit, and what it limits.
+GUARDRAIL_LIMITS = (
+    ("max_width", "pixels", "the widest picture a generation may ask for, in pixels"),
+    ("max_height", "pixels", "the tallest picture a generation may ask for, in pixels"),
+    ("max_frames", "frames", "the most frames a generation may ask for"),
+    ("max_steps", "steps", "the most denoising steps a generation may ask for"),
+)
+MEMORISATION_POLICIES = {
+    "record": "record: a video that nearly copies the training footage is kept, the verdict recorded",
+    "block": "block: a video that nearly copies the training footage is withheld",
+}
+
+
+def _guardrails_text(guardrails: types.Guardrails) -> str:
+    rows = [("blocked terms", ", ".join(guardrails.blocked_terms) or "none")]
+    for name, unit, _ in GUARDRAIL_LIMITS:
+        limit = getattr(guardrails, name)
+        rows.append((name.replace("_", " "), "the platform's own" if limit is None else f"{limit:,} {unit}"))
+    policy = guardrails.memorisation_policy
+    rows.append(("memorisation", MEMORISATION_POLICIES.get(policy, policy)))
+    return _labelled(rows, 15)
+
+
+_guardrails_get = _one(
+    lambda client, model_id: client.models.get_guardrails(model_id), _guardrails_text, "model_id"
+)
+
+
+def _guardrails_set(args: argparse.Namespace) -> int:
+    """Change what is given and keep the rest: the API replaces a model's guardrails whole."""
+    # A limit not named is absent from ``args`` (argparse.SUPPRESS): None is a value, "lift it".
+    limits = {name: getattr(args, name) for name, _, _ in GUARDRAIL_LIMITS if hasattr(args, name)}
+    if not (args.block or args.unblock or limits or args.memorisation):
+        raise RushesError(
+            "nothing to change: give --block, --unblock, --max-width, --max-height, --max-frames,"
+            " --max-steps or --memorisation"
+        )
+    with _client(args) as client:
+        current = client.models.get_guardrails(args.model_id)
+        terms = [*current.blocked_terms, *args.block]
+        for term in args.unblock:
+            # The server matches terms whatever their case, so a term is named whatever its case.
+            kept = [t for t in terms if t.casefold() != term.casefold()]
+            if len(kept) == len(terms):
+                listed = ", ".join(terms) or "none"
+                raise RushesError(
+                    f"{term!r} is not a blocked term of this model; its blocked terms: {listed}"
+                )
+            terms = kept
+        guardrails = client.models.set_guardrails(
+            args.model_id,
+            blocked_terms=terms,
+            **{name: getattr(current, name) for name, _, _ in GUARDRAIL_LIMITS} | limits,
+            memorisation_policy=cast(
+                Literal["record", "block"], args.memorisation or current.memorisation_policy
+            ),
+        )
+    _show(args, guardrails, _guardrails_text(guardrails))
+    return 0
+
+
 GENERATION_COLUMNS = (
     ("id", "id"),
     ("status", "status"),
@@ -493,18 +621,12 @@ def _generation_text(generation: types.Generation) -> str:
     )
 
 
-def _generations_get(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        generation = client.generations.get(args.generation_id)
-    _show(args, generation, _generation_text(generation))
-    return 0
-
-
-def _generations_cancel(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        generation = client.generations.cancel(args.generation_id)
-    _show(args, generation, _generation_text(generation))
-    return 0
+_generations_get = _one(
+    lambda client, generation_id: client.generations.get(generation_id), _generation_text, "generation_id"
+)
+_generations_cancel = _one(
+    lambda client, generation_id: client.generations.cancel(generation_id), _generation_text, "generation_id"
+)
 
 
 def _generations_download(args: argparse.Namespace) -> int:
@@ -544,10 +666,9 @@ def _quota_lines(quotas: types.Quotas) -> list[str]:
     overrides = ", ".join(
         f"{name}={'unlimited' if limit is None else limit}" for name, limit in quotas.overrides.items()
     )
+    rows = [("plan", _plan_name(quotas.plan)), ("status", quotas.status), ("overrides", overrides or "none")]
     lines = [
-        f"plan         {quotas.plan or 'none (everything unlimited)'}",
-        f"status       {quotas.status}",
-        f"overrides    {overrides or 'none'}",
+        *_labelled(rows, 13).splitlines(),
         "",
         f"{'quota':<24}{'limit':>12}{'used':>14}{'remaining':>14}  at the limit",
     ]
@@ -638,13 +759,13 @@ KEY_COLUMNS = (
 def _keys_create(args: argparse.Namespace) -> int:
     with _client(args) as client:
         created = client.api_keys.create(name=args.name)
-    _show(args, created, created.key)
-    if not args.json and not args.field:
-        print(
-            f"API key {created.name!r} ({created.id}) made. This is the only time its secret is shown:"
-            " store it now. To use it: export RUSHES_API_KEY=<the key>, or `rushes login` and paste it.",
-            file=sys.stderr,
-        )
+    _show_secret(
+        args,
+        created,
+        created.key,
+        f"API key {created.name!r} ({created.id}) made. This is the only time its secret is shown:"
+        " store it now. To use it: export RUSHES_API_KEY=<the key>, or `rushes login` and paste it.",
+    )
     return 0
 
 
@@ -654,11 +775,136 @@ def _keys_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys_revoke(args: argparse.Namespace) -> int:
+_keys_revoke = _each(lambda client, key_id: client.api_keys.revoke(key_id), "key_ids", "revoked")
+
+
+WEBHOOK_COLUMNS = (
+    ("id", "id"),
+    ("enabled", "enabled"),
+    ("event_types", "event types"),
+    ("url", "url"),
+    ("description", "description"),
+    ("created_at", "created (UTC)"),
+)
+DELIVERY_COLUMNS = (
+    ("id", "id"),
+    ("event_type", "event"),
+    ("status", "status"),
+    ("attempts", "attempts"),
+    ("last_status_code", "last answer"),
+    ("last_duration_ms", "took (ms)"),
+    ("created_at", "created (UTC)"),
+    ("next_attempt_at", "next try (UTC)"),
+    ("last_error", "last error"),
+)
+
+
+def _webhook_text(webhook: types.Webhook) -> str:
+    rotated = webhook.secret_rotated_at
+    rows = [
+        ("url", webhook.url),
+        ("description", webhook.description or "-"),
+        ("enabled", _cell(webhook.enabled, "-")),
+        ("event types", ", ".join(webhook.event_types)),
+        (
+            "signing secret",
+            f"version {webhook.secret_version}, "
+            + (f"rotated {rotated:%Y-%m-%d %H:%M:%S} UTC" if rotated else "never rotated"),
+        ),
+        ("created", f"{webhook.created_at:%Y-%m-%d %H:%M:%S} UTC"),
+        ("updated", f"{webhook.updated_at:%Y-%m-%d %H:%M:%S} UTC"),
+    ]
+    return f"{webhook.id}\n{_labelled(rows, 16)}"
+
+
+def _webhooks_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        for key_id in args.key_ids:
-            client.api_keys.revoke(key_id)
-            print(f"revoked {key_id}")
+        _table(
+            args,
+            _listed(args, client.webhooks.list()),
+            WEBHOOK_COLUMNS,
+            empty="no webhook endpoints",
+            formats={"event_types": lambda names: str(len(names))},
+        )
+    return 0
+
+
+def _webhooks_create(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        created = client.webhooks.create(
+            url=args.url, description=args.description, event_types=args.events, enabled=args.enabled
+        )
+    _show_secret(
+        args,
+        created,
+        created.secret,
+        f"Webhook endpoint {created.id} made: {created.url} gets {len(created.event_types)} types of"
+        f" event{'' if created.enabled else ' once enabled'}. This is the only time its signing secret"
+        " is shown: store it now, and check each delivery's Rushes-Signature with it"
+        " (rushes.webhooks.verify_signature).",
+    )
+    return 0
+
+
+_webhooks_get = _one(lambda client, webhook_id: client.webhooks.get(webhook_id), _webhook_text, "webhook_id")
+
+
+def _webhooks_update(args: argparse.Namespace) -> int:
+    changes = {
+        "url": args.url,
+        "description": args.description,
+        "event_types": args.events,
+        "enabled": args.enabled,
+    }
+    if all(value is None for value in changes.values()):
+        raise RushesError("nothing to change: give --url, --description, --event, --enable or --disable")
+    with _client(args) as client:
+        webhook = client.webhooks.update(args.webhook_id, **changes)
+    _show(args, webhook, _webhook_text(webhook))
+    return 0
+
+
+_webhooks_delete = _each(
+    lambda client, webhook_id: client.webhooks.delete(webhook_id), "webhook_ids", "deleted"
+)
+
+
+def _webhooks_rotate_secret(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        rotated = client.webhooks.rotate_secret(args.webhook_id)
+    _show_secret(
+        args,
+        rotated,
+        rotated.secret,
+        f"Signing secret version {rotated.secret_version} of {rotated.id} made. This is the only time"
+        " it is shown: store it now. For a while (24 hours by default) deliveries carry a signature"
+        " made with the previous secret too, so receivers can move over.",
+    )
+    return 0
+
+
+def _webhooks_deliveries(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        deliveries = _listed(args, client.webhooks.deliveries(args.webhook_id, status=args.status))
+        _table(
+            args,
+            deliveries,
+            DELIVERY_COLUMNS,
+            empty="no deliveries",
+            formats={"last_status_code": "HTTP {}".format, "last_duration_ms": "{:,}".format},
+        )
+    return 0
+
+
+def _webhooks_redeliver(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        delivery = client.webhooks.redeliver(args.webhook_id, args.delivery_id)
+    _show(
+        args,
+        delivery,
+        f"delivery {delivery.id} ({delivery.event_type}) queued to be sent again,"
+        " with a fresh set of attempts",
+    )
     return 0
 
 
@@ -676,21 +922,29 @@ def _invitations_decline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _billing_rows(billing: types.Billing) -> list[tuple[str, str]]:
+    """What a tenant's and an admin's view of billing begin with: the plan, the tenant's status
+    and whether this server bills."""
+    return [
+        ("plan", _plan_name(billing.plan)),
+        ("status", billing.status),
+        ("billing", "through Stripe" if billing.enabled else "off on this server"),
+    ]
+
+
 def _billing(args: argparse.Namespace) -> int:
     with _client(args) as client:
         billing = client.billing.get()
-    lines = [
-        f"plan          {billing.plan or 'none (everything unlimited)'}",
-        f"status        {billing.status}",
-        f"billing       {'through Stripe' if billing.enabled else 'off on this server'}",
-    ]
+    rows = _billing_rows(billing)
     if billing.enabled:
-        lines += [
-            f"customer      {'yes' if billing.has_customer else 'not yet (made on the first portal visit)'}",
-            f"subscription  {billing.subscription_status or 'none'}",
-            "cards and invoices: `rushes billing portal` prints a link (owners only)",
+        rows += [
+            ("customer", "yes" if billing.has_customer else "not yet (made on the first portal visit)"),
+            ("subscription", billing.subscription_status or "none"),
         ]
-    _show(args, billing, "\n".join(lines))
+    text = _labelled(rows, 14)
+    if billing.enabled:
+        text += "\ncards and invoices: `rushes billing portal` prints a link (owners only)"
+    _show(args, billing, text)
     return 0
 
 
@@ -740,11 +994,9 @@ def _job_text(job: types.FineTune) -> str:
     )
 
 
-def _fine_tunes_get(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        job = client.fine_tunes.get(args.job_id)
-    _show(args, job, _job_text(job))
-    return 0
+_fine_tunes_get = _one(lambda client, job_id: client.fine_tunes.get(job_id), _job_text, "job_id")
+_fine_tunes_cancel = _one(lambda client, job_id: client.fine_tunes.cancel(job_id), _job_text, "job_id")
+_fine_tunes_resume = _one(lambda client, job_id: client.fine_tunes.resume(job_id), _job_text, "job_id")
 
 
 def _fine_tunes_watch(args: argparse.Namespace) -> int:
@@ -752,16 +1004,6 @@ def _fine_tunes_watch(args: argparse.Namespace) -> int:
         job = client.fine_tunes.wait(args.job_id, progress=not args.no_progress and sys.stderr.isatty())
     _show(args, job, _job_text(job))
     return 0 if job.status == "succeeded" else 1
-
-
-def _fine_tunes_action(action: str) -> Handler:
-    def run(args: argparse.Namespace) -> int:
-        with _client(args) as client:
-            job = getattr(client.fine_tunes, action)(args.job_id)
-        _show(args, job, _job_text(job))
-        return 0
-
-    return run
 
 
 def _admin_tenants(args: argparse.Namespace) -> int:
@@ -839,27 +1081,25 @@ def _admin_tenant_compute(args: argparse.Namespace) -> int:
             weight = compute.weight if args.weight is None else args.weight
             compute = client.admin.tenants.set_compute(args.tenant_id, weight=weight, concurrency_cap=cap)
     cap_text = "none" if compute.concurrency_cap is None else f"{compute.concurrency_cap} at once"
-    lines = [
-        f"weight              {compute.weight:g}",
-        f"concurrency cap     {cap_text}",
-        f"recent GPU time     {compute.recent_gpu_seconds:.0f} s (decayed)",
+    rows = [
+        ("weight", f"{compute.weight:g}"),
+        ("concurrency cap", cap_text),
+        ("recent GPU time", f"{compute.recent_gpu_seconds:.0f} s (decayed)"),
     ]
-    _show(args, compute, "\n".join(lines))
+    _show(args, compute, _labelled(rows, 20))
     return 0
 
 
 def _admin_tenant_billing(args: argparse.Namespace) -> int:
     with _client(args) as client:
         billing = client.admin.tenants.billing(args.tenant_id)
-    lines = [
-        f"plan               {billing.plan or 'none (everything unlimited)'}",
-        f"status             {billing.status}",
-        f"billing            {'through Stripe' if billing.enabled else 'off on this server'}",
-        f"Stripe customer    {billing.stripe_customer_id or 'none yet'}",
-        f"subscription       {billing.stripe_subscription_id or 'none'} {billing.subscription_status or ''}",
-        f"ledger sent        {billing.sent_entries} entries; {billing.unsent_entries} still to send",
+    rows = [
+        *_billing_rows(billing),
+        ("Stripe customer", billing.stripe_customer_id or "none yet"),
+        ("subscription", f"{billing.stripe_subscription_id or 'none'} {billing.subscription_status or ''}"),
+        ("ledger sent", f"{billing.sent_entries} entries; {billing.unsent_entries} still to send"),
     ]
-    _show(args, billing, "\n".join(lines))
+    _show(args, billing, _labelled(rows, 19))
     return 0
 
 
@@ -902,12 +1142,7 @@ def _admin_plans_update(args: argparse.Namespace) -> int:
     return 0
 
 
-def _admin_plans_delete(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        for plan_id in args.plan_ids:
-            client.admin.plans.delete(plan_id)
-            print(f"deleted {plan_id}")
-    return 0
+_admin_plans_delete = _each(lambda client, plan_id: client.admin.plans.delete(plan_id), "plan_ids", "deleted")
 
 
 def _admin_users(args: argparse.Namespace) -> int:
@@ -930,6 +1165,17 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
+
+
+def _guardrail_limit(text: str) -> int | None:
+    """A whole number of at least 1, or ``none``."""
+    if text == "none":
+        return None
+    if text.isascii() and text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(
+        f"expected a whole number of at least 1, or 'none' for the platform's own limit, got {text!r}"
+    )
 
 
 def _limit(text: str) -> tuple[str, int | None]:
@@ -977,9 +1223,31 @@ def build_parser() -> argparse.ArgumentParser:
             sub.set_defaults(run=run)
         return sub
 
-    def with_limit(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sub.add_argument("--limit", type=int, default=None, help="show at most this many")
+    def with_limit(sub: argparse.ArgumentParser, default: int | None = None) -> argparse.ArgumentParser:
+        more = " (0: all)" if default else ""
+        sub.add_argument("--limit", type=int, default=default, help=f"show at most this many{more}")
         return sub
+
+    def with_status(sub: argparse.ArgumentParser, example: str) -> argparse.ArgumentParser:
+        sub.add_argument("--status", default=None, help=f"only those in this state, e.g. {example}")
+        return sub
+
+    def listing(
+        parent: Any,
+        name: str,
+        help: str,
+        run: Handler,
+        list_help: str,
+        options: Callable[[argparse.ArgumentParser], object] = with_limit,
+        dest: str = "action",
+    ) -> Any:
+        """``rushes NAME`` alone lists, as ``rushes NAME list`` does, both with ``options``; the
+        subcommands for its other actions are to be added to what is returned."""
+        top = command(parent, name, run, help)
+        actions = top.add_subparsers(dest=dest, required=False, metavar="ACTION")
+        for sub in (top, command(actions, "list", run, list_help)):
+            options(sub)
+        return actions
 
     def with_quota_limits(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sub.add_argument(
@@ -1039,6 +1307,77 @@ def build_parser() -> argparse.ArgumentParser:
         "key_ids", nargs="+", metavar="KEY_ID"
     )
 
+    webhooks = listing(
+        commands,
+        "webhooks",
+        "webhook endpoints: where events of your work are sent, and their delivery log",
+        _webhooks_list,
+        "list the tenant's webhook endpoints",
+    )
+    webhook_create = command(
+        webhooks,
+        "create",
+        _webhooks_create,
+        "make an endpoint (owners only) and print its signing secret (only this once) on stdout",
+    )
+    webhook_create.add_argument("url", help="an https URL on a public address")
+    webhook_create.add_argument("--description", default="", help="what it is for")
+    webhook_create.add_argument("--disabled", dest="enabled", action="store_false", help="send nothing yet")
+    command(webhooks, "get", _webhooks_get, "show one endpoint").add_argument("webhook_id")
+    webhook_update = command(
+        webhooks, "update", _webhooks_update, "change an endpoint (owners only); what is not named stays"
+    )
+    webhook_update.add_argument("webhook_id")
+    webhook_update.add_argument("--url", default=None, help="an https URL on a public address")
+    webhook_update.add_argument("--description", default=None, help="what it is for")
+    enabling = webhook_update.add_mutually_exclusive_group()
+    enabling.add_argument(
+        "--enable",
+        dest="enabled",
+        action="store_const",
+        const=True,
+        default=None,
+        help="send again, from now on (what happened while it was off is not sent)",
+    )
+    enabling.add_argument(
+        "--disable",
+        dest="enabled",
+        action="store_const",
+        const=False,
+        help="stop sending events to it",
+    )
+    for sub in (webhook_create, webhook_update):
+        sub.add_argument(
+            "--event",
+            dest="events",
+            action="append",
+            default=None,
+            metavar="TYPE",
+            help="an event type to send, e.g. fine_tune.succeeded (repeatable; default at create:"
+            " every type but the *.progress ones)",
+        )
+    command(webhooks, "delete", _webhooks_delete, "delete endpoints (owners only)").add_argument(
+        "webhook_ids", nargs="+", metavar="WEBHOOK_ID"
+    )
+    command(
+        webhooks,
+        "rotate-secret",
+        _webhooks_rotate_secret,
+        "make a new signing secret (owners only) and print it (only this once) on stdout",
+    ).add_argument("webhook_id")
+    deliveries = with_limit(
+        command(webhooks, "deliveries", _webhooks_deliveries, "an endpoint's delivery log, newest first")
+    )
+    deliveries.add_argument("webhook_id")
+    deliveries.add_argument(
+        "--status", choices=["pending", "succeeded", "failed"], default=None, help="only those in this state"
+    )
+    redeliver = command(
+        webhooks, "redeliver", _webhooks_redeliver, "send a finished delivery again (owners only)"
+    )
+    redeliver.add_argument("webhook_id")
+    redeliver.add_argument("delivery_id")
+
     invitations = command(
         commands, "invitations", None, "answer an invitation to a tenant, with the link you were sent"
     ).add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -1072,6 +1411,9 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--content-type", default=None, help="e.g. video/mp4 (default: from the file name)")
     upload.add_argument("--concurrency", type=int, default=4, help="parts in flight at once")
     upload.add_argument("--no-progress", action="store_true", help="no progress bar")
+    upload.add_argument(
+        "--allow-duplicate", action="store_true", help="store it even if your library already holds this file"
+    )
 
     assets = command(commands, "assets", None, "list and delete footage").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -1125,16 +1467,14 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "bases", _bases, "the bases this server can fine-tune (use one with `rushes train --base`)"
     )
 
-    # `rushes fine-tunes` alone lists them.
-    fine_tunes = with_limit(
-        command(commands, "fine-tunes", _fine_tunes_list, "fine-tune jobs: list, follow, cancel, resume")
+    fine_tune_actions = listing(
+        commands,
+        "fine-tunes",
+        "fine-tune jobs: list, follow, cancel, resume",
+        _fine_tunes_list,
+        "list fine-tunes, newest first",
+        lambda sub: with_status(with_limit(sub), "running"),
     )
-    fine_tunes.add_argument("--status", default=None, help="only those in this state, e.g. running")
-    fine_tune_actions = fine_tunes.add_subparsers(dest="action", required=False, metavar="ACTION")
-    listing = with_limit(
-        command(fine_tune_actions, "list", _fine_tunes_list, "list fine-tunes, newest first")
-    )
-    listing.add_argument("--status", default=None, help="only those in this state, e.g. running")
     command(fine_tune_actions, "get", _fine_tunes_get, "show one fine-tune").add_argument("job_id")
     watch = command(
         fine_tune_actions,
@@ -1144,17 +1484,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("job_id")
     watch.add_argument("--no-progress", action="store_true", help="no progress bar")
-    for action, what in (
-        ("cancel", "cancel a fine-tune (a running one stops at its next step, keeping a checkpoint)"),
-        ("resume", "queue a failed or cancelled fine-tune again, from its last checkpoint"),
+    for action, run_action, what in (
+        (
+            "cancel",
+            _fine_tunes_cancel,
+            "cancel a fine-tune (a running one stops at its next step, keeping a checkpoint)",
+        ),
+        (
+            "resume",
+            _fine_tunes_resume,
+            "queue a failed or cancelled fine-tune again, from its last checkpoint",
+        ),
     ):
-        command(fine_tune_actions, action, _fine_tunes_action(action), what).add_argument("job_id")
+        command(fine_tune_actions, action, run_action, what).add_argument("job_id")
 
-    # `rushes models` alone lists them.
-    models = with_limit(
-        command(commands, "models", _models_list, "fine-tuned models and their adapters")
-    ).add_subparsers(dest="action", required=False, metavar="ACTION")
-    with_limit(command(models, "list", _models_list, "list models"))
+    models = listing(
+        commands, "models", "fine-tuned models, their adapters and guardrails", _models_list, "list models"
+    )
     with_limit(command(models, "versions", _models_versions, "list a model's versions")).add_argument(
         "model_id"
     )
@@ -1163,6 +1509,43 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("number", type=int)
     download.add_argument(
         "-o", "--output", default=None, help="file to write (default: model-vN.safetensors)"
+    )
+    card = command(models, "card", _models_card, "a version's model card (README.md, Hugging Face format)")
+    card.add_argument("model_id")
+    card.add_argument("number", type=int)
+    card.add_argument("-o", "--output", default=None, help="file to write (default: print it)")
+    guardrails = command(
+        models, "guardrails", None, "what generations of a model may ask for: blocked terms and limits"
+    ).add_subparsers(dest="guardrails_action", required=True, metavar="ACTION")
+    command(guardrails, "get", _guardrails_get, "show a model's guardrails").add_argument("model_id")
+    set_guardrails = command(
+        guardrails,
+        "set",
+        _guardrails_set,
+        "change a model's guardrails (owners only; what is not named keeps its value);"
+        " they apply to generations requested from then on",
+    )
+    set_guardrails.add_argument("model_id")
+    set_guardrails.add_argument(
+        "--block", action="append", default=[], metavar="TERM", help="refuse prompts holding it (repeatable)"
+    )
+    set_guardrails.add_argument(
+        "--unblock", action="append", default=[], metavar="TERM", help="stop refusing a term (repeatable)"
+    )
+    for name, _, what in GUARDRAIL_LIMITS:
+        set_guardrails.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=_guardrail_limit,
+            default=argparse.SUPPRESS,
+            metavar="N|none",
+            help=f"{what}; none: the platform's own limit",
+        )
+    set_guardrails.add_argument(
+        "--memorisation",
+        choices=list(MEMORISATION_POLICIES),
+        default=None,
+        help="keep (record) or withhold (block) a video that nearly copies the training footage",
     )
 
     generate = command(commands, "generate", _generate, "render a video with a fine-tuned model")
@@ -1186,15 +1569,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--no-progress", action="store_true", help="no progress bar while waiting")
 
-    # `rushes generations` alone lists them.
-    generations = command(
-        commands, "generations", _generations_list, "generations: list, show, cancel, download outputs"
+    def generation_filters(sub: argparse.ArgumentParser) -> None:
+        with_status(sub, "succeeded").add_argument(
+            "--model-id", default=None, help="only those of this model"
+        )
+        with_limit(sub, default=20)
+
+    generation_actions = listing(
+        commands,
+        "generations",
+        "generations: list, show, cancel, download outputs",
+        _generations_list,
+        "list generations",
+        generation_filters,
     )
-    generation_actions = generations.add_subparsers(dest="action", required=False, metavar="ACTION")
-    for listing in (generations, command(generation_actions, "list", _generations_list, "list generations")):
-        listing.add_argument("--status", default=None, help="only those in this state, e.g. succeeded")
-        listing.add_argument("--model-id", default=None, help="only those of this model")
-        listing.add_argument("--limit", type=int, default=20, help="show at most this many (0: all)")
     command(generation_actions, "get", _generations_get, "show one generation").add_argument("generation_id")
     command(
         generation_actions,
@@ -1225,17 +1613,22 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     command(commands, "quotas", _quotas, "the plan and each quota's limit, use and remainder")
-    ledger = command(commands, "ledger", _ledger, "the usage ledger: every charge and credit, newest first")
-    ledger.add_argument("--limit", type=int, default=20, help="show at most this many (0: all)")
+    with_limit(
+        command(commands, "ledger", _ledger, "the usage ledger: every charge and credit, newest first"),
+        default=20,
+    )
 
     admin = command(commands, "admin", None, "platform administration (admins only)").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    # `rushes admin tenants` alone lists them.
-    tenants = with_limit(
-        command(admin, "tenants", _admin_tenants, "list every tenant; show or change one's quotas and status")
-    ).add_subparsers(dest="tenants_action", required=False, metavar="ACTION")
-    with_limit(command(tenants, "list", _admin_tenants, "list every tenant"))
+    tenants = listing(
+        admin,
+        "tenants",
+        "list every tenant; show or change one's quotas and status",
+        _admin_tenants,
+        "list every tenant",
+        dest="tenants_action",
+    )
     with_period(
         command(tenants, "usage", _admin_tenant_usage, "a tenant's usage, plan and quotas")
     ).add_argument("tenant_id")
@@ -1280,15 +1673,19 @@ def build_parser() -> argparse.ArgumentParser:
     command(
         tenants, "billing", _admin_tenant_billing, "a tenant's Stripe customer, subscription and sends"
     ).add_argument("tenant_id")
-    tenant_ledger = command(tenants, "ledger", _admin_tenant_ledger, "a tenant's usage ledger, newest first")
-    tenant_ledger.add_argument("tenant_id")
-    tenant_ledger.add_argument("--limit", type=int, default=20, help="show at most this many (0: all)")
+    with_limit(
+        command(tenants, "ledger", _admin_tenant_ledger, "a tenant's usage ledger, newest first"), default=20
+    ).add_argument("tenant_id")
 
-    # `rushes admin plans` alone lists them.
-    plans = command(admin, "plans", _admin_plans_list, "plans: the limits tenants buy").add_subparsers(
-        dest="plans_action", required=False, metavar="ACTION"
+    plans = listing(
+        admin,
+        "plans",
+        "plans: the limits tenants buy",
+        _admin_plans_list,
+        "list every plan",
+        options=lambda sub: None,
+        dest="plans_action",
     )
-    command(plans, "list", _admin_plans_list, "list every plan")
     plan_create = with_quota_limits(command(plans, "create", _admin_plans_create, "create a plan"))
     plan_create.add_argument("name")
     plan_create.add_argument(

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import stat
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 import rushes
 from rushes.cli import main
 
+from core.work.status import WorkStatus
+from service.db.engine import create_engine, session_factory
+from service.db.tenancy import set_tenant
+from service.webhooks.models import WebhookAttempt, WebhookDelivery
 from tests.conftest import free_port
 from tests.helpers import PASSWORD
 from tests.sdk.conftest import LiveServer, run
@@ -322,3 +329,240 @@ def test_field_names_a_missing_field(cli_env: Path, api_key: str, capsys: pytest
     assert code == 1 and out == "" and "no field 'nope' in the result; its fields: user_id, email" in err
     code, out, _ = run(capsys, "me", "--field", "tenant.name", "--api-key", api_key)
     assert (code, out) == (0, "Studio\n")
+
+
+# A public address literal: accepted without a name lookup, and never called here (no dispatcher runs).
+HOOK_URL = "https://93.184.215.14/rushes"
+
+
+def add_failed_delivery(server: LiveServer, tenant_id: str, webhook_id: str) -> str:
+    """A delivery that failed after one attempt, as the dispatcher leaves one."""
+
+    async def write() -> str:
+        engine = create_engine(server.settings.database_url)
+        async with session_factory(engine)() as session:
+            set_tenant(session, UUID(tenant_id))
+            now = datetime.now(UTC)
+            delivery = WebhookDelivery(
+                endpoint_id=UUID(webhook_id),
+                event_id=uuid.uuid4(),
+                event_type="fine_tune.succeeded",
+                payload={"type": "fine_tune.succeeded"},
+                status=WorkStatus.FAILED,
+                attempts=1,
+                max_attempts=1,
+                queued_at=now,
+                not_before=now,
+                finished_at=now,
+                last_attempt_at=now,
+                last_status_code=503,
+                last_error="Service Unavailable",
+                last_duration_ms=1234,
+            )
+            session.add(delivery)
+            await session.flush()
+            session.add(
+                WebhookAttempt(
+                    delivery_id=delivery.id, number=1, url=HOOK_URL, status_code=503, duration_ms=1234
+                )
+            )
+            await session.commit()
+            delivery_id = str(delivery.id)
+        await engine.dispose()
+        return delivery_id
+
+    return asyncio.run(write())
+
+
+def test_webhook_commands(
+    cli_env: Path, live_server: LiveServer, api_key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = ("--api-key", api_key)
+    assert run(capsys, "webhooks", *key) == (0, "no webhook endpoints\n", "")
+
+    # The signing secret alone on stdout, shown this once; what to do with it on stderr.
+    code, out, err = run(
+        capsys,
+        "webhooks",
+        "create",
+        HOOK_URL,
+        "--description",
+        "ops",
+        "--event",
+        "fine_tune.failed",
+        "--event",
+        "fine_tune.succeeded",
+        *key,
+    )
+    assert code == 0, err
+    secret = out.strip()
+    assert secret.startswith("whsec_") and out.count("\n") == 1
+    assert "only time its signing secret is shown" in err and secret not in err
+    (webhook,) = [
+        json.loads(line) for line in run(capsys, "webhooks", "list", "--json", *key)[1].splitlines()
+    ]
+    assert "secret" not in webhook and webhook["event_types"] == ["fine_tune.succeeded", "fine_tune.failed"]
+    webhook_id = webhook["id"]
+
+    code, out, _ = run(capsys, "webhooks", *key)
+    header, row = out.splitlines()
+    assert header.split() == ["id", "enabled", "event", "types", "url", "description", "created", "(UTC)"]
+    assert row.split()[:5] == [webhook_id, "yes", "2", HOOK_URL, "ops"]
+    code, out, _ = run(capsys, "webhooks", "get", webhook_id, *key)
+    assert code == 0 and out.splitlines()[:5] == [
+        webhook_id,
+        f"url             {HOOK_URL}",
+        "description     ops",
+        "enabled         yes",
+        "event types     fine_tune.succeeded, fine_tune.failed",
+    ]
+    assert "signing secret  version 1, never rotated" in out
+
+    code, out, err = run(capsys, "webhooks", "update", webhook_id, *key)
+    assert (code, out) == (1, "") and err == (
+        "rushes: error: nothing to change: give --url, --description, --event, --enable or --disable\n"
+    )
+    code, out, err = run(
+        capsys, "webhooks", "update", webhook_id, "--disable", "--event", "quota.warning", *key
+    )
+    assert code == 0, err
+    assert "enabled         no" in out and "event types     quota.warning" in out
+    code, out, err = run(capsys, "webhooks", "update", webhook_id, "--event", "fine_tune.exploded", *key)
+    assert code == 1 and out == "" and err.startswith("rushes: error: 400 ") and "fine_tune.exploded" in err
+
+    code, out, err = run(capsys, "webhooks", "rotate-secret", webhook_id, *key)
+    assert code == 0 and out.strip().startswith("whsec_") and out.strip() != secret
+    assert "version 2" in err and "previous secret" in err
+
+    # The delivery log: a failed delivery, in a table with units, then sent again.
+    assert run(capsys, "webhooks", "deliveries", webhook_id, *key)[1] == "no deliveries\n"
+    tenant_id = json.loads(run(capsys, "me", "--json", *key)[1])["tenant"]["id"]
+    delivery_id = add_failed_delivery(live_server, tenant_id, webhook_id)
+    code, out, _ = run(capsys, "webhooks", "deliveries", webhook_id, "--status", "failed", *key)
+    header, row = out.splitlines()
+    assert header.split()[:9] == [
+        "id",
+        "event",
+        "status",
+        "attempts",
+        "last",
+        "answer",
+        "took",
+        "(ms)",
+        "created",
+    ]
+    assert row.split()[:7] == [delivery_id, "fine_tune.succeeded", "failed", "1", "HTTP", "503", "1,234"]
+    # Created (a day and a time), no next try, and the last error in the receiver's words.
+    assert row.split()[9:] == ["-", "Service", "Unavailable"]
+    assert (
+        run(capsys, "webhooks", "deliveries", webhook_id, "--status", "pending", *key)[1] == "no deliveries\n"
+    )
+    code, out, _ = run(capsys, "webhooks", "redeliver", webhook_id, delivery_id, *key)
+    assert (code, out) == (
+        0,
+        f"delivery {delivery_id} (fine_tune.succeeded) queued to be sent again,"
+        " with a fresh set of attempts\n",
+    )
+    code, out, err = run(capsys, "webhooks", "redeliver", webhook_id, delivery_id, *key)
+    assert (
+        code == 1
+        and out == ""
+        and err.startswith("rushes: error: 409 This delivery is still being attempted")
+    )
+
+    # Another tenant sees none of it.
+    other = ("--api-key", live_server.new_api_key("Other"))
+    code, out, err = run(capsys, "webhooks", "get", webhook_id, *other)
+    assert code == 1 and err.startswith("rushes: error: 404 ")
+
+    assert run(capsys, "webhooks", "delete", webhook_id, *key) == (0, f"deleted {webhook_id}\n", "")
+    code, _, err = run(capsys, "webhooks", "deliveries", webhook_id, *key)
+    assert code == 1 and err.startswith("rushes: error: 404 ")
+
+
+def test_guardrail_commands(
+    cli_env: Path, api_key: str, model_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = ("--api-key", api_key)
+    code, out, _ = run(capsys, "models", "guardrails", "get", model_id, *key)
+    assert code == 0 and out.splitlines() == [
+        "blocked terms  none",
+        "max width      the platform's own",
+        "max height     the platform's own",
+        "max frames     the platform's own",
+        "max steps      the platform's own",
+        "memorisation   record: a video that nearly copies the training footage is kept,"
+        " the verdict recorded",
+    ]
+    code, out, err = run(capsys, "models", "guardrails", "set", model_id, *key)
+    assert code == 1 and out == "" and err.startswith("rushes: error: nothing to change: give --block")
+
+    code, out, err = run(
+        capsys,
+        "models",
+        "guardrails",
+        "set",
+        model_id,
+        "--block",
+        "Acme",
+        "--block",
+        "rival brand",
+        "--max-width",
+        "1280",
+        "--memorisation",
+        "block",
+        *key,
+    )
+    assert code == 0, err
+    assert out.splitlines()[:3] == [
+        "blocked terms  Acme, rival brand",
+        "max width      1,280 pixels",
+        "max height     the platform's own",
+    ]
+    assert (
+        out.splitlines()[-1]
+        == "memorisation   block: a video that nearly copies the training footage is withheld"
+    )
+
+    # What is not named keeps its value; a term is unblocked whatever its case; none lifts a limit.
+    code, out, err = run(
+        capsys,
+        "models",
+        "guardrails",
+        "set",
+        model_id,
+        "--unblock",
+        "ACME",
+        "--max-width",
+        "none",
+        "--max-frames",
+        "49",
+        "--json",
+        *key,
+    )
+    assert code == 0, err
+    assert json.loads(out) == {
+        "blocked_terms": ["rival brand"],
+        "max_width": None,
+        "max_height": None,
+        "max_frames": 49,
+        "max_steps": None,
+        "memorisation_policy": "block",
+    }
+    code, out, err = run(capsys, "models", "guardrails", "set", model_id, "--unblock", "nope", *key)
+    assert (
+        code == 1
+        and out == ""
+        and err
+        == ("rushes: error: 'nope' is not a blocked term of this model; its blocked terms: rival brand\n")
+    )
+    with pytest.raises(SystemExit) as usage:
+        main(["models", "guardrails", "set", model_id, "--max-steps", "0"])
+    assert (
+        usage.value.code == 2
+        and "expected a whole number of at least 1, or 'none'" in capsys.readouterr().err
+    )
+
+    # A model that is not there: the server's answer, in words, with a failing status.
+    code, out, err = run(capsys, "models", "guardrails", "get", str(uuid.uuid4()), *key)
+    assert code == 1 and out == "" and err.startswith("rushes: error: 404 ")

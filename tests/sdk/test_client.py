@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import platform
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -329,3 +331,36 @@ async def test_async_billing(live_server: LiveServer, api_key: str) -> None:
         assert (billing.status, billing.plan) == ("active", "default")
         with pytest.raises(rushes.ConflictError):
             await client.billing.portal()
+
+
+def test_every_request_says_which_sdk_sends_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Calls, a storage redirect's target and sign-in (which has a client of its own) alike."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path.endswith("/outputs/video.mp4"):
+            return httpx.Response(302, headers={"location": "https://storage.example/video.mp4"})
+        if request.url.host == "storage.example":
+            return httpx.Response(200, content=iter([b"frames"]))
+        return httpx.Response(401, json={"status": 401, "detail": "no"})
+
+    transport = httpx.MockTransport(answer)
+    with rushes.Client(api_key="rsh_x", transport=transport, max_retries=0) as client:
+        with pytest.raises(rushes.AuthenticationError):
+            client.me.get()
+        client.generations.download("g1", tmp_path / "video.mp4")
+    plain_client = httpx.Client
+    monkeypatch.setattr(httpx, "Client", lambda **options: plain_client(transport=transport, **options))
+    with pytest.raises(rushes.AuthenticationError):
+        rushes.log_in(email="a@example.com", password=PASSWORD)
+
+    assert [(r.url.host, r.url.path) for r in seen] == [
+        ("127.0.0.1", "/v1/me"),
+        ("127.0.0.1", "/v1/generations/g1/outputs/video.mp4"),
+        ("storage.example", "/video.mp4"),
+        ("127.0.0.1", "/v1/auth/login"),
+    ]
+    agent = f"rushes-python/{rushes.__version__} python/{platform.python_version()}"
+    assert [r.headers.get("user-agent") for r in seen] == [agent] * 4
+    assert "authorization" not in seen[2].headers  # the key never goes to storage

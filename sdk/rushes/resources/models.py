@@ -167,3 +167,9 @@ class ModelVersions(Resource[R]):
     def record(self, model_id: str, number: int) -> Op[dict[str, Any]]:
         """The training record: each asset's sha256 and rights, the base, the settings."""
         return Op("GET", f"{_version_path(model_id, number)}/record", _record)
+
+    @endpoint
+    def card(self, model_id: str, number: int) -> Op[str]:
+        """The model card: a ``README.md`` in the Hugging Face format (base, trigger word,
+        settings, the look learned, every clip by hash and rights)."""
+        return Op("GET", f"{_version_path(model_id, number)}/card", str)
