@@ -30,17 +30,10 @@ from service.auth.policy import Access, access
 from service.auth.principal import Principal
 from service.billing import service as billing
 from service.db.pagination import PageRequest
+from service.pages.formatting import gpu_time, limit_text, number_field, pager
 from service.pages.shared import form_fields, notice_text, redirect, shell, words
 from service.pages.templates import page as render
-from service.pages.usage import (
-    QUOTA_LABELS,
-    STATUS_WORDS,
-    amount,
-    gpu_time,
-    pager,
-    quota_rows,
-    tenant_ledger,
-)
+from service.pages.usage import QUOTA_LABELS, STATUS_WORDS, quota_rows, tenant_ledger
 from service.quotas import service as quotas
 from service.quotas import usage as quota_usage
 from service.quotas.limits import Quota, limits_for
@@ -281,7 +274,7 @@ class AdminPages(Controller):
         listed = [
             {
                 "plan": plan,
-                "limits": {quota: _limit_text(getattr(plan, quota.value), quota) for quota in LIMITS},
+                "limits": {quota: limit_text(getattr(plan, quota.value), quota) for quota in LIMITS},
             }
             for plan in await quotas.list_plans(db_session)
         ]
@@ -316,7 +309,7 @@ class AdminPages(Controller):
             "name": found.name,
             "is_default": "on" if found.is_default else "",
             "stripe_price_id": found.stripe_price_id or "",
-            **{quota.value: _number(getattr(found, quota.value)) for quota in LIMITS},
+            **{quota.value: number_field(getattr(found, quota.value)) for quota in LIMITS},
         }
         return await self._plan_form(db_session, principal, plan_id, values)
 
@@ -390,6 +383,18 @@ class AdminPages(Controller):
         layout = await shell(db_session, principal, **context)
         return render("admin_plan.html", status_code=status_code, **layout)
 
+    @get("/users")
+    async def users(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        page: NamedDependency[PageRequest],
+    ) -> Template:
+        """Every account on the server, oldest first, as ``GET /v1/admin/users`` lists them."""
+        found, total = await admin.list_users(db_session, page)
+        context = {"users": found, "pager": pager("/admin/users", page, total, len(found))}
+        return render("admin_users.html", **await shell(db_session, principal, **context))
+
     @get("/{rest:path}")
     async def nothing_here(self, rest: FromPath[str]) -> None:
         raise NotFound("There is nothing at this address in the admin console.")
@@ -412,14 +417,6 @@ def _plan_body(form: dict[str, str]) -> tuple[list[str], PlanWrite | None]:
     except ValidationError as exc:
         return words(exc), None
     return [], body
-
-
-def _number(value: int | None) -> str:
-    return "" if value is None else str(value)
-
-
-def _limit_text(value: int | None, quota: Quota) -> str:
-    return "Unlimited" if value is None else amount(quota, value)
 
 
 def _override_fields(overrides: dict[str, int | None], quota: Quota) -> dict[str, str]:

@@ -47,7 +47,7 @@ def _request(form: dict[str, str]) -> dict[str, Any]:
     return body
 
 
-async def _choices(db_session: AsyncSession) -> list[tuple[ModelOut, int]]:
+async def version_choices(db_session: AsyncSession) -> list[tuple[ModelOut, int]]:
     """Every model version one can render with, newest first."""
     found, _ = await models.list_models(db_session, LISTED)
     listed = [ModelOut.model_validate(model) for model in found]
@@ -64,7 +64,7 @@ class GenerationPages(Controller):
     ) -> Template:
         found, _ = await generations.list_generations(db_session, LISTED, None, None)
         listed = await generations.generations_out(db_session, found)
-        names = {model.id: model.name for model, _ in await _choices(db_session)}
+        names = {model.id: model.name for model, _ in await version_choices(db_session)}
         return page("generations.html", **await shell(db_session, principal, generations=listed, names=names))
 
     @get("/new", opt=MEMBER)
@@ -89,7 +89,7 @@ class GenerationPages(Controller):
         status_code: int = 200,
     ) -> Template:
         context = {
-            "choices": await _choices(db_session),
+            "choices": await version_choices(db_session),
             "limits": settings.generations,
             "form": form,
             "errors": errors,

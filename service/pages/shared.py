@@ -42,6 +42,14 @@ NOTICES = {
     "job-cancelled": "Cancelling: a running fine-tune stops at its next step and keeps a checkpoint.",
     "job-resumed": "The fine-tune is queued again; it resumes from its last checkpoint.",
     "generation-cancelled": "The generation was cancelled.",
+    "model-saved": "The model was saved.",
+    "guardrails-saved": "The guardrails were saved; they apply to videos requested from now on.",
+    "model-deleted": "The model was deleted with its versions and adapters; videos made with it stay.",
+    "webhook-saved": "The webhook endpoint was saved.",
+    "webhook-enabled": "The endpoint is enabled: new events are sent to it, and paused deliveries resume.",
+    "webhook-disabled": "The endpoint is disabled: events from now until it is enabled are not sent to it.",
+    "webhook-deleted": "The webhook endpoint was deleted: nothing more is sent to it.",
+    "webhook-redelivered": "The delivery is queued again and will be sent shortly.",
     # The admin console's.
     "status-active": "The tenant is active: its members can sign in and start work.",
     "status-suspended": "The tenant is suspended: its members cannot sign in and nothing new starts.",
@@ -51,6 +59,7 @@ NOTICES = {
     "plan-created": "The plan was created.",
     "plan-saved": "The plan was saved.",
     "plan-deleted": "The plan was deleted.",
+    "tenant-deleted": "The tenant was deleted with everything it held.",
 }
 FIELD_LABELS = {
     "email": "Email",
@@ -65,6 +74,8 @@ FIELD_LABELS = {
     "negative_prompt": "Negative prompt",
     "adapter_strength": "Adapter strength",
     "validation_prompts": "Validation prompts",
+    "url": "URL",
+    "event_types": "Events",
 }
 
 

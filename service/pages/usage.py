@@ -8,8 +8,8 @@ same service calls; this module only puts them into words (and the admin console
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
-from urllib.parse import urlencode
 from uuid import UUID
 
 from litestar import Controller, get, post
@@ -21,14 +21,16 @@ from core.settings import Settings
 from service.auth.principal import Principal
 from service.billing import service as billing
 from service.db.pagination import PageRequest
+from service.pages.formatting import amount, gpu_time, limit_text, pager
 from service.pages.shared import MEMBER, OWNER, shell
 from service.pages.templates import page as render
 from service.pages.templates import size
 from service.quotas import service as quotas
 from service.quotas.limits import Quota
 from service.quotas.schemas import QuotasOut, QuotaUse
+from service.usage import service as usage
 from service.usage.models import Charge
-from service.usage.schemas import LedgerEntryOut
+from service.usage.schemas import LedgerEntryOut, UsageOut
 
 QUOTA_LABELS = {
     Quota.GPU_SECONDS_PER_MONTH: "GPU time this month",
@@ -58,27 +60,10 @@ STATUS_WORDS = {
 }
 # Share of a limit from which a quota is shown as nearly used up.
 WARN_AT = 0.8
-
-
-def gpu_time(seconds: float) -> str:
-    """``42 s``, ``12 min 5 s``, ``3 h 20 min``: GPU time as people read it."""
-    whole = round(abs(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{abs(seconds):.1f} s" if abs(seconds) < 10 else f"{secs} s"
-
-
-def amount(quota: Quota, value: float) -> str:
-    """A quota's figure in its unit."""
-    if quota == Quota.GPU_SECONDS_PER_MONTH:
-        return gpu_time(value)
-    if quota in (Quota.STORAGE_BYTES, Quota.MAX_UPLOAD_BYTES):
-        return size(int(value))
-    return f"{int(value)}"
+# The per-day chart's drawing area, in SVG units: one slot a day, bars rising from the foot.
+CHART_HEIGHT = 120
+DAY_WIDTH = 20
+BAR_WIDTH = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +71,8 @@ class QuotaRow:
     quota: Quota
     label: str
     used: str
-    limit: str  # "Unlimited" when there is none
+    limit: str
+    unlimited: bool
     bar: bool  # a share of a limit to draw (not for unlimited quotas, nor the largest upload)
     bar_max: int
     bar_value: float
@@ -109,7 +95,8 @@ def _row(use: QuotaUse) -> QuotaRow:
         quota=use.quota,
         label=QUOTA_LABELS[use.quota],
         used=amount(use.quota, use.used),
-        limit="Unlimited" if limit is None else amount(use.quota, limit),
+        limit=limit_text(limit, use.quota),
+        unlimited=limit is None,
         bar=metered,
         # A limit of 0 draws a full bar of 1.
         bar_max=max(limit or 0, 1),
@@ -150,36 +137,89 @@ def ledger_rows(entries: list[Any], links: bool) -> list[LedgerRow]:
     return rows
 
 
-@dataclass(frozen=True, slots=True)
-class Pager:
-    """Where a paged table is, and the links to its neighbours (None at either end)."""
-
-    first: int
-    last: int
-    total: int
-    newer: str | None
-    older: str | None
-
-
-def pager(base: str, page: PageRequest, total: int, shown: int, **query: str) -> Pager:
-    def link(offset: int) -> str:
-        kept = {name: value for name, value in query.items() if value}
-        return f"{base}?{urlencode({**kept, 'offset': offset, 'limit': page.limit})}"
-
-    return Pager(
-        first=page.offset + 1 if shown else 0,
-        last=page.offset + shown,
-        total=total,
-        newer=link(max(0, page.offset - page.limit)) if page.offset > 0 else None,
-        older=link(page.offset + page.limit) if page.offset + shown < total else None,
-    )
-
-
 async def tenant_ledger(
     db_session: AsyncSession, tenant_id: UUID, page: PageRequest, base: str, links: bool
 ) -> dict[str, Any]:
     entries, total = await quotas.list_ledger(db_session, tenant_id, page)
     return {"ledger": ledger_rows(entries, links), "pager": pager(base, page, total, len(entries))}
+
+
+@dataclass(frozen=True, slots=True)
+class DayBar:
+    """One UTC day of the month so far: its GPU time in words and its bars (SVG units),
+    fine-tunes stacked on videos."""
+
+    day: date
+    fine_tune: str
+    generation: str
+    total: str
+    videos: int
+    x: int
+    generation_y: float
+    generation_height: float
+    fine_tune_y: float
+    fine_tune_height: float
+    worked: bool  # anything charged or rendered that day: a row of the table
+
+
+@dataclass(frozen=True, slots=True)
+class UsageChart:
+    since: date
+    until: date
+    days: list[DayBar]
+    width: int
+    height: int
+    bar_width: int
+    peak: str  # the tallest bar's GPU time, the chart's scale
+    fine_tune_total: str
+    generation_total: str
+    total: str
+
+
+def usage_chart(used: UsageOut) -> UsageChart:
+    """Every day of ``used``'s period with its GPU time, scaled so the busiest day fills the height."""
+    by_day = {day.date: day for day in used.days}
+    # A slot for every day to the end of the last day's month, so the bars keep one width
+    # all month and the days still to come show as room left.
+    month_end = (used.until.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    count = (month_end - used.since).days + 1
+    dates = [used.since + timedelta(days=n) for n in range(count)]
+    totals = {when: (day.fine_tune_gpu_seconds, day.generation_gpu_seconds) for when, day in by_day.items()}
+    # Credits can leave a day below zero; a bar never goes below the axis.
+    peak = max([max(0.0, f + g) for f, g in totals.values()], default=0.0)
+    scale = CHART_HEIGHT / peak if peak > 0 else 0.0
+    bars = []
+    for n, when in enumerate(dates):
+        fine_tune, generation = totals.get(when, (0.0, 0.0))
+        video_height = max(0.0, generation) * scale
+        tune_height = max(0.0, fine_tune) * scale
+        bars.append(
+            DayBar(
+                day=when,
+                fine_tune=gpu_time(fine_tune),
+                generation=gpu_time(generation),
+                total=gpu_time(fine_tune + generation),
+                videos=by_day[when].generations if when in by_day else 0,
+                x=n * DAY_WIDTH + (DAY_WIDTH - BAR_WIDTH) // 2,
+                generation_y=round(CHART_HEIGHT - video_height, 2),
+                generation_height=round(video_height, 2),
+                fine_tune_y=round(CHART_HEIGHT - video_height - tune_height, 2),
+                fine_tune_height=round(tune_height, 2),
+                worked=when in by_day,
+            )
+        )
+    return UsageChart(
+        since=used.since,
+        until=used.until,
+        days=bars,
+        width=count * DAY_WIDTH,
+        height=CHART_HEIGHT,
+        bar_width=BAR_WIDTH,
+        peak=gpu_time(peak),
+        fine_tune_total=gpu_time(used.fine_tunes.gpu_seconds),
+        generation_total=gpu_time(used.generations.gpu_seconds),
+        total=gpu_time(used.fine_tunes.gpu_seconds + used.generations.gpu_seconds),
+    )
 
 
 class UsagePages(Controller):
@@ -197,7 +237,13 @@ class UsagePages(Controller):
         tenant_id = principal.tenant_id
         use = await quotas.tenant_quotas(db_session, tenant_id)
         gpu = next(q for q in use.quotas if q.quota == Quota.GPU_SECONDS_PER_MONTH)
+        today = usage.utc_today()
+        # GET /v1/usage's default period: this month so far.
+        this_month = await usage.tenant_usage(
+            db_session, tenant_id, usage.resolve_period(None, None, today), today
+        )
         context = {
+            "chart": usage_chart(this_month),
             "quotas": use,
             "rows": quota_rows(use),
             "resets_at": gpu.resets_at,

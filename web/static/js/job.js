@@ -1,6 +1,7 @@
-// The fine-tune page, live: status, step, loss, time left, sample clips and events.
+// The fine-tune page, live: status, step, loss and its chart, time left, sample clips and events.
 
 import { duration, follow, setStatus } from "./live.js";
+import { LossChart } from "./loss-chart.js";
 
 const TYPES = ["queued", "started", "progress", "checkpoint", "sample", "succeeded", "failed", "cancel_requested", "cancelled", "requeued"];
 const root = document.getElementById("job");
@@ -62,6 +63,7 @@ function addSample(step, index) {
 
 if (root) {
   const clock = new Clock(Number(root.dataset.batch) || 1);
+  const chart = new LossChart($("loss-chart"));
   const active = (status, cancelling) => {
     $("cancel-form").hidden = !["queued", "running"].includes(status) || cancelling;
     $("resume-form").hidden = !["failed", "cancelled"].includes(status);
@@ -88,6 +90,7 @@ if (root) {
         $("job-progress").value = data.step;
         $("job-step").textContent = `${data.step} of ${data.total_steps}`;
         $("job-loss").textContent = Number(data.loss).toPrecision(4);
+        chart.add(data.step, data.loss, data.total_steps);
         $("job-eta").textContent = data.step >= data.total_steps ? "–" : duration(clock.left(event));
         break;
       case "sample":
