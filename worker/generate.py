@@ -231,6 +231,7 @@ class GenerationServer:
             return
         elapsed = time.monotonic() - started
         metrics.rendered(elapsed, self.device)
+        metrics.adapter_cache(batch[0].base_id, served.cache.stats)
         # Every sample of the batch cost the same; a cancelled one that rendered is charged too.
         share = elapsed / len(batch)
         for claimed, video in zip(batch, frames, strict=True):

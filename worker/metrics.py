@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import torch
 
     from trainer import StepReport
+    from trainer.serving import CacheStats
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # What ``trainer.devices.peak_memory`` calls a CUDA peak; on the CPU it reports the RSS instead.
@@ -57,6 +58,34 @@ GPU_MEMORY_PEAK = Gauge(
     ["kind"],
     multiprocess_mode="max",
 )
+
+GPU_SECONDS = Counter(
+    "rushes_worker_gpu_seconds",
+    "Device seconds spent, as the usage ledger measures them: a fine-tune's wall time times its "
+    "share of the device, a generation batch's rendering time",
+    ["kind"],
+)
+# The adapter cache's tiers: ``device`` (the accelerator's LoRA rows) and ``host`` (memory);
+# a host miss is a read from storage. Labelled by base (a bounded catalogue), never tenant.
+ADAPTER_CACHE_HITS = Counter(
+    "rushes_worker_adapter_cache_hits",
+    "Adapters found in a tier: on the accelerator when a batch asked for them, or in host memory when loaded",
+    ["base", "tier"],
+)
+ADAPTER_CACHE_MISSES = Counter(
+    "rushes_worker_adapter_cache_misses",
+    "Adapters a tier lacked: loaded onto the accelerator (device), or read from storage (host)",
+    ["base", "tier"],
+)
+ADAPTER_CACHE_EVICTIONS = Counter(
+    "rushes_worker_adapter_cache_evictions",
+    "Adapters a tier dropped to make room for another",
+    ["base", "tier"],
+)
+CACHE_COUNTERS = (ADAPTER_CACHE_HITS, ADAPTER_CACHE_MISSES, ADAPTER_CACHE_EVICTIONS)
+# The generation process's cache counts (it keeps one engine, so one cache, per base) by
+# base and tier, as ``adapter_cache`` last read them.
+_cache_seen: dict[tuple[str, str], tuple[int, int, int]] = {}
 
 
 @contextmanager
@@ -104,10 +133,32 @@ class StepClock:
             GPU_MEMORY_PEAK.labels("fine_tune").set(report.peak_memory_bytes)
 
 
+def gpu_seconds(kind: Kind, seconds: float) -> None:
+    GPU_SECONDS.labels(kind).inc(seconds)
+
+
 def rendered(seconds: float, device: torch.device) -> None:
     """One batch rendered in ``seconds`` on ``device``."""
     GENERATION_SECONDS.observe(seconds)
+    gpu_seconds("generation", seconds)
     if device.type == "cuda":
         import torch
 
         GPU_MEMORY_PEAK.labels("generation").set(torch.cuda.max_memory_allocated(device))
+
+
+def adapter_cache(base: str, stats: CacheStats) -> None:
+    """Add what the cache of ``base`` counted since the last call; the worker calls it after each batch.
+
+    The cache counts on its loader thread as well as the batch's, and knows nothing of
+    Prometheus: its totals are read here, so a prefetch's load shows by the next batch.
+    """
+    tiers = {
+        "device": (stats.device_hits, stats.device_loads, stats.device_evictions),
+        "host": (stats.host_hits, stats.storage_loads, stats.host_evictions),
+    }
+    for tier, counts in tiers.items():
+        seen = _cache_seen.get((base, tier), (0, 0, 0))
+        _cache_seen[base, tier] = counts
+        for counter, now, before in zip(CACHE_COUNTERS, counts, seen, strict=True):
+            counter.labels(base, tier).inc(now - before)

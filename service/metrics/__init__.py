@@ -1,1 +1,1 @@
-"""Prometheus metrics of the API: requests by route, and the queues read from the database."""
+"""Prometheus metrics of the API: requests by route, upload bytes, and the queues read from the database."""

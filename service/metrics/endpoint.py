@@ -21,7 +21,7 @@ from service.metrics.work import WorkCollector
 
 
 class Exposition(Collector):
-    """What ``/metrics`` shows: the process's registry (HTTP and process metrics) and this app's queues."""
+    """What ``/metrics`` shows: this process's registry (requests, uploads, the process) and the queues."""
 
     def __init__(self, *collectors: Collector) -> None:
         self.collectors = collectors

@@ -1,17 +1,21 @@
-"""Prometheus metrics: the API's ``/metrics`` (requests by route, the queues, the token) and a
-worker's endpoint, which adds up what every process of the worker recorded."""
+"""Prometheus metrics: the API's ``/metrics`` (requests by route, the queues, upload bytes, the
+token) and a worker's endpoint, which adds up what every process of the worker recorded (real
+workers' GPU seconds and adapter cache included)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +26,14 @@ from pydantic import SecretStr
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.settings import DatabaseSettings, MetricsSettings, Settings, WebhookSettings
+from core.settings import (
+    DatabaseSettings,
+    GenerationSettings,
+    MetricsSettings,
+    Settings,
+    WebhookSettings,
+    WorkerSettings,
+)
 from core.storage import ObjectStorage
 from core.work.status import WorkStatus
 from service.app import create_app
@@ -30,9 +41,20 @@ from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped
 from service.jobs.models import FineTuneJob
 from service.webhooks.dispatcher import dispatch_once
+from tests.adapters import random_adapter
 from tests.conftest import free_port, fresh_database, wait_for_http
-from tests.helpers import fine_tune_body, make_model_version, settings_env, sign_up, trainable_dataset
+from tests.helpers import (
+    Caller,
+    fine_tune_body,
+    make_model_version,
+    settings_env,
+    sign_up,
+    trainable_dataset,
+    upload_body,
+    upload_file,
+)
 from tests.media_samples import make_clip
+from tests.workers import Workers
 from worker.metrics import serving
 
 Client = AsyncTestClient[Litestar]
@@ -166,7 +188,9 @@ async def test_queue_gauges_follow_the_database(
     )
     assert hook.status_code == 201, hook.text
     model = await make_model_version(client, caller, settings, storage, make_clip(tmp_path / "a.mp4"))
-    dataset_id, number = await trainable_dataset(client, caller, make_clip(tmp_path / "b.mp4"))
+    dataset_id, number = await trainable_dataset(
+        client, caller, make_clip(tmp_path / "b.mp4", pattern_seed=1)
+    )
     jobs = []
     for _ in range(2):
         created = await client.post(
@@ -266,6 +290,24 @@ async def test_a_database_that_cannot_answer_leaves_the_queue_gauges_out(
     assert requests(after, "/healthz", "200") >= 1
 
 
+async def test_upload_bytes_count_the_parts_received(client: Client, tmp_path: Path) -> None:
+    caller = await sign_up(client)
+    clip = make_clip(tmp_path / "a.mp4")
+    before = value(await scrape(client), "rushes_upload_bytes_total")
+    await upload_file(client, caller, clip)
+    # A part of the wrong length is refused, and not counted.
+    other = await client.post(
+        "/v1/uploads", json=upload_body(clip, sha256="0" * 64, filename="b.mp4"), headers=caller.headers
+    )
+    assert other.status_code == 201, other.text
+    refused = await client.put(
+        f"/v1/uploads/{other.json()['id']}/parts/1", content=b"too short", headers=caller.headers
+    )
+    assert refused.status_code == 422, refused.text
+    after = value(await scrape(client), "rushes_upload_bytes_total")
+    assert after - before == clip.stat().st_size
+
+
 # --------------------------------------------------------------- a worker --
 
 RECORD = textwrap.dedent(
@@ -281,6 +323,13 @@ RECORD = textwrap.dedent(
         report = dict(step=step, peak_memory_kind=metrics.CUDA_PEAK, peak_memory_bytes=peak)
         clock.report(types.SimpleNamespace(**report))
     metrics.rendered(1.5, types.SimpleNamespace(type="cpu"))
+    metrics.gpu_seconds("fine_tune", 2.5)
+    stats = types.SimpleNamespace(
+        device_hits=3, device_loads=2, device_evictions=1, host_hits=1, storage_loads=1, host_evictions=0
+    )
+    metrics.adapter_cache("tiny", stats)
+    stats.device_hits = 5
+    metrics.adapter_cache("tiny", stats)  # adds only what changed since
     """
 )
 
@@ -312,6 +361,21 @@ def test_a_workers_endpoint_adds_up_what_each_of_its_processes_recorded() -> Non
     assert value(first, "rushes_worker_gpu_memory_peak_bytes", kind="fine_tune") == 3 << 30
     assert value(second, "rushes_worker_gpu_memory_peak_bytes", kind="fine_tune") == 5 << 30
     assert ("rushes_worker_gpu_memory_peak_bytes", frozenset({("kind", "generation")})) not in second
+    assert value(second, "rushes_worker_gpu_seconds_total", kind="fine_tune") == 5.0
+    assert value(second, "rushes_worker_gpu_seconds_total", kind="generation") == 3.0
+    cache = {
+        (name, tier): value(second, f"rushes_worker_adapter_cache_{name}_total", base="tiny", tier=tier)
+        for name in ("hits", "misses", "evictions")
+        for tier in ("device", "host")
+    }
+    assert cache == {
+        ("hits", "device"): 10,
+        ("misses", "device"): 4,
+        ("evictions", "device"): 2,
+        ("hits", "host"): 2,
+        ("misses", "host"): 2,
+        ("evictions", "host"): 0,
+    }
 
 
 @pytest.fixture
@@ -357,3 +421,152 @@ def test_a_worker_serves_metrics_on_its_port_until_it_stops(
     assert list(temporary.iterdir()) == []
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/metrics")
+
+
+def test_a_fine_tunes_device_time_is_counted_as_it_is_charged() -> None:
+    from prometheus_client import REGISTRY
+
+    from worker.run_job import Pulse
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("rushes_worker_gpu_seconds_total", {"kind": "fine_tune"}) or 0.0
+
+    before = counted()
+    # Ten seconds since the last beat, on half of the device.
+    pulse = Pulse(share=0.5, last=time.monotonic() - 10)
+    charged = pulse.take() + pulse.take()
+    assert charged == pytest.approx(5, abs=1)
+    assert counted() - before == pytest.approx(charged)
+
+
+async def test_a_training_worker_counts_the_device_time_its_fine_tunes_are_charged(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    training = settings.model_copy(
+        update={
+            "worker": WorkerSettings(embedded=False, poll_seconds=0.3, heartbeat_seconds=0.3, look_renders=0),
+            "metrics": settings.metrics.model_copy(update={"worker_port": port}),
+        }
+    )
+    caller = await sign_up(client)
+    dataset_id, number = await trainable_dataset(client, caller, make_clip(tmp_path / "a.mp4"))
+    body = fine_tune_body(dataset_id, number)
+    body["hyperparameters"] = {**body["hyperparameters"], "steps": 2}
+    created = await client.post("/v1/fine-tunes", json=body, headers=caller.headers)
+    assert created.status_code == 201, created.text
+    workers = Workers(training, tmp_path, roles="train")
+    workers.start()
+    try:
+        job = await _until_final(client, caller, f"/v1/fine-tunes/{created.json()['id']}")
+        async with httpx.AsyncClient() as http:
+            samples = parse((await http.get(f"http://127.0.0.1:{port}/metrics")).text)
+    finally:
+        workers.stop_all()
+    assert job["status"] == "succeeded", job
+    # Every beat's charge, as the worker measured it.
+    assert job["gpu_seconds"] > 0
+    counted = value(samples, "rushes_worker_gpu_seconds_total", kind="fine_tune")
+    assert counted == pytest.approx(job["gpu_seconds"])
+
+
+async def _until_final(client: Client, caller: Caller, path: str, within: float = 180) -> dict[str, Any]:
+    """A fine-tune or generation, once it has ended."""
+    deadline = time.monotonic() + within
+    while True:
+        shown = (await client.get(path, headers=caller.headers)).json()
+        if shown["status"] not in ("queued", "running"):
+            return dict(shown)
+        assert time.monotonic() < deadline, f"{path} is still {shown['status']} after {within} s"
+        await asyncio.sleep(0.2)
+
+
+def _tiny_sizes(rank: int) -> tuple[int, int]:
+    """The bytes of one LoRA row of the tiny base on the accelerator, and of one rank-``rank``
+    adapter of it in host memory."""
+    import torch
+
+    from core.bases.quantization import Quantization
+    from trainer.models import load_specification
+    from trainer.serving import AdapterKey, AdapterPool
+    from trainer.serving.adapters import unpack
+
+    spec = load_specification("tiny", device=torch.device("cpu"), dtype=torch.float32)
+    transformer = spec.load_transformer(Quantization.FP32)
+    pool = AdapterPool(transformer, spec.default_lora_targets, budget_bytes=1 << 30, dtype=torch.float32)
+    adapter = unpack(
+        AdapterKey("t", "v"),
+        random_adapter(0, rank=rank),
+        pool.shapes,
+        max_rank=256,
+        dtype=torch.float32,
+        pin_memory=False,
+    )
+    return pool.row_bytes, adapter.nbytes
+
+
+async def test_a_generation_worker_counts_its_adapter_cache_and_device_time(
+    client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path
+) -> None:
+    port = free_port()
+    row_bytes, adapter_bytes = _tiny_sizes(rank=160)
+    rendering = settings.model_copy(
+        update={
+            "worker": WorkerSettings(embedded=False, poll_seconds=0.3, heartbeat_seconds=0.3),
+            # One rank-160 adapter fits in either tier, two do not; the accelerator must hold
+            # at least one of the largest rank, 256.
+            "generations": GenerationSettings(
+                device_cache_bytes=300 * row_bytes, host_cache_bytes=adapter_bytes * 3 // 2
+            ),
+            "metrics": settings.metrics.model_copy(update={"worker_port": port}),
+        }
+    )
+    caller = await sign_up(client)
+    models = [
+        await make_model_version(
+            client,
+            caller,
+            settings,
+            storage,
+            make_clip(tmp_path / f"{i}.mp4", pattern_seed=i),
+            adapter=adapter,
+        )
+        for i, adapter in enumerate([random_adapter(1, rank=160), random_adapter(2, rank=160)])
+    ]
+    workers = Workers(rendering, tmp_path, roles="generate")
+    workers.start()
+    try:
+        done = [
+            await _render(client, caller, models[0]["model_id"]),
+            await _render(client, caller, models[0]["model_id"]),
+            await _render(client, caller, models[1]["model_id"]),
+        ]
+        async with httpx.AsyncClient() as http:
+            samples = parse((await http.get(f"http://127.0.0.1:{port}/metrics")).text)
+    finally:
+        workers.stop_all()
+
+    base = done[0]["base_id"]
+
+    def cache(name: str, tier: str) -> float:
+        return value(samples, f"rushes_worker_adapter_cache_{name}_total", base=base, tier=tier)
+
+    # The second render of the first adapter found it on the accelerator; the other two
+    # were read from storage, and the third pushed the first out of both tiers.
+    assert (cache("hits", "device"), cache("misses", "device"), cache("evictions", "device")) == (1, 2, 1)
+    assert (cache("hits", "host"), cache("misses", "host"), cache("evictions", "host")) == (0, 2, 1)
+    # One render a batch: the worker's device time is what the generations were charged.
+    charged = sum(generation["gpu_seconds"] for generation in done)
+    assert charged > 0
+    assert value(samples, "rushes_worker_gpu_seconds_total", kind="generation") == pytest.approx(charged)
+
+
+async def _render(client: Client, caller: Caller, model_id: str) -> dict[str, Any]:
+    """Queue a generation and wait for it to succeed; the worker renders it alone."""
+    created = await client.post(
+        "/v1/generations", json={"model_id": model_id, "prompt": "rain", "seed": 1}, headers=caller.headers
+    )
+    assert created.status_code == 201, created.text
+    shown = await _until_final(client, caller, f"/v1/generations/{created.json()['id']}")
+    assert shown["status"] == "succeeded", shown
+    return shown

@@ -39,12 +39,25 @@ class Resident:
 
 @dataclass
 class CacheStats:
+    """Counts since the cache was made.
+
+    Each adapter a batch asks for (``acquire``) that is already on the accelerator is a
+    device hit; one that is not needs a load, and every load onto the accelerator is a
+    device miss, served from host memory (a host hit) or read from storage (a host miss,
+    ``storage_loads``). A load a prefetch started is the miss of the batch that then uses
+    the adapter, not also its hit, so hits say how often a batch found its adapter resident.
+    """
+
     device_hits: int = 0
     host_hits: int = 0
     storage_loads: int = 0
     device_evictions: int = 0
     host_evictions: int = 0
     load_seconds: float = 0.0
+
+    @property
+    def device_loads(self) -> int:
+        return self.host_hits + self.storage_loads
 
 
 class TieredAdapterCache:
@@ -62,6 +75,8 @@ class TieredAdapterCache:
         self._device_policy: GreedyDualSizeFrequency[AdapterKey] = GreedyDualSizeFrequency()
         self._free_rows = list(range(pool.rows - 1, 0, -1))  # row 0 is the zero row
         self._pins: Counter[AdapterKey] = Counter()
+        # Loaded onto the accelerator and not acquired since: the next acquire is no hit.
+        self._unused: set[AdapterKey] = set()
         # Adapters a waiting ``acquire`` needs: loading one of its batch-mates, or a
         # prefetch, never evicts them, so a batch that fits always gets all of them.
         self._wanted: Counter[AdapterKey] = Counter()
@@ -157,7 +172,10 @@ class TieredAdapterCache:
                 if key in self._device:
                     self._pins[key] += 1
                     self._device_policy.touch(key)
-                    self.stats.device_hits += 1
+                    if key in self._unused:
+                        self._unused.discard(key)
+                    else:
+                        self.stats.device_hits += 1
                     return key
                 future = self._pending.get(key) or self._submit(key)
             try:
@@ -197,6 +215,7 @@ class TieredAdapterCache:
         seconds = time.perf_counter() - started
         with self._lock:
             self._device[key] = Resident(tuple(rows), adapter.scaling, ready)
+            self._unused.add(key)
             self._device_policy.touch(key, cost=seconds, size=len(rows) * self.pool.row_bytes)
             self.stats.load_seconds += seconds
 
@@ -237,6 +256,7 @@ class TieredAdapterCache:
     def _drop_device(self, key: AdapterKey, *, evicted: bool = False) -> None:
         entry = self._device.pop(key)
         self._free_rows.extend(entry.rows)
+        self._unused.discard(key)
         if evicted:
             self._device_policy.evict(key)
             self.stats.device_evictions += 1
