@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import signal
 import sys
@@ -48,7 +49,7 @@ from service.db.engine import create_engine, session_factory
 from service.db.tenancy import set_tenant
 from service.jobs.models import FineTuneJob
 from service.jobs.queue import Beat, JobQueue, Lease
-from service.models.service import add_version
+from service.models.service import add_version, write_card
 from service.uploads.models import Asset
 from service.usage import ledger
 from trainer import (
@@ -91,6 +92,7 @@ class Pulse:
     def take(self) -> float:
         now = time.monotonic()
         spent, self.last = (now - self.last) * self.share, now
+        metrics.gpu_seconds("fine_tune", spent)
         return spent
 
 
@@ -414,6 +416,7 @@ async def _conclude(
     assert result.export is not None  # a completed run always exports
     adapter = await anyio.to_thread.run_sync(storage.get_bytes, result.export.adapter_key)
     digest = hashlib.sha256(adapter).hexdigest()
+    record = json.loads(await anyio.to_thread.run_sync(storage.get_bytes, result.export.record_key))
 
     async def make_version(session: AsyncSession, job: FineTuneJob) -> dict[str, Any]:
         version = await add_version(
@@ -424,6 +427,9 @@ async def _conclude(
             final_loss=result.final_loss,
             look=look,
         )
+        # Written before the commit, as the adapter was: a version never exists without its
+        # card, and a lost commit leaves only files the version's id would have named.
+        await write_card(session, storage, version, record)
         return {
             "model_id": str(version.model_id),
             "model_version": version.number,

@@ -13,6 +13,7 @@ TENANTS_ROOT = "tenants/"
 ADAPTER_FILE = "adapter.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 TRAINING_RECORD_FILE = "training_record.json"
+MODEL_CARD_FILE = "README.md"  # the Hugging Face model card, written with the version
 # The files a succeeded generation leaves under ``TenantKeys.outputs``, with their media types.
 OUTPUT_VIDEO = "video.mp4"  # H.264
 OUTPUT_POSTER = "poster.jpg"  # a still frame
@@ -59,6 +60,9 @@ class TenantKeys:
 
     def training_record(self, model_version_id: UUID) -> str:
         return f"{self.adapter(model_version_id)}{TRAINING_RECORD_FILE}"
+
+    def model_card(self, model_version_id: UUID) -> str:
+        return f"{self.adapter(model_version_id)}{MODEL_CARD_FILE}"
 
     def outputs(self, generation_id: UUID) -> str:
         return f"{self.root}outputs/{generation_id}/"

@@ -3,17 +3,19 @@ from __future__ import annotations
 from base64 import b64encode
 from uuid import UUID
 
-from litestar import Controller, delete, get, patch, put
+from litestar import Controller, Response, delete, get, patch, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.storage import ObjectStorage, TenantKeys, content_disposition
+from core.storage.keys import MODEL_CARD_FILE
+from service.audit.record import downloaded
 from service.auth.policy import Access, access
 from service.db.pagination import PageRequest, page_body
 from service.downloads import RANGE_RESPONSES, RangeHeader, object_response
-from service.models import service
+from service.models import card, service
 from service.models.schemas import Guardrails, ModelOut, ModelUpdate, ModelVersionOut
 from service.params import Number
 from service.schemas import Page
@@ -98,6 +100,7 @@ class ModelController(Controller):
     ) -> Stream:
         """The LoRA as one ``.safetensors`` file that diffusers' ``load_lora_weights`` reads."""
         version = await service.get_version(db_session, model_id, number)
+        await downloaded(db_session, version, "adapter_downloaded", range_header)
         return object_response(
             storage,
             TenantKeys(version.tenant_id).adapter_file(version.id),
@@ -121,5 +124,28 @@ class ModelController(Controller):
     ) -> Stream:
         """What the version was trained on: each asset's sha256 and rights, the base, the settings."""
         version = await service.get_version(db_session, model_id, number)
+        await downloaded(db_session, version, "record_downloaded")
         key = TenantKeys(version.tenant_id).training_record(version.id)
         return Stream(storage.iter_chunks(key), media_type="application/json")
+
+    @get(
+        f"{_VERSION}/card",
+        operation_id="getModelCard",
+        opt=access(Access.MEMBER),
+        media_type=card.MEDIA_TYPE,
+    )
+    async def card(
+        self,
+        model_id: FromPath[UUID],
+        number: Number,
+        db_session: NamedDependency[AsyncSession],
+        storage: NamedDependency[ObjectStorage],
+    ) -> Response[bytes]:
+        """The version's model card (``README.md``, Hugging Face format): base, trigger word,
+        settings, the look it learned and every clip it was trained on, by hash and rights."""
+        version = await service.get_version(db_session, model_id, number)
+        return Response(
+            await service.card_text(db_session, storage, version),
+            media_type=card.MEDIA_TYPE,
+            headers={"content-disposition": content_disposition(MODEL_CARD_FILE)},
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +16,7 @@ from core.work.status import WorkStatus
 from service.db.pagination import PageRequest, fetch_page
 from service.generations.models import Generation
 from service.jobs.models import FineTuneJob
+from service.models import card
 from service.models.models import Model, ModelVersion
 from service.models.schemas import Guardrails, ModelUpdate
 
@@ -139,3 +141,24 @@ async def add_version(
     session.add(version)
     await session.flush()
     return version
+
+
+async def write_card(
+    session: AsyncSession, storage: ObjectStorage, version: ModelVersion, record: dict[str, Any]
+) -> None:
+    """Writes the version's model card beside its adapter (``service.models.card``)."""
+    model = await session.get_one(Model, version.model_id)
+    text = card.render(model, version, record).encode()
+    key = TenantKeys(version.tenant_id).model_card(version.id)
+    await anyio.to_thread.run_sync(storage.put_bytes, key, text, card.MEDIA_TYPE)
+
+
+async def card_text(session: AsyncSession, storage: ObjectStorage, version: ModelVersion) -> bytes:
+    """The card as written with the version; a version made before cards existed gets one
+    rendered now from the same row and record, so every version has one to download."""
+    keys = TenantKeys(version.tenant_id)
+    if await anyio.to_thread.run_sync(storage.stat, keys.model_card(version.id)) is not None:
+        return await anyio.to_thread.run_sync(storage.get_bytes, keys.model_card(version.id))
+    record = json.loads(await anyio.to_thread.run_sync(storage.get_bytes, keys.training_record(version.id)))
+    model = await session.get_one(Model, version.model_id)
+    return card.render(model, version, record).encode()

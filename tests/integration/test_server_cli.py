@@ -97,6 +97,7 @@ def test_migrate_create_admin_and_cleanup(tmp_path: Path, database_url: str) -> 
     cleaned = subprocess.run([*SERVER, "cleanup"], env=env, capture_output=True, text=True, check=False)
     assert cleaned.returncode == 0, cleaned.stderr
     assert "expired upload sessions removed: 0" in cleaned.stdout
+    assert "deleted tenants swept: 0; outputs of lost leases removed: 0" in cleaned.stdout
 
 
 def test_bad_configuration_is_one_clear_line(tmp_path: Path) -> None:
@@ -191,6 +192,12 @@ def test_the_embedded_system_trains_a_model_and_renders_with_it(server: str, tmp
         assert http.get(f"/v1/fine-tunes/{job_id}/samples/3/0").status_code == 404
         record = http.get(f"{version}/record").json()
         assert [a["sha256"] for a in record["assets"]] == [file_sha256(clip)]
+        # The worker wrote the model card beside the adapter; the API serves that file.
+        card = http.get(f"{version}/card").text
+        (written,) = tmp_path.rglob(f"adapters/{http.get(version).json()['id']}/README.md")
+        assert written.read_text() == card
+        assert card.startswith('---\nbase_model: "tiny"\nlibrary_name: diffusers\n')
+        assert f"`{file_sha256(clip)}` | owned" in card and 'instance_prompt: "sks"' in card
 
         generated = http.post(
             "/v1/generations", json={"model_id": job["model_id"], "prompt": "sks, rain at night", "seed": 3}

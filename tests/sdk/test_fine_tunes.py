@@ -244,6 +244,11 @@ def test_download_adapter_verifies_the_digest(
     version = client.models.versions.get(good.model_id, 1)
     assert (version.adapter_bytes, version.final_loss, version.job_id) == (len(adapter), 0.25, good.id)
     assert client.models.versions.record(good.model_id, 1) == {"base": "tiny"}
+    card = client.models.versions.card(good.model_id, 1)
+    assert (
+        card.startswith('---\nbase_model: "tiny"\n')
+        and f"# {client.models.get(good.model_id).name}, version 1" in card
+    )
     target = tmp_path / "out" / "look.safetensors"
     assert client.models.download_adapter(good.model_id, 1, target) == target
     assert target.read_bytes() == adapter
@@ -353,3 +358,24 @@ def test_cli_train_and_models(
     assert code == 1
     assert out.splitlines() == [waiting["id"], "cancelled"]
     assert err == f"rushes: error: fine-tune {waiting['id']} cancelled\n"
+
+
+def test_cli_writes_a_model_card(
+    cli_env: None,
+    live_server: LiveServer,
+    client: rushes.Client,
+    dataset: tuple[str, int],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    job = _create(client, dataset)
+    client.fine_tunes.cancel(job.id)
+    _give_version(live_server, job.id, b"weights")
+    assert job.model_id
+    code, printed, _ = _run(capsys, "models", "card", job.model_id, "1")
+    assert code == 0 and printed.startswith("---\nbase_model: ")
+    target = tmp_path / "README.md"
+    assert _run(capsys, "models", "card", job.model_id, "1", "-o", str(target)) == (0, f"{target}\n", "")
+    assert target.read_text() == printed
+    code, _, err = _run(capsys, "models", "card", job.model_id, "2")
+    assert code == 1 and err.startswith("rushes: error: 404 ")
