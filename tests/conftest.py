@@ -15,10 +15,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import anyio.to_thread
 import asyncpg
 import httpx
 import pytest
@@ -196,3 +197,24 @@ def app(settings: Settings, storage: ObjectStorage) -> Litestar:
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app) as test_client:
         yield test_client
+
+
+Parallel = Callable[[Sequence[httpx.Request]], Awaitable[list[httpx.Response]]]
+
+
+@pytest.fixture
+def parallel(client: AsyncTestClient[Litestar]) -> Parallel:
+    """Sends requests (``client.build_request(...)``) really at once, for races: Litestar's
+    test client answers one request before it starts the next, so ``asyncio.gather`` over it
+    runs them in turn. They go to the same app, on the event loop its lifespan (and so its
+    database pool) runs on: the client's portal thread."""
+
+    async def send(requests: Sequence[httpx.Request]) -> list[httpx.Response]:
+        async def all_at_once() -> list[httpx.Response]:
+            transport = httpx.ASGITransport(app=client.app)
+            async with httpx.AsyncClient(transport=transport) as http:
+                return list(await asyncio.gather(*(http.send(request) for request in requests)))
+
+        return await anyio.to_thread.run_sync(client.blocking_portal.call, all_at_once)
+
+    return send

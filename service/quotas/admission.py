@@ -178,8 +178,11 @@ async def _check_rate(session: AsyncSession, tenant_id: UUID, limits: Limits, no
     ).one()
     count, oldest = int(recent[0]), recent[1]
     if count >= limit:
-        wait = (oldest + RATE_WINDOW - now).total_seconds() if oldest else RATE_WINDOW.total_seconds()
-        retry_after = max(1, math.ceil(wait))
+        window = RATE_WINDOW.total_seconds()
+        wait = (oldest + RATE_WINDOW - now).total_seconds() if oldest else window
+        # ``now`` was read before this request waited for the tenant's lock, so the oldest row
+        # counted may be newer than it; no one ever waits longer than the window.
+        retry_after = max(1, min(math.ceil(wait), math.ceil(window)))
         raise RateLimited(
             f"At most {limit} generations may be requested per minute; try again in {retry_after} s.",
             retry_after=retry_after,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from tests.conftest import Parallel
 from tests.helpers import Caller, fine_tune_body, parse_sse, sign_up, trainable_dataset
 from tests.media_samples import make_clip
 
@@ -205,18 +205,15 @@ async def test_stream_sends_every_event_then_ends_and_resumes_from_last_event_id
 
 
 async def test_fifty_concurrent_creates_with_one_key_make_one_job(
-    client: Client, tenant: tuple[Caller, str, int]
+    client: Client, parallel: Parallel, tenant: tuple[Caller, str, int]
 ) -> None:
     caller, dataset_id, number = tenant
     headers = {**caller.headers, "Idempotency-Key": "train-rain-once"}
 
-    async def create() -> int:
-        response = await client.post(
-            "/v1/fine-tunes", json=fine_tune_body(dataset_id, number), headers=headers
-        )
-        return response.status_code
-
-    statuses = await asyncio.gather(*(create() for _ in range(50)))
+    create = client.build_request(
+        "POST", "/v1/fine-tunes", json=fine_tune_body(dataset_id, number), headers=headers
+    )
+    statuses = [answer.status_code for answer in await parallel([create] * 50)]
 
     assert set(statuses) <= {201, 409}, statuses
     assert 201 in statuses

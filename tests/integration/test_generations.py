@@ -3,7 +3,6 @@ cancel, events and outputs. A worker's part is played through ``GenerationQueue`
 
 from __future__ import annotations
 
-import asyncio
 import io
 import uuid
 from pathlib import Path
@@ -21,6 +20,7 @@ from core.storage.keys import OUTPUT_MEDIA_TYPES, OUTPUT_POSTER, OUTPUT_PREVIEW,
 from service.db.engine import create_engine, session_factory
 from service.generations.queue import ClaimedGeneration, GenerationQueue
 from service.models.models import ModelVersion
+from tests.conftest import Parallel
 from tests.helpers import (
     Caller,
     add_member,
@@ -231,16 +231,14 @@ async def test_another_tenants_models_and_generations_are_not_found(
 
 
 async def test_twenty_concurrent_creates_with_one_key_make_one_generation(
-    client: Client, tenant: tuple[Caller, str]
+    client: Client, parallel: Parallel, tenant: tuple[Caller, str]
 ) -> None:
     caller, model_id = tenant
     body = {"model_id": model_id, "prompt": PROMPT}
     headers = {**caller.headers, "Idempotency-Key": "render-rain-once"}
 
-    async def create() -> int:
-        return (await client.post("/v1/generations", json=body, headers=headers)).status_code
-
-    statuses = await asyncio.gather(*(create() for _ in range(20)))
+    create = client.build_request("POST", "/v1/generations", json=body, headers=headers)
+    statuses = [answer.status_code for answer in await parallel([create] * 20)]
 
     assert set(statuses) <= {201, 409}, statuses
     assert 201 in statuses

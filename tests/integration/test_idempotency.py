@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
@@ -11,6 +9,7 @@ from sqlalchemy import select
 from core.settings import Settings
 from service.db.engine import create_engine
 from service.idempotency.models import IdempotencyRecord
+from tests.conftest import Parallel
 from tests.helpers import sign_up
 
 Client = AsyncTestClient[Litestar]
@@ -54,11 +53,13 @@ async def test_keys_belong_to_their_tenant(client: Client) -> None:
     assert (await client.get("/v1/datasets", headers=second.headers)).json()["total"] == 1
 
 
-async def test_fifty_concurrent_creates_with_one_key_make_one_object(client: Client) -> None:
+async def test_fifty_concurrent_creates_with_one_key_make_one_object(
+    client: Client, parallel: Parallel
+) -> None:
     caller = await sign_up(client)
     headers = caller.headers | {"Idempotency-Key": "burst"}
-    answers = await asyncio.gather(
-        *(client.post("/v1/datasets", json={"name": "Burst"}, headers=headers) for _ in range(50))
+    answers = await parallel(
+        [client.build_request("POST", "/v1/datasets", json={"name": "Burst"}, headers=headers)] * 50
     )
     statuses = {r.status_code for r in answers}
     assert statuses <= {201, 409}, statuses

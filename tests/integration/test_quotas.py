@@ -3,7 +3,6 @@ under parallel requests, concurrency caps that queue, and a past-due tenant that
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from service.db.engine import create_engine, session_factory
 from service.generations.queue import GenerationQueue
 from service.jobs.queue import JobQueue
 from service.jobs.scheduling import WorkerSlot
+from tests.conftest import Parallel
 from tests.helpers import (
     Caller,
     fine_tune_body,
@@ -60,21 +60,22 @@ def _quota(problem: dict[str, Any]) -> tuple[Any, ...]:
 
 
 async def test_parallel_fine_tunes_against_three_models_left_admit_exactly_three(
-    client: Client, settings: Settings, tmp_path: Path
+    client: Client, parallel: Parallel, settings: Settings, tmp_path: Path
 ) -> None:
     admin, studio = await sign_up_admin(client, settings), await sign_up(client, "Harbour Films")
     dataset_id, number = await trainable_dataset(client, studio, make_clip(tmp_path / "a.mp4"))
     await _override(client, admin, studio, models=3)
 
-    answers = await asyncio.gather(
-        *(
-            client.post(
+    answers = await parallel(
+        [
+            client.build_request(
+                "POST",
                 "/v1/fine-tunes",
                 json=fine_tune_body(dataset_id, number, model_name=f"look {n}"),
                 headers=studio.headers,
             )
             for n in range(PARALLEL)
-        )
+        ]
     )
 
     statuses = sorted(a.status_code for a in answers)
@@ -98,15 +99,18 @@ async def test_parallel_fine_tunes_against_three_models_left_admit_exactly_three
 
 
 async def test_parallel_generations_beyond_the_rate_get_429_with_retry_after(
-    client: Client, settings: Settings, storage: ObjectStorage, tmp_path: Path
+    client: Client, parallel: Parallel, settings: Settings, storage: ObjectStorage, tmp_path: Path
 ) -> None:
     admin, studio = await sign_up_admin(client, settings), await sign_up(client, "Harbour Films")
     version = await make_model_version(client, studio, settings, storage, make_clip(tmp_path / "a.mp4"))
     await _override(client, admin, studio, generations_per_minute=3)
     body = {"model_id": version["model_id"], "prompt": "rain on a window"}
 
-    answers = await asyncio.gather(
-        *(client.post("/v1/generations", json=body, headers=studio.headers) for _ in range(PARALLEL))
+    answers = await parallel(
+        [
+            client.build_request("POST", "/v1/generations", json=body, headers=studio.headers)
+            for _ in range(PARALLEL)
+        ]
     )
 
     assert sorted(a.status_code for a in answers) == [201] * 3 + [429] * (PARALLEL - 3)
@@ -119,15 +123,18 @@ async def test_parallel_generations_beyond_the_rate_get_429_with_retry_after(
 
 
 async def test_parallel_uploads_never_reserve_more_storage_than_the_quota(
-    client: Client, settings: Settings, tmp_path: Path
+    client: Client, parallel: Parallel, settings: Settings, tmp_path: Path
 ) -> None:
     admin, studio = await sign_up_admin(client, settings), await sign_up(client, "Harbour Films")
     clip = make_clip(tmp_path / "a.mp4")
     size = clip.stat().st_size
     await _override(client, admin, studio, storage_bytes=2 * size + size // 2)
 
-    answers = await asyncio.gather(
-        *(client.post("/v1/uploads", json=upload_body(clip), headers=studio.headers) for _ in range(10))
+    answers = await parallel(
+        [
+            client.build_request("POST", "/v1/uploads", json=upload_body(clip), headers=studio.headers)
+            for _ in range(10)
+        ]
     )
 
     assert sorted(a.status_code for a in answers) == [201] * 2 + [402] * 8
@@ -314,22 +321,23 @@ async def test_admins_manage_plans_and_tenants_see_theirs(client: Client, settin
 
 
 async def test_parallel_fine_tunes_onto_one_new_model_all_succeed(
-    client: Client, settings: Settings, tmp_path: Path
+    client: Client, parallel: Parallel, settings: Settings, tmp_path: Path
 ) -> None:
     """Admission serialises a tenant's creates, so 50 that make the same target model at once
     make it once and each add a version: none answers 409 for a race of our own."""
     studio = await sign_up(client, "Harbour Films")
     dataset_id, number = await trainable_dataset(client, studio, make_clip(tmp_path / "a.mp4"))
 
-    answers = await asyncio.gather(
-        *(
-            client.post(
+    answers = await parallel(
+        [
+            client.build_request(
+                "POST",
                 "/v1/fine-tunes",
                 json=fine_tune_body(dataset_id, number),
                 headers={**studio.headers, "Idempotency-Key": uuid.uuid4().hex},
             )
             for _ in range(PARALLEL)
-        )
+        ]
     )
 
     assert [a.status_code for a in answers] == [201] * PARALLEL, {
