@@ -35,6 +35,10 @@ class ServerSettings(BaseModel):
     # with an API key: the web app's, where it is served from another origin. Empty (the
     # default): no cross-origin access at all, and preflights get no CORS headers.
     cors_origins: list[str] = []
+    # Proxies whose ``X-Forwarded-For``/``-Proto`` are believed (uvicorn's
+    # ``forwarded_allow_ips``: addresses, CIDRs, or ``*``). Sign-in throttling counts failures
+    # per client address, so behind a proxy not listed here every client is the proxy.
+    forwarded_allow_ips: str = "127.0.0.1"
 
 
 class DatabaseSettings(BaseModel):

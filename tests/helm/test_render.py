@@ -346,6 +346,8 @@ def test_the_api_serves_on_8000_with_health_probes_and_no_embedded_worker(name: 
     assert config["RUSHES_STORAGE__BACKEND"] == "s3"
     assert "://" not in config["RUSHES_STORAGE__S3_ENDPOINT"]
     assert config["RUSHES_DATA_DIR"] == "/data"
+    # Behind the ingress every client would be the proxy's address to sign-in throttling.
+    assert config["RUSHES_SERVER__FORWARDED_ALLOW_IPS"] == rendered.merged["config"]["trustedProxies"]
     assert env_of(api).keys() >= SECRET_SETTINGS - OPTIONAL_SECRET_SETTINGS
     service = rendered.get("Service", f"{fullname}-api")
     assert service["spec"]["ports"][0]["targetPort"] == "http"
