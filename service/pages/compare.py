@@ -30,7 +30,7 @@ from service.generations import service as generations
 from service.generations.models import Generation
 from service.generations.schemas import GenerationCreate, GenerationOut
 from service.models.schemas import ModelOut
-from service.pages.generations import version_choices
+from service.pages.generations import render_form, version_choices
 from service.pages.shared import MEMBER, form_fields, redirect, shell, words
 from service.pages.templates import page
 from service.schemas import INT32_MAX
@@ -49,6 +49,9 @@ LIKE_FOR_LIKE = {
     "steps": "steps",
     "guidance": "guidance",
 }
+
+
+_FORM = "compare_new.html"
 
 
 def _request(form: dict[str, str], side: str, seed: str) -> dict[str, Any]:
@@ -119,7 +122,7 @@ class ComparePages(Controller):
     ) -> Template:
         if a is None or b is None:
             form = await _form_from(db_session, source)
-            return await self._form_page(db_session, principal, settings, form, [])
+            return await render_form(_FORM, db_session, principal, settings, form, [])
         pair = await generations.generations_out(
             db_session, [await generations.get_generation(db_session, found) for found in (a, b)]
         )
@@ -135,25 +138,6 @@ class ComparePages(Controller):
             ],
         }
         return page("compare.html", **await shell(db_session, principal, **context))
-
-    @staticmethod
-    async def _form_page(
-        db_session: AsyncSession,
-        principal: Principal,
-        settings: Settings,
-        form: dict[str, str],
-        errors: list[str],
-        status_code: int = 200,
-    ) -> Template:
-        context = {
-            "choices": await version_choices(db_session),
-            "limits": settings.generations,
-            "form": form,
-            "errors": errors,
-        }
-        return page(
-            "compare_new.html", status_code=status_code, **await shell(db_session, principal, **context)
-        )
 
     @post("/", opt=MEMBER)
     async def create(
@@ -175,7 +159,9 @@ class ComparePages(Controller):
             except ValidationError as exc:
                 found[side] = words(exc)
         if found:
-            return await self._form_page(db_session, principal, settings, form, _side_errors(found), 400)
+            return await render_form(
+                "compare_new.html", db_session, principal, settings, form, _side_errors(found), 400
+            )
         made: list[Generation] = []
         try:
             for body in bodies:
@@ -195,7 +181,9 @@ class ComparePages(Controller):
             for generation in made:
                 with contextlib.suppress(DomainError):
                     await generations.cancel_generation(db_session, generation.id)
-            return await self._form_page(db_session, principal, settings, form, [exc.detail], exc.status)
+            return await render_form(
+                "compare_new.html", db_session, principal, settings, form, [exc.detail], exc.status
+            )
         return redirect(f"/app/compare?a={made[0].id}&b={made[1].id}")
 
 

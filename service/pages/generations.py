@@ -32,6 +32,9 @@ from service.uploads import service as uploads
 OPTIONAL = ("width", "height", "frames", "steps", "seed")
 
 
+_FORM = "generate.html"
+
+
 def _request(form: dict[str, str]) -> dict[str, Any]:
     """The API's request body from the form."""
     model_id, _, version = form.get("model_version", "").partition(":")
@@ -52,6 +55,26 @@ async def version_choices(db_session: AsyncSession) -> list[tuple[ModelOut, int]
     found, _ = await models.list_models(db_session, LISTED)
     listed = [ModelOut.model_validate(model) for model in found]
     return [(model, number) for model in listed for number in range(model.version_count, 0, -1)]
+
+
+async def render_form(
+    template: str,
+    db_session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    form: dict[str, str],
+    errors: list[str],
+    status_code: int = 200,
+) -> Template:
+    """A form that renders videos (generate, compare): the versions to pick from, the
+    platform's limits, what was typed and what was refused."""
+    context = {
+        "choices": await version_choices(db_session),
+        "limits": settings.generations,
+        "form": form,
+        "errors": errors,
+    }
+    return page(template, status_code=status_code, **await shell(db_session, principal, **context))
 
 
 class GenerationPages(Controller):
@@ -77,24 +100,7 @@ class GenerationPages(Controller):
         version: FromQuery[str | None] = None,
     ) -> Template:
         form = {"model_version": f"{model_id}:{version}", "adapter_strength": "1.0"}
-        return await self._form_page(db_session, principal, settings, form, [])
-
-    @staticmethod
-    async def _form_page(
-        db_session: AsyncSession,
-        principal: Principal,
-        settings: Settings,
-        form: dict[str, str],
-        errors: list[str],
-        status_code: int = 200,
-    ) -> Template:
-        context = {
-            "choices": await version_choices(db_session),
-            "limits": settings.generations,
-            "form": form,
-            "errors": errors,
-        }
-        return page("generate.html", status_code=status_code, **await shell(db_session, principal, **context))
+        return await render_form(_FORM, db_session, principal, settings, form, [])
 
     @post("/", opt=MEMBER)
     async def create(
@@ -117,9 +123,11 @@ class GenerationPages(Controller):
                 idempotency_key=None,
             )
         except ValidationError as exc:
-            return await self._form_page(db_session, principal, settings, form, words(exc), 400)
+            return await render_form(_FORM, db_session, principal, settings, form, words(exc), 400)
         except DomainError as exc:
-            return await self._form_page(db_session, principal, settings, form, [exc.detail], exc.status)
+            return await render_form(
+                "generate.html", db_session, principal, settings, form, [exc.detail], exc.status
+            )
         return redirect(f"/app/generations/{generation.id}")
 
     @get("/{generation_id:uuid}", opt=MEMBER)
