@@ -84,7 +84,8 @@ class Pulse:
     """GPU time since the last beat, and the signals that stop a run."""
 
     share: float
-    last: float = field(default_factory=time.monotonic)
+    # Read through the module, as ``take`` reads it, so both use the same clock (tests swap it).
+    last: float = field(default_factory=lambda: time.monotonic())
     shutdown: threading.Event = field(default_factory=threading.Event)
     cancelled: bool = False
     stepping: threading.Event = field(default_factory=threading.Event)
