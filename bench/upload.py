@@ -182,6 +182,9 @@ def run_server(
         "RUSHES_SERVER__PORT": str(port),
         "RUSHES_SERVER__HOST": "127.0.0.1",
         "RUSHES_LOG__LEVEL": "WARNING",
+        # The embedded worker (torch, polling the queue) is no part of an upload, and its RSS
+        # would be counted in the server's process tree.
+        "RUSHES_WORKER__EMBEDDED": "false",
         **(extra_env or {}),
     }
     log_path = data_dir.parent / f"{data_dir.name}.log"

@@ -1,6 +1,6 @@
 """A big upload from the browser: the footage page's JS heap and the server's RSS while it runs.
 
-Starts the real server (``rushes-server serve``, no embedded worker) on loopback, signs up on
+Starts the real server (``rushes-server serve``, as ``bench.upload`` does) on loopback, signs up on
 the sign-up page in Debian's Chromium (Playwright, ``/usr/bin/chromium``), and uploads a
 ``--size-gib`` ProRes file (``bench.upload``'s generator) through the footage page's upload
 manager, as a person would: pick the file, tick the rights statement, start. Every half second
@@ -71,7 +71,7 @@ def run(size_gib: float, work_dir: Path) -> dict[str, float]:
     warm_up, _ = cached_media(work_dir / "media", 1 / 64)
     with (
         tempfile.TemporaryDirectory(dir=work_dir) as data,
-        run_server(Path(data), {"RUSHES_WORKER__EMBEDDED": "false"}) as server,
+        run_server(Path(data)) as server,
         sync_playwright() as driver,
     ):
         sampler = RssSampler(server.process.pid, interval=0.1)
