@@ -4,48 +4,18 @@ statement, says the server's refusals in words, and the library shows and delete
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
-import re
 from collections.abc import Callable
 from pathlib import Path
 
-from playwright.sync_api import Error, Locator, Route, expect
+from playwright.sync_api import Route, expect
 
 from tests.media_samples import make_clip
 from tests.web.conftest import Visit, new_email, sign_up
+from tests.web.uploading import PART, release, row, start, wait_for
 
 BY = "\N{MULTIPLICATION SIGN}"  # the sign the pages write picture sizes with
-PART = re.compile(r"/v1/uploads/([0-9a-f-]+)/parts/(\d+)$")  # session, part number
-
-
-def _row(person: Visit, filename: str) -> Locator:
-    return person.page.locator("#uploads li", has_text=filename)
-
-
-def _start(person: Visit, files: list[Path]) -> None:
-    """Choose files and start; the rights statement is ticked (it survives no reload)."""
-    person.page.get_by_label("Clips to upload").set_input_files(files)
-    person.page.get_by_label("I confirm that I have the right").check()
-    person.page.get_by_role("button", name="Start upload").click()
-
-
-def _wait_for(person: Visit, condition: Callable[[], bool]) -> None:
-    """Routes are handled while Playwright waits, so wait in its own sleeps."""
-    for _ in range(100):
-        if condition():
-            return
-        person.page.wait_for_timeout(100)
-    raise AssertionError("the browser never sent what was expected")
-
-
-def _release(held: list[Route]) -> None:
-    """Let go of requests held in flight (the browser may have dropped them already)."""
-    for route in held:
-        with contextlib.suppress(Error):
-            route.abort()
-    held.clear()
 
 
 def _check_fingerprints(person: Visit) -> None:
@@ -110,10 +80,10 @@ def test_upload_manager_and_library(visit: Callable[..., Visit], server: str, tm
     page.get_by_label("I own them").check()
     page.get_by_role("button", name="Start upload").click()
     for name in ("rain.mp4", "dusk.mov"):
-        expect(_row(person, name)).to_contain_text("Uploaded", timeout=30_000)
-        done = _row(person, name).locator("progress").evaluate("bar => [bar.value, bar.max]")
+        expect(row(person, name)).to_contain_text("Uploaded", timeout=30_000)
+        done = row(person, name).locator("progress").evaluate("bar => [bar.value, bar.max]")
         assert done[0] == done[1] > 0
-    expect(_row(person, "rain.mp4")).to_contain_text(f"160{BY}120 h264")
+    expect(row(person, "rain.mp4")).to_contain_text(f"160{BY}120 h264")
     assert len(failed) == 2
     sent = [url for url in person.requests if url in failed]
     assert len(sent) == 4  # each failed part was sent twice
@@ -137,7 +107,7 @@ def test_upload_manager_and_library(visit: Callable[..., Visit], server: str, tm
     notes.write_text("These are my notes, not a video.\n" * 40)
     page.get_by_label("Clips to upload").set_input_files([notes])
     page.get_by_role("button", name="Start upload").click()
-    refused = _row(person, "notes.mp4")
+    refused = row(person, "notes.mp4")
     expect(refused).to_have_attribute("data-state", "failed")
     expect(refused).to_contain_text("the file is not a video or image")
     assert "{" not in (refused.text_content() or "")  # words, not the problem's JSON
@@ -156,16 +126,16 @@ def test_upload_manager_and_library(visit: Callable[..., Visit], server: str, tm
     page.unroute(PART)
     page.route(PART, first_three_only)
     long = make_clip(tmp_path / "long.mp4", width=160, height=120, frames=24, pattern_seed=5)
-    _start(person, [long])
-    _wait_for(person, lambda: len(held) == 3)  # parts 1-3 are stored; 4-6 hang in flight
+    start(person, [long])
+    wait_for(person, lambda: len(held) == 3)  # parts 1-3 are stored; 4-6 hang in flight
     found = PART.search(held[0].request.url)
     assert found
     session = found[1]
-    _release(held)
+    release(held)
     page.unroute(PART)
     page.reload()
-    _start(person, [long])
-    expect(_row(person, "long.mp4")).to_contain_text("Uploaded", timeout=30_000)
+    start(person, [long])
+    expect(row(person, "long.mp4")).to_contain_text("Uploaded", timeout=30_000)
     sent = [int(m[2]) for url in person.requests if (m := PART.search(url)) and m[1] == session]
     assert sorted(sent[:3]) == [1, 2, 3] and min(sent[3:]) > 3  # parts 1-3 were sent once, before
     assert set(sent) == set(range(1, math.ceil(long.stat().st_size / 1024) + 1))
@@ -173,11 +143,11 @@ def test_upload_manager_and_library(visit: Callable[..., Visit], server: str, tm
     # Cancel stops a file in flight and removes its upload session from the server.
     page.route(PART, lambda route: held.append(route))
     slow = make_clip(tmp_path / "slow.mp4", width=64, height=48, frames=9, pattern_seed=9)
-    _start(person, [slow])
-    _wait_for(person, lambda: bool(held))
-    _row(person, "slow.mp4").get_by_role("button", name="Cancel slow.mp4").click()
-    expect(_row(person, "slow.mp4")).to_contain_text("Cancelled; nothing of it was kept.")
-    _release(held)
+    start(person, [slow])
+    wait_for(person, lambda: bool(held))
+    row(person, "slow.mp4").get_by_role("button", name="Cancel slow.mp4").click()
+    expect(row(person, "slow.mp4")).to_contain_text("Cancelled; nothing of it was kept.")
+    release(held)
     page.unroute(PART)
     open_uploads = page.request.get(f"{server}/v1/uploads").json()
     assert [u["filename"] for u in open_uploads["items"]] == []

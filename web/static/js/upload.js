@@ -2,6 +2,9 @@
 // hash it (sha256, read in slices), find an open session for the same file or create one,
 // PUT the missing parts (File.slice, a few at once, each retried on a transient failure),
 // then complete. Nothing holds a whole file in memory; Cancel aborts the session.
+// Pause stops sending (parts in flight are dropped and sent again later); Resume, a page
+// reload that picks the same file again, or the network coming back sends only the parts the
+// server does not have. One bar over all files sums them, with speed and time left.
 // A file the library already holds (same sha256) is refused by the server, when the session
 // is made or, if it arrived meanwhile, at completion: it is flagged with a link to that clip
 // and an "Upload anyway" button, which starts it again with `allow_duplicate`.
@@ -42,6 +45,55 @@ function seconds(count) {
   return `about ${Math.round(count / 60)} min left`;
 }
 
+// Sending speed over the last few seconds, from a count of bytes sent that only grows: a
+// pause or a retried part neither stalls the figure for long nor makes it go backwards.
+class Rate {
+  constructor(windowMs = 5000) {
+    this.windowMs = windowMs;
+    this.samples = [];
+  }
+
+  add(sent) {
+    const now = performance.now();
+    this.samples.push([now, sent]);
+    while (this.samples.length > 2 && now - this.samples[0][0] > this.windowMs) this.samples.shift();
+  }
+
+  reset() {
+    this.samples = [];
+  }
+
+  get perSecond() {
+    if (this.samples.length < 2) return 0;
+    const [firstTime, firstSent] = this.samples[0];
+    const [lastTime, lastSent] = this.samples[this.samples.length - 1];
+    return lastTime - firstTime >= 500 ? ((lastSent - firstSent) * 1000) / (lastTime - firstTime) : 0;
+  }
+}
+
+// "1.2 MB of 4.0 MB · 3.1 MB/s · about 1 s left"
+function progressText(done, total, rate) {
+  const speed = rate.perSecond;
+  const left = speed > 0 ? seconds((total - done) / speed) : "";
+  return [`${bytes(done)} of ${bytes(total)}`, speed ? `${bytes(speed)}/s` : "", left].filter(Boolean).join(" · ");
+}
+
+function button(label, filename, onClick) {
+  const element = document.createElement("button");
+  element.type = "button";
+  element.className = "secondary small";
+  const hidden = document.createElement("span");
+  hidden.className = "visually-hidden";
+  hidden.textContent = ` ${filename}`;
+  element.append(label, hidden);
+  element.addEventListener("click", onClick);
+  return element;
+}
+
+function relabel(element, label) {
+  element.firstChild.textContent = label;
+}
+
 const isDuplicate = (failure) =>
   failure instanceof ApiError && failure.status === 409 && String(failure.problem?.type ?? "").endsWith("/duplicate-asset");
 
@@ -80,15 +132,25 @@ function putPart(path, blob, onProgress, signal) {
   });
 }
 
+// States that still count towards the overall bar; the others have left it.
+const UNDER_WAY = new Set(["reading", "sending", "retrying", "paused", "checking", "done"]);
+// States in which a file is being read or sent, and so can be paused.
+const SENDING = new Set(["reading", "sending", "retrying"]);
+
 class FileUpload {
-  constructor(file, rights) {
+  constructor(file, rights, overall) {
     this.file = file;
     this.rights = rights;
+    this.overall = overall;
     this.controller = new AbortController();
     this.session = null;
     this.sha256 = null;
     this.allowDuplicate = false;
+    this.paused = false;
+    this.pausedByNetwork = false;
     this.sent = new Map(); // part number -> bytes the server has for it (or is receiving)
+    this.transferred = 0; // bytes put on the wire, retries included: what the speed is of
+    this.rate = new Rate();
     this.row = this.render();
   }
 
@@ -105,22 +167,27 @@ class FileUpload {
     this.state = document.createElement("span");
     this.state.className = "upload-state";
     this.state.setAttribute("role", "status");
-    this.cancelButton = document.createElement("button");
-    this.cancelButton.type = "button";
-    this.cancelButton.className = "secondary small";
-    this.cancelButton.textContent = "Cancel";
-    const hidden = document.createElement("span");
-    hidden.className = "visually-hidden";
-    hidden.textContent = ` ${this.file.name}`;
-    this.cancelButton.append(hidden);
-    this.cancelButton.addEventListener("click", () => this.cancel());
-    row.append(name, this.bar, this.state, this.cancelButton);
+    this.pauseButton = button("Pause", this.file.name, () => (this.paused ? this.resume() : this.pause()));
+    this.cancelButton = button("Cancel", this.file.name, () => this.cancel());
+    this.actions = document.createElement("span");
+    this.actions.className = "upload-actions";
+    this.actions.append(this.pauseButton, this.cancelButton);
+    row.append(name, this.bar, this.state, this.actions);
     return row;
   }
 
   say(text, kind = "") {
     this.state.textContent = text;
     this.row.dataset.state = kind;
+    this.overall.update();
+  }
+
+  get kind() {
+    return this.row.dataset.state;
+  }
+
+  get counted() {
+    return UNDER_WAY.has(this.kind);
   }
 
   get contentType() {
@@ -135,25 +202,55 @@ class FileUpload {
         throw new ApiError(`Cannot tell what kind of file ${this.file.name} is; upload a video or a still.`, 0);
       }
       if (!this.sha256) {
-        this.say("Reading the file to fingerprint it…");
+        this.say("Reading the file to fingerprint it…", "reading");
         this.sha256 = await hashFile(this.file, {
           signal,
-          onProgress: (done) => this.say(`Reading the file to fingerprint it… ${Math.floor((100 * done) / Math.max(1, this.file.size))}%`),
+          onProgress: (done) => this.say(`Reading the file to fingerprint it… ${Math.floor((100 * done) / Math.max(1, this.file.size))}%`, "reading"),
         });
       }
       const sha256 = this.sha256;
+      // Asked afresh on every start, so a resume trusts only what the server has stored.
       this.session = (await this.resumable(sha256, signal)) ?? (await this.create(sha256, signal));
+      this.sent.clear();
       for (const part of this.session.parts) this.sent.set(part.part_number, part.size);
-      this.started = performance.now();
-      this.startBytes = this.received;
+      this.rate.reset();
+      this.progress();
       await this.send(this.missing(), signal);
       await this.complete(signal);
     } catch (failure) {
       if (signal.aborted) return;
       if (isDuplicate(failure)) return this.flagDuplicate(failure.problem.existing_asset_id);
-      this.say(failure instanceof ApiError ? failure.message : "Something went wrong in the browser; try again.", "failed");
-      this.cancelButton.remove();
+      const text = failure instanceof ApiError ? failure.message : "Something went wrong in the browser; try again.";
+      const network = failure instanceof ApiError && (failure.transient || failure.status === 0 || failure.status >= 500);
+      if (network && this.session) {
+        // The server keeps what it received: offer to carry on rather than start over.
+        this.paused = true;
+        this.pauseButton.disabled = false;
+        relabel(this.pauseButton, "Resume");
+        return this.say(`${text} Resume to send the rest.`, "failed");
+      }
+      this.say(text, "failed");
+      this.actions.remove();
     }
+  }
+
+  pause({ byNetwork = false } = {}) {
+    if (this.paused || !SENDING.has(this.kind)) return;
+    this.paused = true;
+    this.pausedByNetwork = byNetwork;
+    this.controller.abort(new DOMException("Paused", "AbortError"));
+    relabel(this.pauseButton, "Resume");
+    const why = byNetwork ? "The network is down; this carries on when it is back." : "Paused.";
+    this.say(`${why} ${bytes(this.received)} of ${bytes(this.file.size)} sent; nothing sent is lost.`, "paused");
+  }
+
+  resume() {
+    if (!this.paused) return;
+    this.paused = false;
+    this.pausedByNetwork = false;
+    this.controller = new AbortController();
+    relabel(this.pauseButton, "Pause");
+    this.start();
   }
 
   // An open session for this very file (same name, size and contents) from an earlier try.
@@ -184,20 +281,13 @@ class FileUpload {
     link.textContent = "see the clip";
     this.state.replaceChildren("Already in your library (", link, "); not uploaded again.");
     this.row.dataset.state = "duplicate";
-    const anyway = document.createElement("button");
-    anyway.type = "button";
-    anyway.className = "secondary small";
-    anyway.textContent = "Upload anyway";
-    const hidden = document.createElement("span");
-    hidden.className = "visually-hidden";
-    hidden.textContent = ` ${this.file.name}`;
-    anyway.append(hidden);
-    anyway.addEventListener("click", () => {
+    this.overall.update();
+    const anyway = button("Upload anyway", this.file.name, () => {
       this.allowDuplicate = true;
-      anyway.replaceWith(this.cancelButton);
+      anyway.replaceWith(this.actions);
       this.start();
-    }, { once: true });
-    this.cancelButton.replaceWith(anyway);
+    });
+    this.actions.replaceWith(anyway);
   }
 
   missing() {
@@ -233,7 +323,8 @@ class FileUpload {
         this.progress(number, blob.size);
         return;
       } catch (failure) {
-        this.progress(number, 0);
+        this.sent.delete(number);
+        if (!signal.aborted) this.progress();
         if (signal.aborted || !failure.transient || attempt >= TRIES_PER_PART) throw failure;
         this.say(`Part ${number} failed (${failure.message}); trying it again…`, "retrying");
         await sleep(RETRY_DELAY_MS * 2 ** (attempt - 1), signal);
@@ -241,17 +332,20 @@ class FileUpload {
     }
   }
 
+  // Bytes of part `number` sent so far (none: only redraw).
   progress(number, loaded) {
-    this.sent.set(number, loaded);
+    if (number !== undefined) {
+      this.transferred += Math.max(0, loaded - (this.sent.get(number) ?? 0));
+      this.sent.set(number, loaded);
+    }
+    this.rate.add(this.transferred);
     const done = this.received;
     this.bar.value = done;
-    const elapsed = (performance.now() - this.started) / 1000;
-    const rate = elapsed > 0.5 ? (done - this.startBytes) / elapsed : 0;
-    const left = rate > 0 ? seconds((this.file.size - done) / rate) : "";
-    this.say([`${bytes(done)} of ${bytes(this.file.size)}`, rate ? `${bytes(rate)}/s` : "", left].filter(Boolean).join(" · "), "sending");
+    this.say(progressText(done, this.file.size, this.rate), "sending");
   }
 
   async complete(signal) {
+    this.pauseButton.disabled = true; // the server is checking the whole file: nothing to hold
     this.say("Checking the clip on the server…", "checking");
     const body = this.allowDuplicate ? { allow_duplicate: true } : undefined;
     let asset;
@@ -267,13 +361,14 @@ class FileUpload {
     }
     this.bar.value = this.bar.max;
     this.say(`Uploaded: ${asset.media.width}×${asset.media.height} ${asset.media.codec}.`, "done");
-    this.cancelButton.remove();
+    this.actions.remove();
     document.body.dispatchEvent(new CustomEvent("footage-changed"));
   }
 
   async cancel() {
+    this.paused = false;
     this.controller.abort(new DOMException("Cancelled", "AbortError"));
-    this.cancelButton.remove();
+    this.actions.remove();
     this.say("Cancelling…", "cancelling");
     if (this.session) {
       try {
@@ -286,6 +381,70 @@ class FileUpload {
     this.say("Cancelled; nothing of it was kept.", "cancelled");
   }
 }
+
+// The bar over every file of the current batch: bytes the server has of the files still
+// under way or done, against their sizes. A new batch starts once the last one has finished.
+class Overall {
+  constructor(element) {
+    this.element = element;
+    this.bar = element?.querySelector("progress");
+    this.text = element?.querySelector("[data-overall-text]");
+    this.uploads = [];
+    this.rate = new Rate();
+    this.spoken = 0;
+    this.pending = null;
+  }
+
+  add(upload) {
+    if (this.uploads.length && !this.uploads.some((u) => u.counted && u.kind !== "done")) {
+      this.uploads = [];
+      this.rate.reset();
+    }
+    this.uploads.push(upload);
+  }
+
+  update() {
+    if (!this.element) return;
+    const counted = this.uploads.filter((u) => u.counted);
+    const total = counted.reduce((sum, u) => sum + u.file.size, 0);
+    const done = counted.reduce((sum, u) => sum + (u.kind === "done" ? u.file.size : u.received), 0);
+    // With nothing on the wire the last speed would linger, and promise a time left.
+    if (counted.some((u) => SENDING.has(u.kind))) this.rate.add(this.uploads.reduce((sum, u) => sum + u.transferred, 0));
+    else this.rate.reset();
+    this.element.hidden = this.uploads.length < 2;
+    this.bar.max = Math.max(1, total);
+    this.bar.value = done;
+    const finished = counted.filter((u) => u.kind === "done").length;
+    const paused = counted.filter((u) => u.kind === "paused").length;
+    const parts = [`${finished} of ${counted.length} files uploaded`, progressText(done, total, this.rate)];
+    if (paused) parts.push(`${paused} paused`);
+    // The text is an aria-live region: rewrite it at most once a second so it can be heard.
+    const now = performance.now();
+    if (now - this.spoken >= 1000 || finished === counted.length) {
+      clearTimeout(this.pending);
+      this.pending = null;
+      this.spoken = now;
+      this.text.textContent = parts.join(" · ");
+    } else if (!this.pending) {
+      // Written later rather than dropped, so a pause is told even if nothing follows it.
+      this.pending = setTimeout(() => {
+        this.pending = null;
+        this.update();
+      }, 1000 - (now - this.spoken));
+    }
+  }
+
+  // The network went away or came back: hold every file that is sending, then carry on.
+  offline() {
+    for (const upload of this.uploads) upload.pause({ byNetwork: true });
+  }
+
+  online() {
+    for (const upload of this.uploads) if (upload.pausedByNetwork) upload.resume();
+  }
+}
+
+const overall = new Overall(document.getElementById("upload-overall"));
 
 function showError(text) {
   error.textContent = text;
@@ -311,7 +470,8 @@ function upload(files) {
   }
   showError("");
   for (const file of files) {
-    const job = new FileUpload(file, stated);
+    const job = new FileUpload(file, stated, overall);
+    overall.add(job);
     list.append(job.row);
     job.start();
   }
@@ -325,6 +485,8 @@ if (form) {
     event.preventDefault();
     upload([...input.files]);
   });
+  window.addEventListener("offline", () => overall.offline());
+  window.addEventListener("online", () => overall.online());
   dropZone.addEventListener("dragover", (event) => {
     event.preventDefault();
     dropZone.classList.add("dragging");
