@@ -173,9 +173,16 @@ async def _open_browser_session(session: AsyncSession, user_id: UUID, tenant_id:
 
 
 async def log_out(session: AsyncSession, token: str | None) -> None:
-    if token:
-        await session.execute(delete(BrowserSession).where(BrowserSession.token_hash == token_hash(token)))
-        await session.commit()
+    if not token:
+        return
+    ended = await session.execute(
+        delete(BrowserSession)
+        .where(BrowserSession.token_hash == token_hash(token))
+        .returning(BrowserSession.user_id, BrowserSession.tenant_id)
+    )
+    for user_id, tenant_id in ended:
+        await audit.record(session, "sign_out", tenant_id=tenant_id, object_type="user", object_id=user_id)
+    await session.commit()
 
 
 async def me(session: AsyncSession, principal: Principal) -> MeOut:
@@ -236,12 +243,13 @@ async def remove_member(session: AsyncSession, user_id: UUID) -> None:
             raise Conflict("A tenant needs at least one owner; make someone else an owner first.")
     await session.delete(membership)
     # Keys act as their maker; a member who leaves loses them for good, so rejoining later
-    # (by a new invitation) does not bring an old, perhaps leaked, key back to life.
-    await session.execute(
-        update(ApiKey)
-        .where(ApiKey.created_by == user_id, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=datetime.now(UTC))
-    )
+    # (by a new invitation) does not bring an old, perhaps leaked, key back to life. Changed
+    # through the ORM, one row at a time, so the audit log records each revocation.
+    now = datetime.now(UTC)
+    for key in await session.scalars(
+        select(ApiKey).where(ApiKey.created_by == user_id, ApiKey.revoked_at.is_(None))
+    ):
+        key.revoked_at = now
     await session.commit()
 
 
@@ -272,6 +280,11 @@ async def switch_tenant(session: AsyncSession, principal: Principal, token: str,
         if browser is None or browser.user_id != principal.user_id:
             raise NotFound("This browser session has ended; sign in again.")
         browser.tenant_id = tenant_id
+        # Recorded in the tenant switched to, like a sign-in to it; the one left is not named,
+        # since the owners reading this log may not know of it.
+        await audit.record(
+            session, "sign_in.switched", tenant_id=tenant_id, object_type="user", object_id=principal.user_id
+        )
         await session.commit()
 
 
@@ -323,13 +336,16 @@ async def invite(session: AsyncSession, principal: Principal, body: InvitationCr
     )
     if member is not None:
         raise Conflict("This email is already a member of this tenant.")
-    # One open invitation per email: inviting again replaces the last (a new link, role, expiry).
+    # One open invitation per email: inviting again replaces the last (a new link, role,
+    # expiry). Through the ORM, so the audit log records the replaced one as revoked.
     now = datetime.now(UTC)
-    await session.execute(
-        update(Invitation)
-        .where(Invitation.email == body.email, Invitation.status == InvitationStatus.PENDING)
-        .values(status=InvitationStatus.REVOKED, settled_at=now)
-    )
+    for replaced in await session.scalars(
+        select(Invitation).where(
+            Invitation.email == body.email, Invitation.status == InvitationStatus.PENDING
+        )
+    ):
+        replaced.status = InvitationStatus.REVOKED
+        replaced.settled_at = now
     token = new_link_token()
     invitation = Invitation(
         email=body.email,
@@ -427,4 +443,14 @@ async def _settle(
         )
     if cast(CursorResult[Any], settled).rowcount != 1:
         raise NotFound(NOT_YOURS)
+    # A conditional update is no flush the audit log sees: the answer is recorded here, in the
+    # inviting tenant, as the flush would record an owner's revocation.
+    await audit.record(
+        session,
+        "invitation.status_set",
+        tenant_id=invitation.tenant.id,
+        object_type="invitation",
+        object_id=invitation.id,
+        detail={"changed": ["status"], "role": invitation.role.value, "status": status.value},
+    )
     return invitation

@@ -7,8 +7,9 @@ If the action's transaction rolls back (a 4xx after a flush), its entries go wit
 commits, they do. Nothing a worker, the CLI or a background loop changes is recorded: they act
 for no one. Changes are recorded, not requests: setting what is already set writes nothing.
 
-Actions that change no audited row call ``record`` themselves: sign-ins (successful or not),
-sign-ups and downloads of a model's adapter or training record.
+Actions that change no audited row, or change one by a conditional update no flush shows,
+call ``record`` themselves: sign-ins (successful or not), sign-ups, sign-outs, tenant
+switches, answers to invitations, and downloads of a model's adapter or training record.
 """
 
 from __future__ import annotations

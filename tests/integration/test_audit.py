@@ -280,6 +280,60 @@ async def test_sign_ins_are_recorded_and_refused_ones_too(client: Client, settin
     assert "nobody@example.com" not in str(stranger)
 
 
+async def test_answers_to_invitations_sign_outs_switches_and_side_effects_are_recorded(
+    client: Client,
+) -> None:
+    """Actions made by conditional or bulk updates, which no flush of an object shows."""
+    owner = await sign_up(client, "Studio")
+    joiner = await sign_up(client, "Elsewhere")
+    invite = {"email": joiner.email}
+    _, first = await call(client, owner, "POST", "/v1/tenant/invitations", json=invite)
+    again, second = await call(client, owner, "POST", "/v1/tenant/invitations", json=invite)
+    declined, answer = await call(
+        client, joiner, "POST", "/v1/invitations/decline", json={"token": second.json()["token"]}
+    )
+    assert answer.status_code == 204, answer.text
+    _, third = await call(client, owner, "POST", "/v1/tenant/invitations", json=invite)
+    accepted, answer = await call(
+        client, joiner, "POST", "/v1/invitations/accept", json={"token": third.json()["token"]}
+    )
+    assert answer.status_code == 200, answer.text
+
+    # A member's keys are revoked when the member is removed: each revocation is recorded.
+    member = await add_member(client, owner, "Keyholder")
+    removed, answer = await call(client, owner, "DELETE", f"/v1/tenant/members/{member.user_id}")
+    assert answer.status_code == 204, answer.text
+
+    # A browser session switches into the tenant, then signs out.
+    login = await client.post("/v1/auth/login", json={"email": joiner.email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    switched, answer = await call(
+        client, None, "POST", "/app/switch-tenant", data={"tenant_id": owner.tenant_id}
+    )
+    assert answer.status_code in (200, 303), answer.text
+    signed_out, answer = await call(client, None, "POST", "/v1/auth/logout")
+    assert answer.status_code == 204, answer.text
+    client.cookies.clear()
+
+    tenant_log = await log(client, owner)
+    replaced = found(tenant_log, again, "invitation.status_set")
+    assert replaced["object_id"] == first.json()["id"] and replaced["actor_user_id"] == owner.user_id
+    assert replaced["detail"]["status"] == "revoked"
+    for request_id, status in ((declined, "declined"), (accepted, "accepted")):
+        answered = found(tenant_log, request_id, "invitation.status_set")
+        assert answered["actor_user_id"] == joiner.user_id
+        assert answered["detail"] == {"changed": ["status"], "role": "member", "status": status}
+    assert found(tenant_log, accepted, "member.added")["object_id"] == joiner.user_id
+    revoked = found(tenant_log, removed, "api_key.revoked")
+    assert revoked["actor_user_id"] == owner.user_id
+    entered = found(tenant_log, switched, "sign_in.switched")
+    assert entered["actor_user_id"] == joiner.user_id == entered["object_id"]
+    left = found(tenant_log, signed_out, "sign_out")
+    assert left["actor_user_id"] == joiner.user_id
+    # The joiner's own tenant, which the switch left, is not named in the studio's log.
+    assert joiner.tenant_id not in str(tenant_log)
+
+
 async def test_a_refused_action_or_a_rolled_back_one_records_nothing(
     client: Client, settings: Settings
 ) -> None:
