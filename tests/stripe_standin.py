@@ -5,7 +5,9 @@ answer again, and a meter event's ``identifier`` is accepted once.
 
 Tests set the state Stripe would hold (``invoices``, ``subscriptions``), make it fail the
 next requests (``fail_next``), or make it accept a meter event and then stall before
-answering (``stall``), as if the connection died after Stripe committed it.
+answering (``stall``), as if the connection died after Stripe committed it. A cancel
+(``DELETE /v1/subscriptions/{id}``) ends a subscription; one already ended is refused (400),
+an unknown one is a 404 ``resource_missing``, as anything else unknown is.
 """
 
 from __future__ import annotations
@@ -61,6 +63,13 @@ class StripeStandIn:
                 if r.path == "/v1/billing/meter_events" and r.params.get("identifier") == identifier
             )
 
+    def cancels(self, sub_id: str) -> list[StripeRequest]:
+        """The requests that asked to cancel the subscription, repeats and failures included."""
+        with self._lock:
+            return [
+                r for r in self.requests if r.method == "DELETE" and r.path == f"/v1/subscriptions/{sub_id}"
+            ]
+
     def subscription(self, sub_id: str, customer: str, status: str, price: str) -> None:
         self.subscriptions[sub_id] = {
             "id": sub_id,
@@ -107,7 +116,7 @@ class StripeStandIn:
     def _route(self, request: StripeRequest) -> tuple[int, dict[str, Any], bool]:
         method, path, params = request.method, request.path, request.params
         if method == "POST" and path == "/v1/customers":
-            customer = {
+            customer: dict[str, Any] = {
                 "id": f"cus_{uuid.uuid4().hex[:14]}",
                 "object": "customer",
                 "name": params.get("name"),
@@ -126,7 +135,7 @@ class StripeStandIn:
             }
             return 200, body, False
         if method == "POST" and path == "/v1/billing/meter_events":
-            event = {
+            event: dict[str, Any] = {
                 "object": "billing.meter_event",
                 "identifier": params["identifier"],
                 "event_name": params["event_name"],
@@ -144,11 +153,25 @@ class StripeStandIn:
         for prefix, objects in (("/v1/invoices/", self.invoices), ("/v1/subscriptions/", self.subscriptions)):
             if method == "GET" and path.startswith(prefix) and path[len(prefix) :] in objects:
                 return 200, objects[path[len(prefix) :]], False
-        return 404, _error("invalid_request_error", f"No such resource: {path}"), False
+        if method == "DELETE" and path.startswith("/v1/subscriptions/"):
+            return self._cancel(path.removeprefix("/v1/subscriptions/"))
+        return 404, _error("invalid_request_error", f"No such resource: {path}", "resource_missing"), False
+
+    def _cancel(self, sub_id: str) -> tuple[int, dict[str, Any], bool]:
+        """Cancel now, as Stripe does: the subscription, canceled; a refusal once it has ended."""
+        subscription = self.subscriptions.get(sub_id)
+        if subscription is None:
+            missing = _error("invalid_request_error", f"No such subscription: '{sub_id}'", "resource_missing")
+            return 404, missing, False
+        if subscription["status"] in ("canceled", "incomplete_expired"):
+            message = "A canceled subscription can only update its cancellation_details and metadata."
+            return 400, _error("invalid_request_error", message), False
+        subscription["status"] = "canceled"
+        return 200, subscription, False
 
 
-def _error(kind: str, message: str) -> dict[str, Any]:
-    return {"error": {"type": kind, "message": message}}
+def _error(kind: str, message: str, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"type": kind, "message": message, **({"code": code} if code else {})}}
 
 
 class _Server(ThreadingHTTPServer):
@@ -187,6 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = _serve
     do_POST = _serve
+    do_DELETE = _serve
 
     def log_message(self, format: str, *args: Any) -> None:
         return

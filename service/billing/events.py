@@ -15,7 +15,7 @@ cancelled.
 - ``invoice.paid``, ``invoice.payment_failed``: the invoice paid → a past-due tenant is
   active again; unpaid after a failed attempt → an active tenant is past due. A suspended
   tenant is left to admins.
-- ``customer.subscription.updated``, ``customer.subscription.deleted``: a live subscription
+- ``customer.subscription.created``, ``.updated``, ``.deleted``: a live subscription
   moves its tenant to the plan of its price (``Plan.stripe_price_id``); a cancelled one
   moves it to the default plan.
 """
@@ -47,6 +47,9 @@ TOLERANCE_SECONDS = 300
 HANDLED = (
     "invoice.paid",
     "invoice.payment_failed",
+    # Created too: a subscription made active from the start (in Stripe's dashboard, say) may
+    # never be updated, and a tenant deleted meanwhile must still have it cancelled.
+    "customer.subscription.created",
     "customer.subscription.updated",
     "customer.subscription.deleted",
 )

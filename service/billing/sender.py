@@ -15,6 +15,9 @@ Stripe takes an event's time from the past 35 days up to 5 minutes ahead (the
 its work was done, clamped into that window; entries older than the window are never sent.
 A credit (negative entry) is sent as a negative value on the same meter, which Stripe's
 ``sum`` meters net against the period's usage (``docs/billing.md``).
+
+Each round also cancels the subscriptions of deleted tenants (``service.billing.closing``),
+under the same backoff.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.settings import BillingSettings
+from service.billing.closing import close_deleted
 from service.billing.customers import ensure_customer
 from service.billing.models import BillingSent
 from service.billing.stripe_api import stripe_client
@@ -161,7 +165,10 @@ async def _record(
 
 async def run_billing_sender(sessions: async_sessionmaker[AsyncSession], settings: BillingSettings) -> None:
     """Rounds until cancelled: a full round goes again at once, a round with failures waits
-    the backoff, the rest wait the poll interval. Returns at once when billing is off."""
+    the backoff, the rest wait the poll interval. Returns at once when billing is off.
+
+    A round first cancels deleted tenants' subscriptions, then sends the ledger; a failure
+    of either is a failing round."""
     if not settings.enabled:
         logger.info("billing is off (no Stripe key): the billing role sends nothing")
         return
@@ -169,14 +176,16 @@ async def run_billing_sender(sessions: async_sessionmaker[AsyncSession], setting
     while True:
         try:
             async with stripe_client(settings) as client:
+                closing = await uninterrupted(close_deleted(sessions, client, settings.send_batch))
                 report = await uninterrupted(send_once(sessions, settings, client))
+            failed, found = closing.failed + report.failed, report.found
         except Exception:
             logger.exception("billing round failed; trying again after the backoff")
-            report = SendReport(0, 0, 1)
-        if report.failed:
+            failed, found = 1, 0
+        if failed:
             failures += 1
             await anyio.sleep(retry_delay(failures, settings))
             continue
         failures = 0
-        if report.found < settings.send_batch:
+        if found < settings.send_batch:
             await anyio.sleep(settings.poll_interval_seconds)

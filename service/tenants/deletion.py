@@ -15,6 +15,9 @@ later is covered: a row is the tenant's if a column of it names the tenant (``te
 any foreign key to ``tenant.id``), or, for tables without such a column, if a foreign key of
 it points at a row that is the tenant's (events of its jobs, and so on). Users are not the
 tenant's: an account outlives its tenants (its other memberships, and platform admins, need it).
+
+The tenant's Stripe subscription is not a row here: the tombstone keeps its id, and the
+billing role cancels it at Stripe (``service.billing.closing``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from core.errors import NotFound
 from core.storage import ObjectStorage, TenantKeys
 from service.accounts.models import Tenant
 from service.audit import record as audit
+from service.billing.closing import live_subscription
+from service.billing.customers import billing_account
 from service.db.models import metadata
 from service.db.tenancy import unscoped
 from service.tenants.models import DeletedTenant
@@ -108,8 +113,18 @@ async def delete_tenant(session: AsyncSession, storage: ObjectStorage, tenant_id
         tenant = await session.get(Tenant, tenant_id, with_for_update=True)
     if tenant is None:
         raise NotFound("No such tenant.")
+    # Read before it is deleted with the rest: what Stripe must still be told.
+    account = await billing_account(session, tenant_id)
+    customer_id = account.stripe_customer_id if account else None
+    subscription_id = live_subscription(account)
     await delete_rows(session, tenant_id)
-    session.add(DeletedTenant(deleted_tenant_id=tenant_id))
+    session.add(
+        DeletedTenant(
+            deleted_tenant_id=tenant_id,
+            stripe_customer_id=customer_id,
+            stripe_subscription_id=subscription_id,
+        )
+    )
     # Platform-level (no tenant id), so the entry outlives the tenant's own log.
     await audit.record(
         session,

@@ -1,6 +1,7 @@
 """Stripe billing against a Stripe stand-in on loopback, with the real ``stripe`` client: meter
 events from the ledger (once per entry, even when the sender is killed mid-send), the
-Customer Portal, and webhook events verified by the library's own signature code."""
+Customer Portal, webhook events verified by the library's own signature code, and a deleted
+tenant's subscription cancelled at Stripe."""
 
 from __future__ import annotations
 
@@ -25,12 +26,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.settings import BillingSettings, Settings
 from core.storage import ObjectStorage
 from service.app import create_app
+from service.billing.closing import close_deleted
 from service.billing.models import BillingSent, StripeEvent
-from service.billing.sender import meter_timestamp, meter_value, send_once
+from service.billing.sender import meter_timestamp, meter_value, run_billing_sender, send_once
 from service.billing.stripe_api import stripe_client
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped, set_tenant
+from service.tenants.models import DeletedTenant
 from service.usage.models import Charge, LedgerEntry
+from tests.conftest import free_port
 from tests.helpers import Caller, add_member, sign_up, sign_up_admin
 from tests.stripe_standin import StripeStandIn, running_standin
 from tests.workers import Workers
@@ -242,6 +246,13 @@ async def test_webhook_events_are_handled_once_whatever_their_order(
     assert (await _deliver(client, late)).json() == {"outcome": "processed"}
     assert (await _billing(client, owner))["status"] == "active"
 
+    # A subscription made active from the start is known from its creation: Indie.
+    standin.subscription("sub_1", customer, "active", "price_indie")
+    created = _event(
+        "evt_sub_created", "customer.subscription.created", {"id": "sub_1", "customer": customer}
+    )
+    assert (await _deliver(client, created)).json() == {"outcome": "processed"}
+    assert (await _billing(client, owner))["plan_id"] == plans["Indie"]
     # The subscription is read again: its stale payload names Indie, Stripe says Studio.
     standin.subscription("sub_1", customer, "active", "price_studio")
     stale = {"id": "sub_1", "customer": customer, "items": {"data": [{"price": {"id": "price_indie"}}]}}
@@ -335,3 +346,147 @@ async def test_a_sender_killed_mid_send_sends_each_entry_once(
     assert standin.accepted_identifiers() == [first, second, third]
     assert standin.meter_requests(second) == 2
     assert sorted(await _sent(billed)) == sorted([first, second, third])
+
+
+async def _subscribed(client: Client, standin: StripeStandIn, name: str, sub_id: str, status: str) -> Caller:
+    """A tenant with a Stripe customer and a subscription in ``status``, as Stripe's webhook told it."""
+    owner = await sign_up(client, name)
+    assert (await client.post("/v1/billing/portal", headers=owner.headers)).status_code == 201
+    customer = next(c["id"] for c in standin.customers.values() if c["name"] == name)
+    standin.subscription(sub_id, customer, status, "price_metered")
+    event = _event(f"evt_{sub_id}", "customer.subscription.updated", {"id": sub_id, "customer": customer})
+    assert (await _deliver(client, event)).json() == {"outcome": "processed"}
+    return owner
+
+
+async def _delete(client: Client, owner: Caller, name: str) -> None:
+    deleted = await client.request("DELETE", "/v1/tenant", json={"confirm": name}, headers=owner.headers)
+    assert deleted.status_code == 204, deleted.text
+
+
+async def _tombstones(settings: Settings) -> dict[str, DeletedTenant]:
+    engine = create_engine(settings.database_url)
+    async with AsyncSession(engine) as session:
+        mark_unscoped(session)
+        rows = {str(row.deleted_tenant_id): row for row in await session.scalars(select(DeletedTenant))}
+    await engine.dispose()
+    return rows
+
+
+async def _still_open(settings: Settings) -> bool:
+    return any(t.billing_closed_at is None for t in (await _tombstones(settings)).values())
+
+
+async def _close_round(billing: BillingSettings, settings: Settings) -> tuple[int, int]:
+    engine = create_engine(settings.database_url)
+    try:
+        async with stripe_client(billing) as stripe_api:
+            report = await close_deleted(session_factory(engine), stripe_api, billing.send_batch)
+    finally:
+        await engine.dispose()
+    return report.closed, report.failed
+
+
+async def test_a_deleted_tenants_subscription_is_cancelled_once(
+    client: Client, billed: Settings, standin: StripeStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    subscribed = await _subscribed(client, standin, "Subscribed", "sub_live", "active")
+    ended = await _subscribed(client, standin, "Ended", "sub_ended", "canceled")
+    unbilled = await sign_up(client, "Unbilled")
+    admin = await sign_up_admin(client, billed)
+    await _delete(client, subscribed, "Subscribed")
+    await _delete(client, ended, "Ended")
+    removed = await client.delete(f"/v1/admin/tenants/{unbilled.tenant_id}", headers=admin.headers)
+    assert removed.status_code == 204, removed.text
+
+    tombstones = await _tombstones(billed)
+    live = tombstones[subscribed.tenant_id]
+    assert live.stripe_customer_id == standin.subscriptions["sub_live"]["customer"]
+    assert (live.stripe_subscription_id, live.billing_closed_at) == ("sub_live", None)
+    # A subscription that already ended has nothing to cancel; a tenant without a customer, nothing at all.
+    assert tombstones[ended.tenant_id].stripe_customer_id == standin.subscriptions["sub_ended"]["customer"]
+    assert tombstones[ended.tenant_id].stripe_subscription_id is None
+    none = tombstones[unbilled.tenant_id]
+    assert (none.stripe_customer_id, none.stripe_subscription_id, none.billing_closed_at) == (
+        None,
+        None,
+        None,
+    )
+
+    # Stripe failing, then unreachable: left open for the next round.
+    standin.fail_next = 1
+    assert await _close_round(billed.billing, billed) == (0, 1)
+    unreachable = billed.billing.model_copy(update={"api_base": f"http://127.0.0.1:{free_port()}"})
+    assert await _close_round(unreachable, billed) == (0, 1)
+    assert (await _tombstones(billed))[subscribed.tenant_id].billing_closed_at is None
+    assert standin.subscriptions["sub_live"]["status"] == "active"
+    warnings = [
+        r.getMessage() for r in caplog.records if r.name == "rushes.billing" and r.levelname == "WARNING"
+    ]
+    assert len([w for w in warnings if "sub_live" in w and "not cancelled" in w]) == 2
+    assert "sk_test_standin" not in caplog.text
+
+    before = datetime.now(UTC)
+    assert await _close_round(billed.billing, billed) == (1, 0)
+    closed_at = (await _tombstones(billed))[subscribed.tenant_id].billing_closed_at
+    assert closed_at is not None and closed_at >= before
+    assert standin.subscriptions["sub_live"]["status"] == "canceled"
+    cancels = standin.cancels("sub_live")
+    assert len(cancels) == 2  # the 500, then the cancel (the unreachable round never arrived)
+    assert all(r.params == {"invoice_now": "true", "prorate": "true"} for r in cancels)
+    assert {r.headers["idempotency-key"] for r in cancels} == {f"rushes-close-{live.id}"}
+
+    # Closed: the next round sends nothing, and the customer (its invoices) stays at Stripe.
+    requests = len(standin.requests)
+    assert await _close_round(billed.billing, billed) == (0, 0)
+    assert len(standin.requests) == requests
+    assert not [r for r in standin.requests if r.method == "DELETE" and r.path.startswith("/v1/customers")]
+    assert live.stripe_customer_id in standin.customers
+
+
+async def test_the_billing_role_closes_subscriptions_stripe_no_longer_bills(
+    client: Client, billed: Settings, standin: StripeStandIn
+) -> None:
+    """Cancelled in Stripe meanwhile (Stripe refuses to cancel it again), or gone from Stripe
+    (404): both are closed, by the billing role's own rounds, after a failing one."""
+    cancelled = await _subscribed(client, standin, "Cancelled", "sub_cancelled", "active")
+    missing = await _subscribed(client, standin, "Missing", "sub_missing", "active")
+    await _delete(client, cancelled, "Cancelled")
+    await _delete(client, missing, "Missing")
+    standin.subscriptions["sub_cancelled"]["status"] = "canceled"  # in the dashboard, after the webhook
+    del standin.subscriptions["sub_missing"]
+
+    standin.fail_next = 1
+    seen = len(standin.requests)
+    engine = create_engine(billed.database_url)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(run_billing_sender, session_factory(engine), billed.billing)
+            with anyio.fail_after(30):
+                while await _still_open(billed):  # noqa: ASYNC110  (the role, another task, writes it)
+                    await anyio.sleep(0.1)
+            group.cancel_scope.cancel()
+    finally:
+        await engine.dispose()
+    refused, not_found = standin.cancels("sub_cancelled"), standin.cancels("sub_missing")
+    assert (len(refused), len(not_found)) == (2, 1)  # the oldest first: the 500, then again
+    # The refusal was told from others by reading the subscription: it had ended.
+    reads = [r.path for r in standin.requests[seen:] if r.method == "GET"]
+    assert reads == ["/v1/subscriptions/sub_cancelled"]
+
+
+async def test_with_billing_off_a_deletion_records_nothing_for_stripe(
+    settings: Settings, storage: ObjectStorage, standin: StripeStandIn
+) -> None:
+    async with AsyncTestClient(create_app(settings, storage)) as plain:
+        owner = await sign_up(plain, "Unbilled")
+        await _delete(plain, owner, "Unbilled")
+    tombstone = (await _tombstones(settings))[owner.tenant_id]
+    assert (tombstone.stripe_customer_id, tombstone.stripe_subscription_id) == (None, None)
+    engine = create_engine(settings.database_url)
+    try:
+        with anyio.fail_after(5):  # off: the role returns at once
+            await run_billing_sender(session_factory(engine), settings.billing)
+    finally:
+        await engine.dispose()
+    assert standin.requests == []
