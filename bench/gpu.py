@@ -177,14 +177,14 @@ def _base_dims(config: dict[str, Any], *, text_encoder: bool = True, vae: bool =
     from core.bases.architecture import (
         UMT5_XXL,
         WAN_TEXT_TOKENS,
-        umt5_encoder_params,
+        umt5_encoder_dims,
         wan_transformer_dims,
     )
     from core.bases.memory import BaseDims
 
     return BaseDims(
         transformer=wan_transformer_dims(config, text_tokens=WAN_TEXT_TOKENS),
-        text_encoder_params=umt5_encoder_params(UMT5_XXL) if text_encoder else 0,
+        text_encoder=umt5_encoder_dims(UMT5_XXL) if text_encoder else None,
         vae_params=_vae_params() if vae else 0,
         vae_base_dim=96 if vae else 0,
     )

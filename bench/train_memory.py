@@ -46,9 +46,10 @@ def _measure(
     from peft import LoraConfig
 
     from core.bases.architecture import WAN21_T2V_1_3B, wan_transformer_dims
+    from core.bases.quantization import Quantization
     from trainer.devices import compute_dtype
     from trainer.models.wan import WanSpecification
-    from trainer.quantize import Quantization, bnb
+    from trainer.quantize import bnb
 
     class RandomWan(WanSpecification):
         """Wan 2.1 1.3B dimensions, weights drawn as they are loaded instead of read from shards."""
@@ -119,7 +120,7 @@ def _measure(
         started = time.perf_counter()
         prediction = spec.forward(transformer, batch.noisy_latents, batch.timesteps, embeds)
         loss = spec.loss(prediction, batch)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step_seconds.append(time.perf_counter() - started)

@@ -9,9 +9,15 @@ from core.bases.tiny import SCHEDULER_CONFIG
 from trainer.models._untyped import UniPCMultistepScheduler, WanPipeline
 
 
-def stock_pipeline(spec: Any, quantization: Quantization) -> Any:
-    """diffusers' own ``WanPipeline`` over the same tiny components, as a tenant would run it."""
-    encoder = spec.load_text_encoder()
+def stock_pipeline(
+    spec: Any, quantization: Quantization, encoder_quantization: Quantization = Quantization.BF16
+) -> Any:
+    """diffusers' own ``WanPipeline`` over the same tiny components, as a tenant would run it.
+
+    The text encoder is unquantised unless ``encoder_quantization`` asks for the one a
+    training run caches its prompts with (stored as the run's base).
+    """
+    encoder = spec.load_text_encoder(encoder_quantization)
     pipeline = WanPipeline(
         tokenizer=encoder.tokenizer,
         text_encoder=encoder.model,

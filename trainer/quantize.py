@@ -52,10 +52,13 @@ def replace_linears(
     *,
     compute_dtype: torch.dtype,
     should_quantize: Callable[[str], bool],
+    int8_threshold: float = 0.0,
 ) -> list[str]:
     """Swap every matching ``nn.Linear`` for an empty bitsandbytes layer; returns their names.
 
     Run on a meta skeleton: the new layers hold no data until ``assign_tensor`` fills them.
+    ``int8_threshold`` is LLM.int8()'s outlier threshold: int8 layers quantise their inputs
+    row by row too, and input features above it stay in 16-bit instead.
     """
     if not quantization.is_quantized:
         return []
@@ -79,7 +82,11 @@ def replace_linears(
                 )
             else:
                 layer = bnb.nn.Linear8bitLt(
-                    module.in_features, module.out_features, bias=has_bias, has_fp16_weights=False
+                    module.in_features,
+                    module.out_features,
+                    bias=has_bias,
+                    has_fp16_weights=False,
+                    threshold=int8_threshold,
                 )
         # bitsandbytes repacks 4-bit weights for its CPU inference kernel the first time a
         # layer runs in eval mode without grad, and keeps them repacked. Validation would then
@@ -147,13 +154,20 @@ def load_streaming(
     dtype: torch.dtype,
     keep_in_fp32: Iterable[str] = (),
     ignore_unexpected: Callable[[str], bool] = lambda _name: False,
+    on_host: Callable[[str], bool] = lambda _name: False,
 ) -> None:
-    """Fill a meta skeleton from a stream of ``(name, tensor)``; raise if anything stays empty."""
+    """Fill a meta skeleton from a stream of ``(name, tensor)``; raise if anything stays empty.
+
+    Tensors ``on_host`` names go to the CPU whatever ``device`` is: a lookup table that only
+    ever gathers a few rows costs the accelerator its whole size for no compute.
+    """
     keep = tuple(keep_in_fp32)
+    host = torch.device("cpu")
     for name, tensor in tensors:
         if ignore_unexpected(name):
             continue
-        assign_tensor(model, name, tensor, device=device, dtype=dtype, keep_in_fp32=keep)
+        target = host if on_host(name) else device
+        assign_tensor(model, name, tensor, device=target, dtype=dtype, keep_in_fp32=keep)
         del tensor
     missing = [name for name, p in model.named_parameters() if p.device.type == "meta"]
     missing += [name for name, b in model.named_buffers() if b.device.type == "meta"]

@@ -135,18 +135,51 @@ def wan_transformer_dims(config: dict[str, Any], *, text_tokens: int) -> Transfo
     )
 
 
-def umt5_encoder_params(config: dict[str, Any]) -> int:
-    """Parameters of a ``UMT5EncoderModel`` config (each layer has its own position bias)."""
-    d, inner, ff = config["d_model"], config["num_heads"] * config["d_kv"], config["d_ff"]
+@dataclass(frozen=True)
+class TextEncoderDims:
+    """The sizes of a UMT5 encoder the memory estimate needs, split as the trainer places them."""
+
+    embedding_params: int  # the token embedding, which stays on the host while encoding
+    quantizable_params: int  # every layer's q, k, v, o and FFN input projections
+    other_params: int  # FFN output projections (``wo``, never quantised), norms, position biases
+    d_model: int
+    d_ff: int
+    num_heads: int
+
+    @property
+    def params(self) -> int:
+        return self.embedding_params + self.quantizable_params + self.other_params
+
+
+def umt5_encoder_dims(config: dict[str, Any]) -> TextEncoderDims:
+    """Sizes of a ``UMT5EncoderModel`` config (each layer has its own position bias)."""
+    d, inner, ff, heads = (
+        config["d_model"],
+        config["num_heads"] * config["d_kv"],
+        config["d_ff"],
+        config["num_heads"],
+    )
     gated = str(config.get("feed_forward_proj", "gated-gelu")).startswith("gated")
-    per_layer = (
-        4 * d * inner  # q, k, v, o
-        + config.get("relative_attention_num_buckets", 32) * config["num_heads"]
-        + (3 if gated else 2) * d * ff
+    layers = config["num_layers"]
+    quantizable = 4 * d * inner + (2 if gated else 1) * d * ff  # q, k, v, o; wi (wi_0, wi_1 if gated)
+    other = (
+        d * ff  # wo
+        + config.get("relative_attention_num_buckets", 32) * heads
         + 2 * d  # the two layer norms
     )
-    total: int = config["vocab_size"] * d + config["num_layers"] * per_layer + d
-    return total
+    return TextEncoderDims(
+        embedding_params=config["vocab_size"] * d,
+        quantizable_params=layers * quantizable,
+        other_params=layers * other + d,  # and the final norm
+        d_model=d,
+        d_ff=ff,
+        num_heads=heads,
+    )
+
+
+def umt5_encoder_params(config: dict[str, Any]) -> int:
+    """Parameters of a ``UMT5EncoderModel`` config."""
+    return umt5_encoder_dims(config).params
 
 
 def geometry_problem(

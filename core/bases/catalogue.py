@@ -18,7 +18,7 @@ from typing import Any
 from core.bases.architecture import (
     WAN_TEXT_TOKENS,
     UnsupportedArchitecture,
-    umt5_encoder_params,
+    umt5_encoder_dims,
     wan_transformer_dims,
 )
 from core.bases.memory import BaseDims
@@ -90,7 +90,7 @@ class Catalogue:
 def tiny_entry() -> BaseEntry:
     dims = BaseDims(
         transformer=wan_transformer_dims(TRANSFORMER_CONFIG, text_tokens=TINY_TEXT_TOKENS),
-        text_encoder_params=umt5_encoder_params(TEXT_ENCODER_CONFIG),
+        text_encoder=umt5_encoder_dims(TEXT_ENCODER_CONFIG),
         vae_params=VAE_PARAMS,
         vae_base_dim=VAE_CONFIG["base_dim"],
     )
@@ -108,7 +108,7 @@ def folder_entry(base_id: str, folder: Path) -> BaseEntry:
             transformer=wan_transformer_dims(
                 _json(folder / "transformer" / "config.json"), text_tokens=WAN_TEXT_TOKENS
             ),
-            text_encoder_params=umt5_encoder_params(_json(folder / "text_encoder" / "config.json")),
+            text_encoder=umt5_encoder_dims(_json(folder / "text_encoder" / "config.json")),
             vae_params=_safetensors_parameters(folder / "vae"),
             vae_base_dim=int(vae_config.get("base_dim", 96)),
         )

@@ -1,7 +1,9 @@
 """Planning estimate of a run's peak accelerator memory, for the job scheduler.
 
-A run has two stages that never overlap. Caching loads the text encoder (bf16), encodes
-every prompt and frees it, then loads the VAE (fp32) and encodes the footage. Training
+A run has two stages that never overlap. Caching loads the text encoder (its layers stored
+as the base's are, its token embedding on the host), encodes every prompt one at a time and
+frees it, then loads the VAE (fp32) and encodes the footage, so its peak is the larger of
+the two. Training
 holds the frozen base at its quantised size, the LoRA with its gradients and AdamW states,
 the activations a step keeps and, when validation clips are rendered, the VAE again. The
 peak is the larger stage plus a fixed CUDA context and allocator slack. It assumes bf16
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.bases.architecture import TEMPORAL_FACTOR, TransformerDims
+from core.bases.architecture import TEMPORAL_FACTOR, TextEncoderDims, TransformerDims
 from core.bases.quantization import Quantization, bytes_per_weight
 
 GiB = 1 << 30
@@ -29,6 +31,11 @@ _BLOCK_FFN_TENSORS = 3
 # four feature maps of the first stage's width are alive at its peak.
 _VAE_CHUNK_FRAMES = 6
 _VAE_LIVE_MAPS = 4
+# Bytes per attention score UMT5 keeps at its peak: bf16 scores, the bf16 position bias with
+# the mask added, and the fp32 copy softmax runs on with its fp32 result.
+_TEXT_SCORE_BYTES = 12
+# [tokens, d_ff] tensors of UMT5's gated FFN alive together: both projections, the GELU, the product.
+_TEXT_FFN_TENSORS = 4
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class BaseDims:
     """What the estimate needs of a base: its transformer, text encoder and VAE sizes."""
 
     transformer: TransformerDims
-    text_encoder_params: int
+    text_encoder: TextEncoderDims | None  # None: a base without one (benchmarks of a single stage)
     vae_params: int
     vae_base_dim: int  # channels of the VAE's full-resolution stage
 
@@ -66,6 +73,26 @@ def lora_parameters(dims: TransformerDims, rank: int) -> int:
 
 def _with_overhead(subtotal: int) -> int:
     return subtotal + _CUDA_CONTEXT + int(subtotal * (_SLACK - 1))
+
+
+def text_encoder_memory(encoder: TextEncoderDims, *, quantization: Quantization, tokens: int) -> int:
+    """Accelerator bytes of encoding one prompt of ``tokens``, before context and slack.
+
+    The layers' q/k/v/o and FFN input projections are stored as the base's block linears are
+    (``load_umt5_encoder``); ``wo``, norms and position biases in the compute dtype; the token
+    embedding stays on the host. Prompts go through one at a time, so the activations are
+    one prompt's: every head's scores, the FFN's widest tensors and, when quantised, one
+    dequantised FFN weight.
+    """
+    other_bytes = _BF16 if quantization.is_quantized or quantization is Quantization.BF16 else _FP32
+    weights = (
+        int(encoder.quantizable_params * bytes_per_weight(quantization)) + encoder.other_params * other_bytes
+    )
+    activations = encoder.num_heads * tokens * tokens * _TEXT_SCORE_BYTES
+    activations += _TEXT_FFN_TENSORS * tokens * encoder.d_ff * _BF16
+    if quantization.is_quantized:
+        activations += encoder.d_model * encoder.d_ff * _BF16
+    return weights + activations
 
 
 def estimate_peak_memory(
@@ -109,7 +136,11 @@ def estimate_peak_memory(
     subtotal = weights + trainable + activations
     overhead = _CUDA_CONTEXT + int(subtotal * (_SLACK - 1))
 
-    text_stage = base.text_encoder_params * _BF16
+    text_stage = 0
+    if base.text_encoder is not None:
+        text_stage = text_encoder_memory(
+            base.text_encoder, quantization=quantization, tokens=dims.text_tokens
+        )
     vae_maps = _VAE_LIVE_MAPS * base.vae_base_dim * _VAE_CHUNK_FRAMES * height * width * _FP32
     caching = _with_overhead(max(text_stage, vae_weights + vae_maps))
     return MemoryEstimate(
@@ -122,5 +153,6 @@ def estimate_serving_memory(dims: BaseDims, *, adapter_cache_bytes: int) -> int:
     the fp32 VAE, the adapter rows and a CUDA context, with allocator slack. A batch's
     activations and the VAE's decoding buffers come on top and are not counted."""
     t = dims.transformer
-    weights = (t.block_linear_params + t.other_params + dims.text_encoder_params) * _BF16
+    text_encoder = dims.text_encoder.params if dims.text_encoder is not None else 0
+    weights = (t.block_linear_params + t.other_params + text_encoder) * _BF16
     return int((weights + dims.vae_params * _FP32 + adapter_cache_bytes) * _SLACK) + _CUDA_CONTEXT

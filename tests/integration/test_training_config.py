@@ -21,7 +21,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
 
-from core.bases.architecture import WAN21_T2V_1_3B, wan_transformer_dims
+from core.bases.architecture import UMT5_XXL, WAN21_T2V_1_3B, umt5_encoder_dims, wan_transformer_dims
 from core.bases.catalogue import WAN_GENERATION, BaseEntry, tiny_entry
 from core.bases.memory import BaseDims
 from core.settings import Settings
@@ -50,7 +50,7 @@ WAN = BaseEntry(
     source="/models/wan",
     dims=BaseDims(
         transformer=wan_transformer_dims(WAN21_T2V_1_3B, text_tokens=512),
-        text_encoder_params=5_680_910_336,
+        text_encoder=umt5_encoder_dims(UMT5_XXL),
         vae_params=126_892_531,
         vae_base_dim=96,
     ),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-from diffusers import AutoencoderKLWan, WanTransformer3DModel
+from diffusers import WanTransformer3DModel
 from torch import nn
 from transformers import UMT5Config, UMT5EncoderModel
 
@@ -15,27 +16,31 @@ from core.bases.architecture import (
     WAN21_T2V_1_3B,
     WAN21_T2V_14B,
     UnsupportedArchitecture,
+    umt5_encoder_dims,
     umt5_encoder_params,
     wan_transformer_dims,
 )
 from core.bases.catalogue import BaseFolderError, folder_entry, load_catalogue, tiny_entry
-from core.bases.memory import BaseDims, estimate_peak_memory
+from core.bases.memory import BaseDims, estimate_peak_memory, text_encoder_memory
 from core.bases.quantization import Quantization, bytes_per_weight
 from core.bases.tiny import TEXT_ENCODER_CONFIG, TRANSFORMER_CONFIG, VAE_CONFIG, VAE_PARAMS
 from core.errors import Invalid
 from core.settings import BasesSettings
+from trainer.models._untyped import AutoencoderKLWan
 from trainer.models.tiny import write_diffusers_folder
+from trainer.models.wan import load_umt5_encoder
+from trainer.quantize import quantized_layers
 
 GiB = 1 << 30
 WAN_1_3B = BaseDims(
     transformer=wan_transformer_dims(WAN21_T2V_1_3B, text_tokens=512),
-    text_encoder_params=5_680_910_336,
+    text_encoder=umt5_encoder_dims(UMT5_XXL),
     vae_params=126_892_531,
     vae_base_dim=96,
 )
 
 
-def _meta_counts(config: dict) -> tuple[int, int]:
+def _meta_counts(config: dict[str, Any]) -> tuple[int, int]:
     """Block linear weights and everything else, counted on the real module."""
     with torch.device("meta"):
         model = WanTransformer3DModel.from_config(config)
@@ -52,18 +57,40 @@ def _meta_counts(config: dict) -> tuple[int, int]:
 @pytest.mark.parametrize(
     "config", [TRANSFORMER_CONFIG, WAN21_T2V_1_3B, WAN21_T2V_14B], ids=["tiny", "1.3b", "14b"]
 )
-def test_transformer_formula_matches_the_module(config: dict) -> None:
+def test_transformer_formula_matches_the_module(config: dict[str, Any]) -> None:
     dims = wan_transformer_dims(config, text_tokens=7)
 
     assert (dims.block_linear_params, dims.other_params) == _meta_counts(config)
 
 
 @pytest.mark.parametrize("config", [TEXT_ENCODER_CONFIG, UMT5_XXL], ids=["tiny", "xxl"])
-def test_text_encoder_formula_matches_the_module(config: dict) -> None:
+def test_text_encoder_formula_matches_the_module(config: dict[str, Any]) -> None:
     with torch.device("meta"):
         model = UMT5EncoderModel(UMT5Config(**config))
 
     assert umt5_encoder_params(config) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("quantization", [Quantization.NF4, Quantization.INT8])
+def test_text_encoder_split_matches_what_the_loader_quantises(quantization: Quantization) -> None:
+    dims = umt5_encoder_dims(TEXT_ENCODER_CONFIG)
+    torch.manual_seed(0)
+    tensors = UMT5EncoderModel(UMT5Config(**TEXT_ENCODER_CONFIG)).state_dict()
+
+    model = load_umt5_encoder(
+        UMT5Config(**TEXT_ENCODER_CONFIG),
+        tensors.items(),
+        quantization,
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+    )
+
+    quantized = quantized_layers(model)
+    assert sum(layer.in_features * layer.out_features for layer in quantized) == dims.quantizable_params
+    assert dict(model.named_parameters())["shared.weight"].numel() == dims.embedding_params
+    # One embedding module under both names, so it is loaded (and placed) once.
+    assert model.get_submodule("encoder.embed_tokens") is model.get_submodule("shared")
+    assert dims.params == umt5_encoder_params(TEXT_ENCODER_CONFIG)
 
 
 def test_tiny_vae_count_matches_the_module() -> None:
@@ -105,19 +132,59 @@ def test_activations_grow_with_resolution_frames_and_rank() -> None:
     assert _estimate(validation=True).weights == base.weights + WAN_1_3B.vae_params * 4
 
 
-def test_the_text_encoder_stage_sets_the_peak_of_a_small_nf4_run() -> None:
-    # UMT5-XXL in bf16 (11.4 GB) outweighs training a 1.3B NF4 LoRA at 480p.
-    estimate = _estimate()
+def test_the_text_encoder_is_planned_as_the_base_is_stored() -> None:
+    encoder = WAN_1_3B.text_encoder
+    assert encoder is not None
+    nf4, int8, bf16 = (
+        text_encoder_memory(encoder, quantization=q, tokens=512)
+        for q in (Quantization.NF4, Quantization.INT8, Quantization.BF16)
+    )
 
-    assert estimate.caching > estimate.training
-    assert estimate.total == estimate.caching
-    assert 11 * GiB < estimate.total < 16 * GiB
+    assert nf4 < int8 < bf16
+    # bf16: the 4.6B layer parameters at 2 bytes; the 1.05B-row embedding is on the host.
+    assert 8.5 * GiB < bf16 < 9.5 * GiB
+    assert 3.5 * GiB < nf4 < 4 * GiB
+    # Unquantised, the encoder still outweighs training a 1.3B bf16 LoRA on 33 frames.
+    short_bf16 = _estimate(frames=33, quantization=Quantization.BF16)
+    assert short_bf16.total == short_bf16.caching > short_bf16.training
+
+
+@pytest.mark.parametrize("frames", [33, 81])
+def test_caching_needs_no_more_than_training_a_1_3b_nf4_lora(frames: int) -> None:
+    estimate = _estimate(frames=frames, rank=32)
+
+    assert estimate.caching <= estimate.training == estimate.total
+
+
+def test_a_1_3b_nf4_run_at_480p_33_frames_plans_under_6_gib() -> None:
+    assert _estimate(frames=33, rank=32).total < 6 * GiB
+
+
+def test_an_int8_run_caches_within_its_training_peak_at_81_frames() -> None:
+    estimate = _estimate(rank=32, quantization=Quantization.INT8)
+
+    assert estimate.caching <= estimate.training
+
+
+def test_caching_a_14b_nf4_run_plans_under_20_gib() -> None:
+    dims = BaseDims(
+        transformer=wan_transformer_dims(WAN21_T2V_14B, text_tokens=512),
+        text_encoder=WAN_1_3B.text_encoder,
+        vae_params=WAN_1_3B.vae_params,
+        vae_base_dim=96,
+    )
+    estimate = estimate_peak_memory(
+        dims, height=480, width=832, frames=33, rank=32, quantization=Quantization.NF4
+    )
+
+    assert estimate.caching < 20 * GiB
+    assert estimate.caching <= estimate.training
 
 
 def test_training_dominates_a_14b_run_in_bf16() -> None:
     dims = BaseDims(
         transformer=wan_transformer_dims(WAN21_T2V_14B, text_tokens=512),
-        text_encoder_params=WAN_1_3B.text_encoder_params,
+        text_encoder=WAN_1_3B.text_encoder,
         vae_params=WAN_1_3B.vae_params,
         vae_base_dim=96,
     )
@@ -137,7 +204,7 @@ def test_a_saved_folder_reads_like_the_builtin(tmp_path: Path) -> None:
     assert folder.family == builtin.family == "wan2.1"
     assert folder.parameters == builtin.parameters
     assert folder.dims.vae_params == builtin.dims.vae_params
-    assert folder.dims.text_encoder_params == builtin.dims.text_encoder_params
+    assert folder.dims.text_encoder == builtin.dims.text_encoder
     assert folder.source == str(tmp_path / "tiny-folder")
 
 

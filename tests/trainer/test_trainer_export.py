@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -77,11 +78,12 @@ def test_stock_wan_pipeline_with_the_export_renders_the_trainers_frames(
     trainer.run()
     ours = trainer.render(0).numpy()
 
-    spec = trainer.spec
-    pipeline = stock_pipeline(spec, quantization)
+    spec: Any = trainer.spec  # the tiny base's: a WanSpecification with its prompt length
+    # With the text encoder the run cached its prompts with, stored as its base is.
+    pipeline = stock_pipeline(spec, quantization, encoder_quantization=quantization)
 
     def render() -> np.ndarray:
-        return pipeline(
+        frames: np.ndarray = pipeline(
             "sks",
             negative_prompt="",
             height=32,
@@ -92,6 +94,7 @@ def test_stock_wan_pipeline_with_the_export_renders_the_trainers_frames(
             generator=torch.Generator().manual_seed(trainer.config.seed),
             max_sequence_length=spec.max_sequence_length,
         ).frames[0]
+        return frames
 
     without_adapter = render()
     pipeline.load_lora_weights(str(tmp_path / "adapter" / "adapter.safetensors"))

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
+from core.bases.quantization import Quantization
 from core.storage.local import LocalStorage
 from trainer import FolderSource, TrainerInputError, TrainingAsset, TrainingDataset
 from trainer.data import Bucket, choose_bucket, compose_caption, frame_windows, make_buckets, prepare
 from trainer.data.footage import probe, read_frames
 from trainer.models import load_specification
+from trainer.models.registry import TextEncoder
+from trainer.quantize import quantized_layers
 
 
 def test_buckets_cover_target_transpose_and_square_at_4k_plus_1_lengths() -> None:
@@ -119,6 +124,37 @@ def test_cache_holds_latents_per_bucket_and_is_reused(
     again = prepare(spec, dataset, config, storage, "cache/dsv-1/", ["sks"])
     assert len(again.samples) == len(data.samples)
     assert all(torch.equal(a.latents, b.latents) for a, b in zip(again.samples, data.samples, strict=True))
+
+
+def test_caching_loads_the_encoder_as_the_base_and_frees_it_before_the_vae(
+    tmp_path: Path, dataset: TrainingDataset, tiny_config
+) -> None:
+    spec = load_specification("tiny", device=torch.device("cpu"), dtype=torch.float32)
+    load_encoder, load_vae = spec.load_text_encoder, spec.load_vae
+    encoders: list[weakref.ref[nn.Module]] = []
+    quantized: list[int] = []
+
+    def encoder_as_asked(quantization: Quantization) -> TextEncoder:
+        encoder = load_encoder(quantization)
+        encoders.append(weakref.ref(encoder.model))
+        quantized.append(len(quantized_layers(encoder.model)))
+        return encoder
+
+    def vae_once_the_encoder_is_gone() -> nn.Module:
+        assert encoders and encoders[-1]() is None, "the text encoder is alive beside the VAE"
+        return load_vae()
+
+    spec.load_text_encoder = encoder_as_asked  # type: ignore[method-assign,assignment]
+    spec.load_vae = vae_once_the_encoder_is_gone  # type: ignore[method-assign]
+    storage = LocalStorage(tmp_path)
+    nf4 = prepare(spec, dataset, tiny_config(quantization=Quantization.NF4), storage, "cache/", ["sks"])
+    fp32 = prepare(spec, dataset, tiny_config(quantization=Quantization.FP32), storage, "cache/", ["sks"])
+
+    # Both layers' q, k, v, o, wi_0 and wi_1; nothing for fp32.
+    assert quantized == [12, 0]
+    # The embeddings differ with the encoder's storage, so each has its own cache.
+    assert nf4.cache_key != fp32.cache_key
+    assert not torch.equal(nf4.negative_embeds, fp32.negative_embeds)
 
 
 def test_missing_footage_is_an_input_error(tmp_path: Path, clips_dir: Path, tiny_config) -> None:

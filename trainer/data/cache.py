@@ -71,6 +71,8 @@ def fingerprint(spec: ModelSpecification, dataset: TrainingDataset, config: Trai
             "target_fps": config.target_fps,
             "windows_per_clip": config.windows_per_clip,
             "trigger_word": config.trigger_word,
+            # The text encoder is stored as the base is, which shapes the prompt embeddings.
+            "text_encoder": config.quantization,
             "assets": [[a.sha256, a.caption] for a in dataset.assets],
         }
     )
@@ -153,8 +155,11 @@ def prepare(
     windows = _plan(spec, dataset, config) if samples is None else []
     captions = sorted({w.caption for w in windows})
     texts = [*captions, *validation_prompts, config.validation_negative_prompt]
-    encoder = spec.load_text_encoder()
-    encoded = spec.encode_prompts(encoder, texts)
+    # The encoder's layers are stored as the base's will be, and it is gone before the VAE
+    # loads: caching then needs no more memory than training (``estimate_peak_memory``).
+    encoder = spec.load_text_encoder(config.quantization)
+    # One prompt per forward keeps the activations to one prompt's, however many captions.
+    encoded = [embeds for text in texts for embeds in spec.encode_prompts(encoder, [text])]
     del encoder
     free_memory(spec.device)
     by_caption = dict(zip(captions, encoded, strict=False))

@@ -61,7 +61,9 @@ class ModelSpecification(abc.ABC):
 
     # Condition models
     @abc.abstractmethod
-    def load_text_encoder(self) -> TextEncoder: ...
+    def load_text_encoder(self, quantization: Quantization = Quantization.BF16) -> TextEncoder:
+        """The condition model, its linears stored as a run's base is (unquantised for bf16 or
+        fp32, in the compute dtype either way), so caching costs no more than training."""
 
     @abc.abstractmethod
     def encode_prompts(self, encoder: TextEncoder, prompts: Sequence[str]) -> list[torch.Tensor]:

@@ -44,7 +44,7 @@ from trainer.models._untyped import (
     WanPipeline,
     WanTransformer3DModel,
 )
-from trainer.models.registry import TextEncoder, register
+from trainer.models.registry import register
 from trainer.models.wan import WanSpecification
 
 # One seed per component, so building one never shifts another's weights.
@@ -227,9 +227,14 @@ class TinyWanSpecification(WanSpecification):
         scheduler: SchedulerMixin = UniPCMultistepScheduler(**SCHEDULER_CONFIG)
         return scheduler
 
-    def load_text_encoder(self) -> TextEncoder:
-        model = _build("text_encoder").to(device=self.device, dtype=self.dtype)
-        return TextEncoder(tokenizer=ByT5Tokenizer(), model=model)
+    def _text_encoder_config(self) -> UMT5Config:
+        return UMT5Config(**TEXT_ENCODER_CONFIG)
+
+    def _text_encoder_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        yield from _build("text_encoder").state_dict().items()
+
+    def _tokenizer(self) -> Any:
+        return ByT5Tokenizer()
 
     def load_vae(self) -> nn.Module:
         return TinyAutoencoder(AutoencoderConfig(**AUTOENCODER_CONFIG)).to(self.device).eval()

@@ -8,7 +8,7 @@ downloaded: the service provisions base folders ahead of time.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.video_processor import VideoProcessor
 from safetensors import safe_open
 from torch import nn
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, UMT5Config
 
 from core.bases.architecture import (
     SPATIAL_MULTIPLE,
@@ -37,6 +37,69 @@ from trainer.quantize import load_streaming, parameters_on_meta, replace_linears
 
 _COMPONENTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
 _WEIGHTS = "diffusion_pytorch_model.safetensors"
+_TEXT_ENCODER_WEIGHTS = "model.safetensors"
+# UMT5's token embedding is tied to the encoder's input embedding; checkpoints may hold both.
+_EMBEDDING = "shared.weight"
+_TIED_EMBEDDING = "encoder.embed_tokens.weight"
+# LLM.int8()'s outlier threshold as transformers applies it to T5-family encoders, whose
+# activations have a few very large features that row-wise int8 would flatten.
+_TEXT_ENCODER_INT8_THRESHOLD = 6.0
+
+
+def _safetensors_tensors(folder: Path, weights: str) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor of a (possibly sharded) safetensors checkpoint, one at a time."""
+    index = folder / f"{weights}.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    elif (folder / weights).is_file():
+        shards = [weights]
+    else:
+        raise TrainerInputError(f"{folder} holds no safetensors weights")
+    for shard in shards:
+        with safe_open(str(folder / shard), framework="pt", device="cpu") as handle:
+            for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
+                yield key, handle.get_tensor(key)
+
+
+def _quantizes_in_text_encoder(name: str) -> bool:
+    # The layers' attention and gated-FFN input projections. ``wo`` stays in the compute
+    # dtype, as transformers keeps it (``_keep_in_fp32_modules``): UMT5's FFN casts its
+    # activations to ``wo``'s weight dtype, which for a 4-bit layer is its packed uint8, and
+    # int8 layers cast their inputs to fp16, which T5's FFN activations can overflow.
+    return name.startswith("encoder.block.") and not name.endswith(".wo")
+
+
+def load_umt5_encoder(
+    config: UMT5Config,
+    tensors: Iterable[tuple[str, torch.Tensor]],
+    quantization: Quantization,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> nn.Module:
+    """A UMT5 encoder streamed tensor by tensor into a meta skeleton, its layer linears
+    quantised as they arrive (the transformer's path), its token embedding on the host."""
+    with parameters_on_meta():
+        model = UMT5EncoderModel(config)
+    # One module for both names, so the embedding is loaded (and placed) once.
+    model.encoder.embed_tokens = model.shared
+    replace_linears(
+        model,
+        quantization,
+        compute_dtype=dtype,
+        should_quantize=_quantizes_in_text_encoder,
+        int8_threshold=_TEXT_ENCODER_INT8_THRESHOLD,
+    )
+    load_streaming(
+        model,
+        tensors,
+        device=device,
+        dtype=dtype,
+        ignore_unexpected=lambda name: name == _TIED_EMBEDDING,
+        on_host=lambda name: name == _EMBEDDING,
+    )
+    loaded: nn.Module = model.eval()
+    return loaded
 
 
 @register(pipeline_class="WanPipeline")
@@ -69,18 +132,17 @@ class WanSpecification(ModelSpecification):
         return config
 
     def _transformer_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
-        folder = self.folder / "transformer"
-        index = folder / f"{_WEIGHTS}.index.json"
-        if index.is_file():
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        elif (folder / _WEIGHTS).is_file():
-            shards = [_WEIGHTS]
-        else:
-            raise TrainerInputError(f"{folder} holds no safetensors weights")
-        for shard in shards:
-            with safe_open(str(folder / shard), framework="pt", device="cpu") as handle:
-                for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
-                    yield key, handle.get_tensor(key)
+        yield from _safetensors_tensors(self.folder / "transformer", _WEIGHTS)
+
+    def _text_encoder_config(self) -> UMT5Config:
+        config: UMT5Config = UMT5Config.from_pretrained(self.folder / "text_encoder")
+        return config
+
+    def _text_encoder_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        yield from _safetensors_tensors(self.folder / "text_encoder", _TEXT_ENCODER_WEIGHTS)
+
+    def _tokenizer(self) -> Any:
+        return AutoTokenizer.from_pretrained(self.folder / "tokenizer")
 
     def _new_scheduler(self) -> SchedulerMixin:
         if self._scheduler_config is None:
@@ -91,10 +153,15 @@ class WanSpecification(ModelSpecification):
         scheduler: SchedulerMixin = cls.from_config(self._scheduler_config)
         return scheduler
 
-    def load_text_encoder(self) -> TextEncoder:
-        tokenizer = AutoTokenizer.from_pretrained(self.folder / "tokenizer")
-        model = UMT5EncoderModel.from_pretrained(self.folder / "text_encoder", torch_dtype=self.dtype)
-        return TextEncoder(tokenizer=tokenizer, model=model.to(self.device).eval())
+    def load_text_encoder(self, quantization: Quantization = Quantization.BF16) -> TextEncoder:
+        model = load_umt5_encoder(
+            self._text_encoder_config(),
+            self._text_encoder_tensors(),
+            quantization,
+            device=self.device,
+            dtype=self.dtype,
+        )
+        return TextEncoder(tokenizer=self._tokenizer(), model=model)
 
     def load_vae(self) -> nn.Module:
         vae: nn.Module = AutoencoderKLWan.from_pretrained(self.folder / "vae", torch_dtype=torch.float32)
@@ -115,7 +182,12 @@ class WanSpecification(ModelSpecification):
             return_tensors="pt",
         )
         mask = inputs.attention_mask
-        hidden = encoder.model(inputs.input_ids.to(self.device), mask.to(self.device)).last_hidden_state
+        # The embedding table stays on the host (``load_umt5_encoder``): look the tokens up
+        # there and hand the layers their rows.
+        model: Any = encoder.model
+        embedding: nn.Embedding = model.get_input_embeddings()
+        embeds = embedding(inputs.input_ids.to(embedding.weight.device)).to(self.device)
+        hidden = model(inputs_embeds=embeds, attention_mask=mask.to(self.device)).last_hidden_state
         lengths = mask.gt(0).sum(dim=1).tolist()
         return [h[:n].float().cpu().contiguous() for h, n in zip(hidden, lengths, strict=True)]
 
