@@ -38,6 +38,7 @@ from service.generations import memorisation
 from service.generations.queue import ClaimedGeneration, GenerationQueue
 from trainer.devices import compute_dtype, resolve_device
 from trainer.models import load_specification
+from trainer.process import flush_denormals
 from trainer.serving import AdapterError, AdapterKey, GenerationEngine, GenerationRequest, GenerationStopped
 from trainer.video import encode_mp4, encode_poster, encode_preview, to_pixels
 from worker import metrics
@@ -338,9 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     configure_logging(settings.log)
-    # Denormal floats are handled in microcode on x86 CPUs; near-silent layers of a small
-    # base produced enough of them to make CPU generation ten times slower.
-    torch.set_flush_denormal(True)
+    flush_denormals()
     server = GenerationServer(settings, device=args.device, worker_id=args.worker_id)
     anyio.run(server.run)
     return 0

@@ -64,6 +64,7 @@ from trainer import (
     TrainingResult,
 )
 from trainer.look import LookPlan, measure_look, unmeasured
+from trainer.process import flush_denormals
 from worker import metrics
 from worker.exit_codes import EXIT_DONE, EXIT_LEASE_LOST
 
@@ -510,6 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default=None)
     parser.add_argument("--share", type=float, default=1.0)
     args = parser.parse_args(argv)
+    flush_denormals()
     settings = get_settings()
     configure_logging(settings.log)
     lease = Lease(args.job, args.tenant, args.worker_id, args.attempt, args.estimated_bytes)

@@ -13,6 +13,7 @@ from core.bases.quantization import Quantization
 from tests.adapters import random_adapter
 from tests.pipelines import stock_pipeline
 from trainer.models import load_specification
+from trainer.quantize import bnb
 from trainer.serving import (
     AdapterError,
     AdapterKey,
@@ -51,16 +52,20 @@ def store() -> Store:
     return Store({A: random_adapter(1), B: random_adapter(2)})
 
 
-@pytest.fixture(scope="module")
-def engine(spec, store):
-    engine = GenerationEngine(
+def build_engine(spec, store: Store, quantization: Quantization = Quantization.FP32) -> GenerationEngine:
+    return GenerationEngine(
         spec,
-        quantization=Quantization.FP32,
+        quantization=quantization,
         fetch=store,
         device_cache_bytes=64 << 20,
         host_cache_bytes=64 << 20,
         max_batch=4,
     )
+
+
+@pytest.fixture(scope="module")
+def engine(spec, store):
+    engine = build_engine(spec, store)
     yield engine
     engine.close()
 
@@ -70,31 +75,43 @@ def request(adapter: AdapterKey | None, **overrides) -> GenerationRequest:
     return GenerationRequest(adapter=adapter, **values)
 
 
+@pytest.mark.parametrize("quantization", [Quantization.FP32, Quantization.NF4])
 def test_the_engine_renders_what_the_stock_pipeline_does_with_the_adapter(
-    spec, engine, tmp_path: Path
+    spec, store, engine, quantization: Quantization, tmp_path: Path
 ) -> None:
     path = tmp_path / "adapter.safetensors"
     path.write_bytes(random_adapter(1))
-    pipeline = stock_pipeline(spec, Quantization.FP32)
+    pipeline = stock_pipeline(spec, quantization)
+    own = quantization is not Quantization.FP32
+    if own:
+        engine = build_engine(spec, Store(dict(store.files)), quantization)
+        # The base's block linears are bitsandbytes' own 4-bit layers, the LoRA rows beside them.
+        assert isinstance(engine.pool.modules[0].base, bnb.nn.Linear4bit)
 
     def stock() -> np.ndarray:
-        return pipeline(
-            "a lighthouse at dusk",
-            negative_prompt="",
-            height=64,
-            width=64,
-            num_frames=5,
-            num_inference_steps=4,
-            guidance_scale=5.0,
-            generator=torch.Generator().manual_seed(7),
-            max_sequence_length=spec.max_sequence_length,
-        ).frames[0]
+        return np.asarray(
+            pipeline(
+                "a lighthouse at dusk",
+                negative_prompt="",
+                height=64,
+                width=64,
+                num_frames=5,
+                num_inference_steps=4,
+                guidance_scale=5.0,
+                generator=torch.Generator().manual_seed(7),
+                max_sequence_length=spec.max_sequence_length,
+            ).frames[0]
+        )
 
     bare = stock()
     pipeline.load_lora_weights(str(path))
     adapted = stock()
 
-    ours_bare, ours_adapted = engine.generate([request(None), request(A)]).numpy()
+    try:
+        ours_bare, ours_adapted = engine.generate([request(None), request(A)]).numpy()
+    finally:
+        if own:
+            engine.close()
     # A batch of two sums in another order than the stock pipeline's single videos: float32
     # noise of ~1e-5 through the VAE (seen on one machine), four orders below the adapter's effect.
     np.testing.assert_allclose(ours_bare, bare, rtol=0, atol=1e-4)
