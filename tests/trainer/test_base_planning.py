@@ -166,15 +166,18 @@ def test_an_int8_run_caches_within_its_training_peak_at_81_frames() -> None:
     assert estimate.caching <= estimate.training
 
 
+# Wan 2.1 14B: its transformer, with the 1.3B's text encoder and VAE (the same in both).
+_WAN_14B = BaseDims(
+    transformer=wan_transformer_dims(WAN21_T2V_14B, text_tokens=512),
+    text_encoder=WAN_1_3B.text_encoder,
+    vae_params=WAN_1_3B.vae_params,
+    vae_base_dim=96,
+)
+
+
 def test_caching_a_14b_nf4_run_plans_under_20_gib() -> None:
-    dims = BaseDims(
-        transformer=wan_transformer_dims(WAN21_T2V_14B, text_tokens=512),
-        text_encoder=WAN_1_3B.text_encoder,
-        vae_params=WAN_1_3B.vae_params,
-        vae_base_dim=96,
-    )
     estimate = estimate_peak_memory(
-        dims, height=480, width=832, frames=33, rank=32, quantization=Quantization.NF4
+        _WAN_14B, height=480, width=832, frames=33, rank=32, quantization=Quantization.NF4
     )
 
     assert estimate.caching < 20 * GiB
@@ -182,14 +185,8 @@ def test_caching_a_14b_nf4_run_plans_under_20_gib() -> None:
 
 
 def test_training_dominates_a_14b_run_in_bf16() -> None:
-    dims = BaseDims(
-        transformer=wan_transformer_dims(WAN21_T2V_14B, text_tokens=512),
-        text_encoder=WAN_1_3B.text_encoder,
-        vae_params=WAN_1_3B.vae_params,
-        vae_base_dim=96,
-    )
     estimate = estimate_peak_memory(
-        dims, height=480, width=832, frames=81, rank=32, quantization=Quantization.BF16
+        _WAN_14B, height=480, width=832, frames=81, rank=32, quantization=Quantization.BF16
     )
 
     assert estimate.total == estimate.training > 28 * GiB
