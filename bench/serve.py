@@ -36,9 +36,7 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +48,7 @@ from uuid import UUID
 import numpy as np
 import torch
 
+from bench.processes import child_result, current_rss, peak_rss
 from core.bases.quantization import Quantization
 from core.bases.tiny import TRANSFORMER_CONFIG
 from core.storage.keys import TenantKeys
@@ -91,15 +90,6 @@ class LargeWanSpecification(TinyWanSpecification):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(1)
             yield from WanTransformer3DModel(**WAN_336M).state_dict().items()
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _median_seconds(
@@ -319,13 +309,13 @@ class Bench:
             key = self.key(cycle[n % len(cycle)])
             cache.release(cache.acquire([key]))
             if n + 1 == 200 + len(cycle):
-                rss_after_warmup = _rss()
+                rss_after_warmup = current_rss()
         return {
             "cycles": cycles,
             "loads": cache.stats.storage_loads - loads_before,
             "evictions": cache.stats.device_evictions + cache.stats.host_evictions - evictions_before,
             "rss_warm": rss_after_warmup,
-            "rss_end": _rss(),
+            "rss_end": current_rss(),
             "seconds": time.perf_counter() - started,
         }
 
@@ -488,11 +478,11 @@ def _quantization_child(
     base: str, device: torch.device, quantization: Quantization, batch: int, steps: int
 ) -> None:
     """(g) for one quantisation, in a process of its own: prints one JSON line."""
-    before = _rss()
+    before = current_rss()
     with tempfile.TemporaryDirectory() as folder:
         bench = Bench(base, device, Path(folder), batch, quantization, steps)
-        resident = _rss() - before
-        peak = _peak_rss() - before
+        resident = current_rss() - before
+        peak = peak_rss() - before
         mixed = list(range(300, 300 + batch))
         bench.write_adapters(set(mixed))
         bench.resident_only(mixed)
@@ -516,8 +506,7 @@ def quantizations(base: str, device: torch.device, batch: int, steps: int) -> st
     for quantization in QUANTIZATIONS:
         command = [sys.executable, "-m", "bench.serve", "--bases", base, "--device", str(device)]
         command += ["--batch", str(batch), "--steps", str(steps), "--quantization-child", quantization.value]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        results[quantization] = json.loads(output.strip().splitlines()[-1])
+        results[quantization] = child_result(command, quantization.value)
     fp32 = results[Quantization.FP32]
     lines = [
         f"(g) {base}: the serving base's weights, each in its own process (engine with both adapter "

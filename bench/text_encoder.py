@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.train_memory import _CHILD_ENV, _current_rss, _gib, _peak_rss
+from bench.processes import CHILD_ENV, child_result, current_rss, peak_rss
+from bench.train_memory import _gib
 
 VARIANTS = ("bf16", "int8", "nf4")
 PROMPTS = (
@@ -135,14 +135,14 @@ def _measure(variant: str, layers: int, tokens: int, out: Path) -> dict[str, Any
     config = _config(layers)
     device, dtype = torch.device("cpu"), torch.bfloat16
     spec = Encoder("random", device=device, dtype=dtype)
-    baseline = _current_rss()
+    baseline = current_rss()
     started = time.perf_counter()
     model = load_umt5_encoder(
         config, _random_tensors(config), Quantization(variant), device=device, dtype=dtype
     )
     load_seconds = time.perf_counter() - started
-    load_peak = _peak_rss()
-    resident = _current_rss()
+    load_peak = peak_rss()
+    resident = current_rss()
     encoder = TextEncoder(tokenizer=_HashTokenizer(config.vocab_size), model=model)
     started = time.perf_counter()
     embeds = spec.encode_prompts(encoder, PROMPTS)
@@ -162,7 +162,7 @@ def _measure(variant: str, layers: int, tokens: int, out: Path) -> dict[str, Any
         "baseline_rss": baseline,
         "load_peak_rss": load_peak,
         "resident_after_load": resident,
-        "encode_peak_rss": _peak_rss(),
+        "encode_peak_rss": peak_rss(),
         "load_seconds": load_seconds,
         "encode_seconds": encode_seconds,
         "real_tokens": sum(e.shape[0] for e in embeds),
@@ -238,20 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         embeds = {}
         for variant in args.variants:
             out = Path(folder) / f"{variant}.pt"
-            child = subprocess.run(
-                [
-                    *(sys.executable, "-m", "bench.text_encoder", "--child", variant, "--out", str(out)),
-                    *("--layers", str(args.layers), "--tokens", str(args.tokens)),
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-                env=_CHILD_ENV,
-            )
-            if child.returncode != 0:
-                print(f"{variant} failed:\n{child.stderr}", file=sys.stderr)
-                return 1
-            results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+            command = [
+                *(sys.executable, "-m", "bench.text_encoder", "--child", variant, "--out", str(out)),
+                *("--layers", str(args.layers), "--tokens", str(args.tokens)),
+            ]
+            results.append(child_result(command, variant, CHILD_ENV))
             embeds[variant] = torch.load(out)
             print(f"{variant}: done", file=sys.stderr)
     if "bf16" in embeds:

@@ -15,28 +15,15 @@ import argparse
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from bench.processes import CHILD_ENV, child_result, current_rss, peak_rss
+
 VARIANTS = ("bf16", "nf4", "int8")
 GiB = 1 << 30
-# glibc otherwise raises its mmap threshold as big blocks are freed and then keeps freed
-# weight-sized blocks in the heap, so peak RSS measures its fragmentation as much as the
-# tensors. A fixed 1 MiB threshold returns every large block to the OS when it is freed.
-_CHILD_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
-
-
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _current_rss() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _measure(
@@ -92,12 +79,12 @@ def _measure(
     bf16_model_bytes = (dims.block_linear_params + dims.other_params) * 2
 
     torch.manual_seed(0)
-    baseline = _current_rss()
+    baseline = current_rss()
     started = time.perf_counter()
     transformer = spec.load_transformer(quantization)
     load_seconds = time.perf_counter() - started
-    load_peak = _peak_rss()
-    resident_after_load = _current_rss()
+    load_peak = peak_rss()
+    resident_after_load = current_rss()
 
     transformer.add_adapter(  # type: ignore[operator]
         LoraConfig(r=rank, lora_alpha=rank, target_modules=list(spec.default_lora_targets))
@@ -135,7 +122,7 @@ def _measure(
         "baseline_rss": baseline,
         "load_peak_rss": load_peak,
         "resident_after_load": resident_after_load,
-        "train_peak_rss": _peak_rss(),
+        "train_peak_rss": peak_rss(),
         "load_seconds": load_seconds,
         "step_seconds": step_seconds,
         "losses": losses,
@@ -198,17 +185,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     for variant in args.variants:
-        child = subprocess.run(
-            [sys.executable, "-m", "bench.train_memory", "--child", variant, *(argv or sys.argv[1:])],
-            capture_output=True,
-            text=True,
-            check=False,
-            env=_CHILD_ENV,
-        )
-        if child.returncode != 0:
-            print(f"{variant} failed:\n{child.stderr}", file=sys.stderr)
-            return 1
-        results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        command = [sys.executable, "-m", "bench.train_memory", "--child", variant, *(argv or sys.argv[1:])]
+        results.append(child_result(command, variant, CHILD_ENV))
         print(f"{variant}: done", file=sys.stderr)
 
     first = results[0]
