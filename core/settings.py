@@ -60,6 +60,11 @@ class StorageSettings(BaseModel):
     s3_secure: bool = True
     s3_region: str | None = None
     s3_create_bucket: bool = False
+    # The endpoint as clients reach it (``https://media.example.com``), for the URLs Rushes
+    # signs (downloads, direct uploads) when the API reaches storage by another name (a
+    # cluster-internal service); empty: ``s3_endpoint``. Signing is local arithmetic, so the
+    # API never needs to reach this name itself.
+    s3_public_url: str = ""
 
     @model_validator(mode="after")
     def _s3_needs_endpoint(self) -> StorageSettings:
@@ -76,6 +81,16 @@ class UploadSettings(BaseModel):
     max_file_size: int = 200 * 1024 * MiB
     session_ttl_seconds: int = 24 * 3600
     cleanup_interval_seconds: int = 300
+    # On a backend that signs URLs (S3), clients that can PUT parts straight to storage get
+    # signed part URLs: their bytes never cross the API, and the ``ingest`` worker role checks
+    # the file once it is whole.
+    direct: bool = True
+    # How long a signed part URL stays valid; a client asks again for parts it has not sent.
+    part_url_ttl_seconds: int = 900
+    # How long a worker holds an upload it is checking before another may take it over.
+    verify_lease_seconds: int = 1800
+    # How often an idle ``ingest`` role looks for uploads to check.
+    verify_poll_seconds: float = 1.0
 
 
 class AuthSettings(BaseModel):

@@ -49,6 +49,30 @@ def _problem(
     )
 
 
+def problem_document(exc: DomainError) -> dict[str, Any]:
+    """The problem details a domain error answers with, as a JSON object to keep (an upload's
+    failure, told by later requests)."""
+    return {
+        "type": PROBLEM_BASE + exc.problem,
+        "title": HTTPStatus(exc.status).phrase,
+        "status": exc.status,
+        "detail": exc.detail,
+        **exc.extra,
+    }
+
+
+def domain_error(document: dict[str, Any]) -> DomainError:
+    """The domain error a kept problem document came from, to raise again."""
+    members = dict(document)
+    error = DomainError(
+        str(members.pop("detail")),
+        **{k: v for k, v in members.items() if k not in ("type", "title", "status")},
+    )
+    error.status = int(members["status"])
+    error.problem = str(members["type"]).removeprefix(PROBLEM_BASE)
+    return error
+
+
 def _from_domain(exc: DomainError) -> ProblemDetailsException:
     return _problem(exc.status, exc.problem, exc.detail, exc.extra, exc.headers or None)
 

@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-ROLES = ("train", "generate", "webhooks", "billing", "cleanup")
+ROLES = ("train", "generate", "webhooks", "billing", "cleanup", "ingest")
 # The roles that put work on the accelerator; the others need no device.
 DEVICE_ROLES = frozenset({"train", "generate"})
 _UNITS = {
@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=roles,
         default=frozenset(ROLES),
         help="work to take, comma-separated: train (fine-tunes), generate (videos), "
-        "webhooks (deliveries), billing (usage to Stripe, when configured), cleanup (expired uploads); "
+        "webhooks (deliveries), billing (usage to Stripe, when configured), cleanup (expired uploads), "
+        "ingest (checks of uploads sent straight to storage); "
         "default: all",
     )
     parser.add_argument(

@@ -5,9 +5,10 @@ leases while it has room (job count and accelerator memory), starts
 ``worker.run_job`` for each lease, and reaps children. With the ``generate`` role it
 keeps one ``worker.generate`` process running, which holds the bases and adapters
 resident; the memory that process plans to hold is not offered to fine-tunes. The
-``webhooks``, ``billing`` and ``cleanup`` roles run webhook delivery, sending usage to Stripe
-and storage cleanup as tasks of the supervisor itself: they need no accelerator, so a small
-pod (or ``serve``'s embedded worker) runs them, and API replicas do none of it.
+``webhooks``, ``billing``, ``cleanup`` and ``ingest`` roles run webhook delivery, sending usage
+to Stripe, storage cleanup and the checks of uploads sent straight to storage as tasks of the
+supervisor itself: they need no accelerator, so a small pod (or ``serve``'s embedded worker)
+runs them, and API replicas do none of it.
 
 A child that dies without ending its job gives its lease up at once,
 so the job resumes elsewhere from its last checkpoint without waiting for the lease to
@@ -45,6 +46,7 @@ from service.generations.queue import GenerationQueue
 from service.jobs.queue import JobQueue, Lease
 from service.jobs.scheduling import WorkerSlot
 from service.uploads.cleanup import run_cleanup_forever
+from service.uploads.ingest import run_ingest_forever
 from service.webhooks.dispatcher import run_webhook_dispatcher
 from worker.exit_codes import EXIT_DONE, EXIT_LEASE_LOST
 
@@ -148,6 +150,11 @@ class Supervisor:
                 if "cleanup" in self.options.roles:
                     storage = storage_from_settings(self.settings)
                     tasks.start_soon(run_cleanup_forever, sessions, storage, self.settings.uploads)
+                if "ingest" in self.options.roles:
+                    # Named after this worker, so a restart under its name takes its checks up again at once.
+                    ingest = partial(run_ingest_forever, owner=f"{self.worker_id}/ingest")
+                    storage = storage_from_settings(self.settings)
+                    tasks.start_soon(ingest, sessions, storage, self.settings.uploads)
                 while not self.stopping.is_set():
                     await self._reap(queue)
                     await self._keep_generator(generations)

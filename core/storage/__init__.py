@@ -7,6 +7,8 @@ from core.storage.base import (
     ObjectStorage,
     PartWriter,
     PendingMultipart,
+    SignedUploads,
+    StoredPart,
     content_disposition,
 )
 from core.storage.keys import TenantKeys
@@ -24,6 +26,7 @@ def storage_from_settings(settings: Settings) -> ObjectStorage:
             secure=settings.storage.s3_secure,
             region=settings.storage.s3_region,
             create_bucket=settings.storage.s3_create_bucket,
+            public_url=settings.storage.s3_public_url,
         )
     from core.storage.local import LocalStorage
 
@@ -36,6 +39,8 @@ __all__ = [
     "ObjectStorage",
     "PartWriter",
     "PendingMultipart",
+    "SignedUploads",
+    "StoredPart",
     "TenantKeys",
     "content_disposition",
     "storage_from_settings",

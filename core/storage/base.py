@@ -39,6 +39,15 @@ class PendingMultipart:
     initiated: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    """One part of a pending multipart upload as storage holds it."""
+
+    part_number: int
+    size: int
+    etag: str
+
+
 class PartWriter(abc.ABC):
     """Receives one part's bytes in order; ``finish`` stores it and returns its etag.
 
@@ -137,3 +146,17 @@ class ObjectStorage(abc.ABC):
 
     @abc.abstractmethod
     def list_multipart(self, prefix: str) -> list[PendingMultipart]: ...
+
+
+class SignedUploads(abc.ABC):
+    """A backend whose clients can send multipart parts straight to it, through URLs it signs,
+    so that footage never passes through the API."""
+
+    @abc.abstractmethod
+    def presigned_part(self, key: str, upload_id: str, part_number: int, expires: timedelta) -> str:
+        """A URL that accepts ``PUT`` of part ``part_number`` without credentials until ``expires``."""
+
+    @abc.abstractmethod
+    def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        """Every part the pending upload holds, by part number; raises ObjectNotFoundError when
+        the upload is gone."""

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
@@ -21,7 +22,15 @@ from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
-from core.storage.base import ObjectInfo, ObjectNotFoundError, ObjectStorage, PartWriter, PendingMultipart
+from core.storage.base import (
+    ObjectInfo,
+    ObjectNotFoundError,
+    ObjectStorage,
+    PartWriter,
+    PendingMultipart,
+    SignedUploads,
+    StoredPart,
+)
 
 _MISSING = {"NoSuchKey", "NoSuchUpload", "NoSuchObject"}
 
@@ -65,7 +74,7 @@ def _translate(exc: S3Error, key: str) -> Exception:
     return ObjectNotFoundError(key) if exc.code in _MISSING else exc
 
 
-class S3Storage(ObjectStorage):
+class S3Storage(ObjectStorage, SignedUploads):
     def __init__(
         self,
         *,
@@ -76,6 +85,7 @@ class S3Storage(ObjectStorage):
         secure: bool,
         region: str | None = None,
         create_bucket: bool = False,
+        public_url: str = "",
     ) -> None:
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=5, read=120),
@@ -93,6 +103,18 @@ class S3Storage(ObjectStorage):
         self.bucket = bucket
         if create_bucket and not self.client.bucket_exists(bucket):
             self.client.make_bucket(bucket)
+        self.signer = self.client
+        if public_url:
+            public = urlsplit(public_url)
+            # Signs for the name clients use. With no region configured it is read once here
+            # through the internal endpoint, so signing never reaches for the public name.
+            self.signer = Minio(
+                public.netloc,
+                access_key=access_key,
+                secret_key=secret_key,
+                secure=public.scheme == "https",
+                region=region or self.client._get_region(bucket),
+            )
 
     def ping(self) -> None:
         if not self.client.bucket_exists(self.bucket):
@@ -154,7 +176,29 @@ class S3Storage(ObjectStorage):
         headers: dict[str, str | list[str] | tuple[str]] | None = None
         if disposition:
             headers = {"response-content-disposition": disposition}
-        return self.client.presigned_get_object(self.bucket, key, expires=expires, response_headers=headers)
+        return self.signer.presigned_get_object(self.bucket, key, expires=expires, response_headers=headers)
+
+    def presigned_part(self, key: str, upload_id: str, part_number: int, expires: timedelta) -> str:
+        return self.signer.get_presigned_url(
+            "PUT",
+            self.bucket,
+            key,
+            expires=expires,
+            extra_query_params={"uploadId": upload_id, "partNumber": str(part_number)},
+        )
+
+    def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        parts: list[StoredPart] = []
+        marker: str | None = None
+        while True:
+            try:
+                result = self.client._list_parts(self.bucket, key, upload_id, part_number_marker=marker)
+            except S3Error as exc:
+                raise _translate(exc, key) from exc
+            parts.extend(StoredPart(p.part_number, int(p.size or 0), p.etag) for p in result.parts)
+            if not result.is_truncated or result.next_part_number_marker is None:
+                return parts
+            marker = result.next_part_number_marker
 
     def delete(self, key: str) -> None:
         self.client.remove_object(self.bucket, key)

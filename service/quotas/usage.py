@@ -68,7 +68,8 @@ async def storage_in_use(session: AsyncSession, tenant_id: UUID, now: datetime) 
                 select(_sum(UploadSession.size))
                 .where(
                     UploadSession.tenant_id == tenant_id,
-                    UploadSession.status != UploadStatus.COMPLETED,
+                    # A failed upload's objects are gone; its row stays only to say why.
+                    UploadSession.status.not_in((UploadStatus.COMPLETED, UploadStatus.FAILED)),
                     UploadSession.expires_at > now,
                 )
                 .scalar_subquery(),

@@ -6,6 +6,7 @@ from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
@@ -21,7 +22,16 @@ from service.openapi import QUOTA_REFUSED, problem
 from service.params import Number
 from service.schemas import Page
 from service.uploads import service
-from service.uploads.schemas import SHA256_PATTERN, AssetOut, PartOut, UploadComplete, UploadCreate, UploadOut
+from service.uploads.schemas import (
+    SHA256_PATTERN,
+    AssetOut,
+    PartOut,
+    PartUrlsOut,
+    PartUrlsRequest,
+    UploadComplete,
+    UploadCreate,
+    UploadOut,
+)
 
 
 def provide_uploads(
@@ -118,29 +128,55 @@ class UploadController(Controller):
         )
 
     @post(
+        "/{upload_id:uuid}/part-urls",
+        operation_id="signUploadParts",
+        opt=access(Access.MEMBER),
+        status_code=200,
+        responses={
+            409: problem("The upload is not open, or its transfer is `api` (send parts through the API)."),
+            410: EXPIRED,
+        },
+        description="Signed URLs for a `direct` upload's parts: `PUT` each part's exact bytes to its URL "
+        "before `expires_at`, with no credentials. Ask again for parts whose URLs ran out.",
+    )
+    async def part_urls(
+        self,
+        upload_id: FromPath[UUID],
+        data: JSONBody[PartUrlsRequest],
+        uploads: NamedDependency[service.Uploads],
+    ) -> PartUrlsOut:
+        return await uploads.part_urls(upload_id, data.part_numbers)
+
+    @post(
         "/{upload_id:uuid}/complete",
         operation_id="completeUpload",
         opt=access(Access.MEMBER),
         responses={
+            202: ResponseSpec(
+                UploadOut,
+                description="A `direct` upload is whole in storage; the ingest role now checks it "
+                "(sha256, media, poster). Poll the upload: it becomes `completed` with `asset_id`, or "
+                "`failed` with `failure`.",
+            ),
             409: problem(
-                "Parts are missing (`missing_parts` lists them), the upload is being completed, "
-                f"{DUPLICATE}: the upload is then discarded."
+                "Parts are missing or of the wrong size (`missing_parts` lists them), the upload is being "
+                f"completed, {DUPLICATE}: the upload is then discarded."
             ),
             410: EXPIRED,
         },
-        description="Assemble and check the parts into an asset. The body is optional.",
+        description="Assemble and check the parts into an asset (201; 200 when made before). "
+        "The body is optional. A completion that failed its checks answers that failure again.",
         operation_class=OptionalBody,
     )
     async def complete(
         self,
         upload_id: FromPath[UUID],
         uploads: NamedDependency[service.Uploads],
-        principal: NamedDependency[Principal],
         data: JSONBody[UploadComplete | None] = None,
     ) -> Response[AssetOut]:
         allow_duplicate = data.allow_duplicate if data is not None else False
-        asset, created = await uploads.complete(principal, upload_id, allow_duplicate)
-        return Response(asset, status_code=201 if created else 200)
+        completion = await uploads.complete(upload_id, allow_duplicate)
+        return Response(completion.body, status_code=completion.status)  # type: ignore[arg-type]
 
     @delete("/{upload_id:uuid}", operation_id="abortUpload", opt=access(Access.MEMBER))
     async def abort(self, upload_id: FromPath[UUID], uploads: NamedDependency[service.Uploads]) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.types import DateTimeUTC, JsonB
-from sqlalchemy import BigInteger, Enum, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Enum, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, TenantScoped
@@ -20,7 +20,18 @@ class Rights(enum.StrEnum):
 class UploadStatus(enum.StrEnum):
     OPEN = "open"
     COMPLETING = "completing"
+    # Whole in storage, waiting for (or under) the ``ingest`` role's checks; direct uploads only.
+    VERIFYING = "verifying"
     COMPLETED = "completed"
+    # The checks refused the file; ``failure`` says why and its objects are gone.
+    FAILED = "failed"
+
+
+class Transfer(enum.StrEnum):
+    """How a session's bytes reach storage."""
+
+    API = "api"
+    DIRECT = "direct"
 
 
 class UploadSession(TenantScoped, Base):
@@ -42,6 +53,16 @@ class UploadSession(TenantScoped, Base):
     )
     created_by: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
+    transfer: Mapped[Transfer] = mapped_column(
+        Enum(Transfer, native_enum=False, length=16), default=Transfer.API, server_default=Transfer.API.name
+    )
+    # Set by completion for the ``ingest`` role, which creates the asset later.
+    allow_duplicate: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The problem details (RFC 9457 members) of a failed check.
+    failure: Mapped[dict[str, Any] | None] = mapped_column(JsonB, default=None)
+    # The ``ingest`` worker checking the upload, and until when that claim holds.
+    verify_owner: Mapped[str | None] = mapped_column(String(255), default=None)
+    verify_until: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
 
 class UploadPart(TenantScoped, Base):

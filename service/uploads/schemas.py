@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import AfterValidator, Field, model_validator
 
 from service.schemas import Input, Output
-from service.uploads.models import AssetKind, Rights, UploadStatus
+from service.uploads.models import AssetKind, Rights, Transfer, UploadStatus
 
 # Media types compare case-insensitively (RFC 2045); stored in lower case.
 _CONTENT_TYPE = re.compile(r"^(video|image)/[A-Za-z0-9][A-Za-z0-9.+-]{0,100}$", re.IGNORECASE)
@@ -63,6 +63,12 @@ class UploadCreate(Input):
         description="Store the file even if the library already holds one with this sha256; "
         "otherwise such an upload is refused with 409 `duplicate-asset` naming `existing_asset_id`.",
     )
+    direct: bool = Field(
+        default=False,
+        description="The client can PUT parts straight to storage with signed URLs "
+        "(`POST /v1/uploads/{id}/part-urls`). Where the storage backend signs them, the session's "
+        "`transfer` is `direct`; otherwise `api`, and parts go through `PUT .../parts/{n}`.",
+    )
 
 
 class UploadComplete(Input):
@@ -76,7 +82,35 @@ class UploadComplete(Input):
 class PartOut(Output):
     part_number: int
     size: int
-    sha256: str
+    sha256: str | None = Field(description="Checked on receipt; null for a part sent straight to storage.")
+
+
+# One request signs at most this many parts: a batch a client sends before asking again.
+MAX_PART_URLS = 100
+
+
+class PartUrlsRequest(Input):
+    part_numbers: Annotated[
+        list[Annotated[int, Field(ge=1, le=10_000)]],
+        Field(min_length=1, max_length=MAX_PART_URLS, description="The parts to sign, each once."),
+    ]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PartUrlsRequest:
+        if len(set(self.part_numbers)) != len(self.part_numbers):
+            raise ValueError("part_numbers must not repeat")
+        return self
+
+
+class PartUrlOut(Output):
+    part_number: int
+    size: int = Field(description="The part's exact length in bytes.")
+    url: str = Field(description="`PUT` the part's bytes here, with no credentials.")
+
+
+class PartUrlsOut(Output):
+    parts: list[PartUrlOut]
+    expires_at: datetime = Field(description="The URLs refuse requests after this; ask again.")
 
 
 class UploadOut(Output):
@@ -90,8 +124,13 @@ class UploadOut(Output):
     part_size: int
     part_count: int
     status: UploadStatus
+    transfer: Transfer
     expires_at: datetime
     asset_id: UUID | None = Field(description="Set once the upload is complete.")
+    failure: dict[str, Any] | None = Field(
+        default=None,
+        description="Why the checks refused the file (RFC 9457 problem details), when `status` is `failed`.",
+    )
     parts: list[PartOut]
 
 

@@ -18,21 +18,29 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import Conflict, Gone, Invalid, NotFound, PayloadTooLarge
+from core.errors import Conflict, DomainError, Gone, Invalid, NotFound, PayloadTooLarge
 from core.settings import UploadSettings
-from core.storage import ObjectNotFoundError, ObjectStorage, PartWriter, TenantKeys
+from core.storage import ObjectNotFoundError, ObjectStorage, PartWriter, SignedUploads, TenantKeys
 from service.accounts.models import Tenant
 from service.auth.principal import Principal
 from service.datasets.models import DatasetItem
 from service.db.pagination import PageRequest, fetch_page
 from service.db.tenancy import session_tenant
+from service.errors import domain_error, problem_document
 from service.fingerprints import service as fingerprints
 from service.media import MediaError, MediaInfo, poster, probe, probed_media_type
 from service.media.fingerprints import SampledFrame, fingerprint
 from service.metrics import counters
 from service.quotas.admission import Ask, admit
-from service.uploads.models import Asset, AssetKind, UploadPart, UploadSession, UploadStatus
-from service.uploads.schemas import AssetOut, PartOut, UploadCreate, UploadOut
+from service.uploads.models import Asset, AssetKind, Transfer, UploadPart, UploadSession, UploadStatus
+from service.uploads.schemas import (
+    AssetOut,
+    PartOut,
+    PartUrlOut,
+    PartUrlsOut,
+    UploadCreate,
+    UploadOut,
+)
 
 logger = logging.getLogger("rushes.uploads")
 
@@ -52,6 +60,31 @@ class DuplicateAsset(Conflict):
 
 # Parts arrive in ~64 KiB ASGI chunks; writing them in larger batches keeps thread hops rare.
 _WRITE_BATCH = 1 << 20
+# Sessions whose parts storage lists, rather than the database: they may have gone straight there.
+_PARTS_IN_STORAGE = (UploadStatus.OPEN, UploadStatus.COMPLETING)
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A part the upload holds, wherever it came from."""
+
+    part_number: int
+    size: int
+    sha256: str | None
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What completing answers: the asset (201 made now, 200 made before), or the upload that
+    the ``ingest`` role will turn into one (202)."""
+
+    body: AssetOut | UploadOut
+    status: int
+
+
+def part_length(upload: UploadSession, part_number: int) -> int:
+    return min(upload.part_size, upload.size - (part_number - 1) * upload.part_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +114,7 @@ class Uploads:
         asset_id = uuid4()
         key = self.keys.footage(asset_id)
         storage_upload_id = await to_thread.run_sync(self.storage.create_multipart, key)
+        direct = body.direct and self.limits.direct and isinstance(self.storage, SignedUploads)
         upload = UploadSession(
             filename=body.filename,
             size=body.size,
@@ -94,6 +128,7 @@ class Uploads:
             storage_upload_id=storage_upload_id,
             created_by=principal.user_id,
             expires_at=datetime.now(UTC) + timedelta(seconds=self.limits.session_ttl_seconds),
+            transfer=Transfer.DIRECT if direct else Transfer.API,
         )
         self.session.add(upload)
         try:
@@ -115,14 +150,41 @@ class Uploads:
 
     async def get(self, upload_id: UUID) -> UploadOut:
         upload = await self._load(upload_id)
-        return self._out(upload, await self._parts(upload))
+        return self._out(upload, await self._received(upload))
 
     async def list_open(self, page: PageRequest, sha256: str | None) -> tuple[list[UploadOut], int]:
         stmt = select(UploadSession).where(UploadSession.status == UploadStatus.OPEN)
         if sha256:
             stmt = stmt.where(UploadSession.sha256 == sha256.lower())
         rows, total = await fetch_page(self.session, stmt.order_by(UploadSession.created_at.desc()), page)
-        return [self._out(u, await self._parts(u)) for u in rows], total
+        return [self._out(u, await self._received(u)) for u in rows], total
+
+    async def part_urls(self, upload_id: UUID, part_numbers: list[int]) -> PartUrlsOut:
+        """Signed URLs that take the parts' bytes straight into storage."""
+        upload = await self._load_open(upload_id)
+        signer = self._signer(upload)
+        if max(part_numbers) > upload.part_count:
+            raise Invalid(f"part_numbers must be between 1 and {upload.part_count}.")
+        lifetime = timedelta(seconds=self.limits.part_url_ttl_seconds)
+        key = self.keys.footage(upload.asset_id)
+        # Each signature is a few HMACs, computed here rather than asked of storage.
+        parts = [
+            PartUrlOut(
+                part_number=number,
+                size=part_length(upload, number),
+                url=signer.presigned_part(key, upload.storage_upload_id, number, lifetime),
+            )
+            for number in part_numbers
+        ]
+        return PartUrlsOut(parts=parts, expires_at=datetime.now(UTC) + lifetime)
+
+    def _signer(self, upload: UploadSession) -> SignedUploads:
+        if upload.transfer is not Transfer.DIRECT or not isinstance(self.storage, SignedUploads):
+            raise Conflict(
+                "This upload takes its parts through the API (its transfer is `api`): "
+                "PUT each one to /v1/uploads/{id}/parts/{part_number}."
+            )
+        return self.storage
 
     async def put_part(
         self,
@@ -135,7 +197,7 @@ class Uploads:
         upload = await self._load_open(upload_id)
         if not 1 <= part_number <= upload.part_count:
             raise Invalid(f"part_number must be between 1 and {upload.part_count}.")
-        expected = min(upload.part_size, upload.size - (part_number - 1) * upload.part_size)
+        expected = part_length(upload, part_number)
         if content_length is not None and content_length != expected:
             raise Invalid(
                 f"Part {part_number} must be exactly {expected} bytes; this one is {content_length}."
@@ -150,54 +212,68 @@ class Uploads:
             (part_number - 1) * upload.part_size,
         )
         etag = await _stream_into(writer, body, expected, part_number, _expected_digest(digest))
-        part = PartOut(part_number=part_number, size=expected, sha256=writer.sha256.hexdigest())
-        await self._record_part(upload, part, etag)
-        counters.uploaded(part.size)
-        return part
+        sha256 = writer.sha256.hexdigest()
+        await self._record_part(upload, part_number, expected, sha256, etag)
+        counters.uploaded(expected)
+        return PartOut(part_number=part_number, size=expected, sha256=sha256)
 
-    async def _record_part(self, upload: UploadSession, part: PartOut, etag: str) -> None:
+    async def _record_part(
+        self, upload: UploadSession, part_number: int, size: int, sha256: str, etag: str
+    ) -> None:
         for _ in range(2):
             existing = await self.session.scalar(
                 select(UploadPart).where(
-                    UploadPart.session_id == upload.id, UploadPart.part_number == part.part_number
+                    UploadPart.session_id == upload.id, UploadPart.part_number == part_number
                 )
             )
             if existing is None:
                 self.session.add(
                     UploadPart(
                         session_id=upload.id,
-                        part_number=part.part_number,
-                        size=part.size,
-                        sha256=part.sha256,
+                        part_number=part_number,
+                        size=size,
+                        sha256=sha256,
                         etag=etag,
                     )
                 )
             else:
-                existing.sha256, existing.etag, existing.size = part.sha256, etag, part.size
+                existing.sha256, existing.etag, existing.size = sha256, etag, size
             try:
                 await self.session.commit()
                 return
             except IntegrityError:
                 # Two uploads of the same part raced; the second becomes an update.
                 await self.session.rollback()
-        raise Conflict(f"Part {part.part_number} is being uploaded concurrently; retry it.")
+        raise Conflict(f"Part {part_number} is being uploaded concurrently; retry it.")
 
-    async def complete(
-        self, principal: Principal, upload_id: UUID, allow_duplicate: bool = False
-    ) -> tuple[AssetOut, bool]:
-        """Returns the asset and whether this call created it (a repeated call returns the same asset).
+    async def complete(self, upload_id: UUID, allow_duplicate: bool = False) -> Completion:
+        """Make the upload's asset, or hand a direct upload to the ``ingest`` role to check.
 
+        A repeated call answers the same asset, or the upload while it is being checked.
         Unless ``allow_duplicate``, a file whose sha256 the library already holds is discarded
         (parts, assembled object and session) and refused with :class:`DuplicateAsset`.
         """
         upload = await self._load(upload_id)
         if upload.status is UploadStatus.COMPLETED:
-            return AssetOut.model_validate(await self.session.get_one(Asset, upload.asset_id)), False
+            asset = await self.session.get_one(Asset, upload.asset_id)
+            return Completion(AssetOut.model_validate(asset), 200)
+        if upload.status is UploadStatus.FAILED and upload.failure is not None:
+            raise domain_error(upload.failure)
+        if upload.status is UploadStatus.VERIFYING:
+            return Completion(self._out(upload, []), 202)
         await self._ensure_live(upload)
-        parts = await self._parts(upload)
-        missing = sorted(set(range(1, upload.part_count + 1)) - {p.part_number for p in parts})
+        received = await self._received(upload)
+        sizes = {p.part_number: p.size for p in received}
+        missing = [
+            number
+            for number in range(1, upload.part_count + 1)
+            if sizes.get(number) != part_length(upload, number)
+        ]
         if missing:
-            raise Conflict(f"{len(missing)} part(s) have not been received.", missing_parts=missing[:1000])
+            raise Conflict(
+                f"{len(missing)} part(s) have not been received whole; send them again.",
+                missing_parts=missing[:1000],
+            )
         claimed = await self.session.execute(
             update(UploadSession)
             .where(UploadSession.id == upload.id, UploadSession.status == UploadStatus.OPEN)
@@ -214,9 +290,12 @@ class Uploads:
         if not allow_duplicate:
             # Before assembling and probing, which read the whole file for nothing if it is a duplicate.
             await self._discard_if_duplicate(upload)
-        etags = [(p.part_number, p.etag) for p in parts]
+        etags = [(p.part_number, p.etag) for p in received]
+        if upload.transfer is Transfer.DIRECT:
+            return await self._hand_to_ingest(upload, etags, allow_duplicate)
         try:
-            media, frames = await to_thread.run_sync(self._assemble_and_check, upload, etags)
+            await to_thread.run_sync(self._assemble, upload, etags)
+            media, frames = await to_thread.run_sync(self._check, upload)
         except (Invalid, MediaError) as exc:
             await self.discard(upload)
             if isinstance(exc, MediaError):
@@ -229,6 +308,65 @@ class Uploads:
             # Checked again under the lock, so that parallel completions of the same bytes make one asset.
             await _serialise_completions(self.session, upload.tenant_id)
             await self._discard_if_duplicate(upload)
+        return Completion(await self._record(upload, media, frames), 201)
+
+    async def _hand_to_ingest(
+        self, upload: UploadSession, etags: list[tuple[int, str]], allow_duplicate: bool
+    ) -> Completion:
+        # Storage joins the parts; reading the file back (sha256, probe, poster, fingerprints)
+        # is the ingest role's, so no footage byte passes through the API.
+        try:
+            await to_thread.run_sync(self._assemble, upload, etags)
+        except BaseException:
+            await self._reopen(upload)
+            raise
+        await self.session.execute(delete(UploadPart).where(UploadPart.session_id == upload.id))
+        await self.session.execute(
+            update(UploadSession)
+            .where(UploadSession.id == upload.id)
+            .values(status=UploadStatus.VERIFYING, allow_duplicate=allow_duplicate)
+        )
+        await self.session.commit()
+        await self.session.refresh(upload)
+        return Completion(self._out(upload, []), 202)
+
+    async def verify(self, upload: UploadSession) -> AssetOut | None:
+        """The ingest role's checks of a direct upload that storage holds whole: its asset, or
+        None when the file was refused (the session is then ``failed`` and says why)."""
+        try:
+            media, frames = await to_thread.run_sync(self._check, upload)
+            if not upload.allow_duplicate:
+                await _serialise_completions(self.session, upload.tenant_id)
+                await self._refuse_duplicate(upload.sha256)
+        except MediaError as exc:
+            await self._fail(upload, Invalid(str(exc)))
+            return None
+        except (Invalid, DuplicateAsset) as exc:
+            await self._fail(upload, exc)
+            return None
+        return await self._record(upload, media, frames)
+
+    async def _fail(self, upload: UploadSession, error: DomainError) -> None:
+        # Read first: the rollback expires the row, and reloading it here cannot await.
+        upload_id, keys = upload.id, TenantKeys(upload.tenant_id)
+        asset_id, storage_upload_id = upload.asset_id, upload.storage_upload_id
+        # Ends the transaction, and the lock it may hold, before storage is touched.
+        await self.session.rollback()
+        await to_thread.run_sync(self._discard_objects, keys, asset_id, storage_upload_id)
+        await self.session.execute(
+            update(UploadSession)
+            .where(UploadSession.id == upload_id)
+            .values(
+                status=UploadStatus.FAILED,
+                failure=problem_document(error),
+                verify_owner=None,
+                verify_until=None,
+            )
+        )
+        await self.session.commit()
+        logger.info("upload refused by its checks: %s", error.detail, extra={"upload_id": str(upload_id)})
+
+    async def _record(self, upload: UploadSession, media: MediaInfo, frames: list[SampledFrame]) -> AssetOut:
         asset = Asset(
             id=upload.asset_id,
             filename=upload.filename,
@@ -248,10 +386,12 @@ class Uploads:
         fingerprints.record(self.session, asset.id, frames)
         await self.session.execute(delete(UploadPart).where(UploadPart.session_id == upload.id))
         await self.session.execute(
-            update(UploadSession).where(UploadSession.id == upload.id).values(status=UploadStatus.COMPLETED)
+            update(UploadSession)
+            .where(UploadSession.id == upload.id)
+            .values(status=UploadStatus.COMPLETED, verify_owner=None, verify_until=None)
         )
         await self.session.commit()
-        return AssetOut.model_validate(asset), True
+        return AssetOut.model_validate(asset)
 
     async def _refuse_duplicate(self, sha256: str) -> None:
         existing = await self.session.scalar(
@@ -269,18 +409,21 @@ class Uploads:
             await self.discard(upload)
             raise
 
-    def _assemble_and_check(
-        self, upload: UploadSession, etags: list[tuple[int, str]]
-    ) -> tuple[MediaInfo, list[SampledFrame]]:
-        keys = self.keys
-        key = keys.footage(upload.asset_id)
+    def _assemble(self, upload: UploadSession, etags: list[tuple[int, str]]) -> None:
+        key = self.keys.footage(upload.asset_id)
         try:
             self.storage.complete_multipart(key, upload.storage_upload_id, etags)
         except ObjectNotFoundError:
             # A retry after a failure past this point: the object is already whole.
             if self.storage.stat(key) is None:
                 raise
-        with self.storage.local_path(key) as path, ThreadPoolExecutor(max_workers=1) as pool:
+
+    def _check(self, upload: UploadSession) -> tuple[MediaInfo, list[SampledFrame]]:
+        """Read the whole file once: its sha256 and size against the announced ones, its media,
+        poster and fingerprints."""
+        keys = self.keys
+        footage = keys.footage(upload.asset_id)
+        with self.storage.local_path(footage) as path, ThreadPoolExecutor(max_workers=1) as pool:
             # Hashing and probing both read the whole file: overlap them.
             hashing = pool.submit(_sha256_file, path)
             try:
@@ -319,14 +462,14 @@ class Uploads:
     async def discard(self, upload: UploadSession) -> None:
         """Remove an unfinished upload with everything it wrote, in storage and in the database."""
         keys = TenantKeys(upload.tenant_id)
-        await to_thread.run_sync(self._discard_objects, keys, upload)
+        await to_thread.run_sync(self._discard_objects, keys, upload.asset_id, upload.storage_upload_id)
         await self.session.execute(delete(UploadPart).where(UploadPart.session_id == upload.id))
         await self.session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
         await self.session.commit()
 
-    def _discard_objects(self, keys: TenantKeys, upload: UploadSession) -> None:
-        self.storage.abort_multipart(keys.footage(upload.asset_id), upload.storage_upload_id)
-        for key in keys.asset_objects(upload.asset_id):
+    def _discard_objects(self, keys: TenantKeys, asset_id: UUID, storage_upload_id: str) -> None:
+        self.storage.abort_multipart(keys.footage(asset_id), storage_upload_id)
+        for key in keys.asset_objects(asset_id):
             self.storage.delete(key)
 
     async def _load(self, upload_id: UUID) -> UploadSession:
@@ -347,14 +490,27 @@ class Uploads:
             await self.discard(upload)
             raise Gone("This upload session has expired and its parts were removed; start a new one.")
 
-    async def _parts(self, upload: UploadSession) -> list[UploadPart]:
-        rows = await self.session.scalars(
-            select(UploadPart).where(UploadPart.session_id == upload.id).order_by(UploadPart.part_number)
+    async def _received(self, upload: UploadSession) -> list[Received]:
+        rows = (
+            await self.session.scalars(
+                select(UploadPart).where(UploadPart.session_id == upload.id).order_by(UploadPart.part_number)
+            )
+        ).all()
+        checked = [Received(r.part_number, r.size, r.sha256, r.etag) for r in rows]
+        if upload.transfer is Transfer.API or upload.status not in _PARTS_IN_STORAGE:
+            return checked
+        # Parts sent straight to storage are known only to it; one sent through the API keeps
+        # the sha256 checked on receipt while storage holds those very bytes.
+        stored = await to_thread.run_sync(
+            self._signer(upload).list_parts, self.keys.footage(upload.asset_id), upload.storage_upload_id
         )
-        return list(rows)
+        through_api = {(p.part_number, p.etag): p.sha256 for p in checked}
+        return [
+            Received(p.part_number, p.size, through_api.get((p.part_number, p.etag)), p.etag) for p in stored
+        ]
 
     @staticmethod
-    def _out(upload: UploadSession, parts: list[UploadPart]) -> UploadOut:
+    def _out(upload: UploadSession, parts: list[Received]) -> UploadOut:
         return UploadOut(
             id=upload.id,
             filename=upload.filename,
@@ -366,9 +522,11 @@ class Uploads:
             part_size=upload.part_size,
             part_count=upload.part_count,
             status=upload.status,
+            transfer=upload.transfer,
             expires_at=upload.expires_at,
             asset_id=upload.asset_id if upload.status is UploadStatus.COMPLETED else None,
-            parts=[PartOut.model_validate(p) for p in parts],
+            failure=upload.failure,
+            parts=[PartOut(part_number=p.part_number, size=p.size, sha256=p.sha256) for p in parts],
         )
 
 

@@ -351,6 +351,13 @@ MATRIX: dict[str, tuple[dict[str, Any], Builder]] = {
     "getUpload": (MEMBER_OBJECT, fixed("GET", "/v1/uploads/{w.upload_id}")),
     "listUploadParts": (MEMBER_OBJECT, fixed("GET", "/v1/uploads/{w.upload_id}/parts")),
     "uploadPart": (MEMBER_OBJECT, _part),
+    # The matrix runs on the local backend, which signs no URLs: a caller who may use the
+    # upload is told so (409), the rest learn nothing (404). tests/integration/test_direct_uploads.py
+    # signs parts on S3.
+    "signUploadParts": (
+        outcomes(401, 404, 409, 409, 404),
+        fixed("POST", "/v1/uploads/{w.upload_id}/part-urls", json={"part_numbers": [1]}),
+    ),
     "completeUpload": (MEMBER_OBJECT, _complete),
     "abortUpload": (MEMBER_OBJECT, _abort),
     "listAssets": (MEMBER_COLLECTION, fixed("GET", "/v1/assets")),
