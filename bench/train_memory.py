@@ -1,12 +1,16 @@
 """Peak memory and step time of LoRA training on NF4, int8 and bf16 base weights.
 
     python -m bench.train_memory [--steps 3] [--rank 16] [--markdown]
+    python -m bench.train_memory --plan [--rank 32]
 
 Builds a transformer with the published Wan 2.1 T2V 1.3B dimensions (30 layers, dim 1536,
 FFN 8960, 12 heads) and random weights through the trainer's own loading path: a meta
 skeleton filled tensor by tensor, each block weight quantised the moment it is made, so a
 quantised run never holds the bf16 model. Each variant runs in its own subprocess so its
 peak RSS is its own; the parent prints the table. CPU only, run by hand (not in tests).
+
+``--plan`` measures nothing: it prints the scheduler's plan (``TrainConfig.memory_plan``) for
+Wan 2.1 at 480x832, the table of ``docs/trainer.md``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from bench.gpu import _base_dims
 from bench.processes import CHILD_ENV, child_result, current_rss, peak_rss
 
 VARIANTS = ("bf16", "nf4", "int8")
@@ -161,6 +166,40 @@ def _table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _plan_table(rank: int) -> str:
+    """The plan at 480x832 (the defaults) for each base and weight format, 33 and 81 frames."""
+    from dataclasses import replace
+
+    from core.bases.architecture import WAN21_T2V_1_3B, WAN21_T2V_14B
+    from core.bases.quantization import Quantization
+    from core.training import LoraSettings, TrainConfig
+
+    lines = [
+        f"| 480x832, rank {rank} | caching (text / VAE) | training, 33 frames | training, 81 frames "
+        "| offloaded to host, 33 / 81 frames |",
+        "|---|---|---|---|---|",
+    ]
+    for name, config in (("Wan 1.3B", WAN21_T2V_1_3B), ("Wan 14B", WAN21_T2V_14B)):
+        dims = _base_dims(config)
+        # The caching stage's two parts, each planned alone with its context and slack.
+        text_only, vae_only = replace(dims, vae_params=0, vae_base_dim=0), replace(dims, text_encoder=None)
+        for quantization in (Quantization.NF4, Quantization.INT8, Quantization.BF16):
+            short, long = (
+                TrainConfig(frames=frames, quantization=quantization, lora=LoraSettings(rank=rank))
+                for frames in (33, 81)
+            )
+            text, vae = short.memory_plan(text_only).caching, short.memory_plan(vae_only).caching
+            plan, long_plan = short.memory_plan(dims), long.memory_plan(dims)
+            offloaded = (
+                f"{_gib(plan.offloaded)} / {_gib(long_plan.offloaded)} GiB" if long_plan.offloaded else "none"
+            )
+            lines.append(
+                f"| {name}, {quantization} | {_gib(plan.caching)} ({_gib(text)} / {_gib(vae)}) GiB "
+                f"| {_gib(plan.training)} GiB | {_gib(long_plan.training)} GiB | {offloaded} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -172,8 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compute", choices=("bf16", "trainer"), default="bf16", help="compute dtype policy")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown only")
+    parser.add_argument("--plan", action="store_true", help="print the memory plan table; measure nothing")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.plan:
+        print(_plan_table(args.rank))
+        return 0
     frames, height, width = (int(part) for part in args.latent.split("x"))
 
     if args.child:

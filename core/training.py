@@ -4,7 +4,8 @@ Torch-free, so the API builds and validates the same ``TrainConfig`` the worker 
 rule lives here or in ``core/bases``: the bounds of each setting (``BOUNDS``), the names of
 schedulers, optimisers and timestep samplers, the rules between settings, and, once the base
 is known, its geometry and how many positions its transformer can place
-(``check_base``) and the memory plan (``memory_plan``). A request that breaks one is refused
+(``check_base``), the memory plan (``memory_plan``) and whether the run offloads its
+checkpointed activations (``offloads_activations``). A request that breaks one is refused
 when the job is made (422, naming the rule); the worker loads the stored record with
 ``from_record`` and checks it against the base again, so a job that was accepted never fails
 on its configuration.
@@ -25,13 +26,18 @@ from core.bases.architecture import (
     geometry_problem,
     positions_problem,
 )
-from core.bases.memory import BaseDims, MemoryEstimate, estimate_peak_memory
+from core.bases.memory import BaseDims, GiB, MemoryEstimate, estimate_peak_memory
 from core.bases.quantization import Quantization
 from core.errors import Invalid
 
 TIMESTEP_SAMPLING = ("uniform", "logit_normal")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 OPTIMIZERS = ("adamw8bit", "adamw")
+OFFLOAD_ACTIVATIONS = ("auto", "on", "off")
+# ``offload_activations="auto"`` offloads where training would otherwise plan above this: so
+# such a run fits a 24 GiB card, the smallest the scheduler plans for, with room for the
+# estimate's error. Below it the PCIe copies would buy memory no card needs.
+OFFLOAD_ABOVE = 20 * GiB
 MAX_VALIDATION_PROMPTS = 4
 
 
@@ -145,6 +151,9 @@ class TrainConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     quantization: Quantization = Quantization.NF4
     gradient_checkpointing: bool = True
+    # Keep the checkpointed block inputs in pinned host memory: "on", "off", or "auto"
+    # (``offloads_activations``).
+    offload_activations: str = "auto"
     # Footage
     height: int = 480
     width: int = 832
@@ -172,6 +181,14 @@ class TrainConfig:
             if not condition:
                 problems.append(message)
 
+        need(
+            self.offload_activations in OFFLOAD_ACTIVATIONS,
+            f"offload_activations must be one of {', '.join(OFFLOAD_ACTIVATIONS)}",
+        )
+        need(
+            self.gradient_checkpointing or self.offload_activations != "on",
+            "offload_activations 'on' needs gradient_checkpointing",
+        )
         need(self.lr_scheduler in LR_SCHEDULERS, f"lr_scheduler must be one of {', '.join(LR_SCHEDULERS)}")
         need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         need(
@@ -218,6 +235,25 @@ class TrainConfig:
 
     def memory_plan(self, dims: BaseDims) -> MemoryEstimate:
         """The run's planned peak accelerator memory on a base, which the scheduler fits to workers."""
+        return self._estimate(
+            dims,
+            validation=bool(self.validation_every),
+            offload=self.offloads_activations(dims.transformer),
+        )
+
+    def offloads_activations(self, transformer: TransformerDims) -> bool:
+        """Whether the run keeps its checkpointed block inputs in host memory: as
+        ``offload_activations`` says, or under "auto" where training would otherwise plan above
+        ``OFFLOAD_ABOVE``. It needs only the transformer (validation's VAE is left out of the
+        rule), so the trainer, which knows no more of its base, decides as the plan does."""
+        if self.offload_activations != "auto":
+            return self.offload_activations == "on"
+        if not self.gradient_checkpointing:
+            return False
+        alone = BaseDims(transformer=transformer, text_encoder=None, vae_params=0, vae_base_dim=0)
+        return self._estimate(alone, validation=False, offload=False).training > OFFLOAD_ABOVE
+
+    def _estimate(self, dims: BaseDims, *, validation: bool, offload: bool) -> MemoryEstimate:
         return estimate_peak_memory(
             dims,
             height=self.height,
@@ -228,7 +264,8 @@ class TrainConfig:
             batch_size=self.batch_size,
             gradient_checkpointing=self.gradient_checkpointing,
             eight_bit_optimizer=self.optimizer == "adamw8bit",
-            validation=bool(self.validation_every),
+            validation=validation,
+            offload_block_inputs=offload,
         )
 
     @classmethod

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from core.bases.quantization import Quantization
 from trainer import checkpoint
-from trainer.config import LoraSettings, TrainConfig
+from trainer.config import OFFLOAD_ACTIVATIONS, LoraSettings, TrainConfig
 from trainer.data import TrainingAsset, TrainingDataset
 from trainer.errors import TrainerInputError
 from trainer.progress import Control, StepReport
@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--quantization", choices=[q.value for q in Quantization], default=Quantization.NF4.value
+    )
+    parser.add_argument(
+        "--offload-activations",
+        choices=OFFLOAD_ACTIVATIONS,
+        default="auto",
+        help="keep checkpointed block inputs in host memory (auto: where the plan exceeds 20 GiB without)",
     )
     parser.add_argument("--resolution", type=_resolution, default=(480, 832), metavar="HxW")
     parser.add_argument("--frames", type=int, default=81, help="frames per sample: 1 + a multiple of 4")
@@ -135,6 +141,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
             targets=tuple(t.strip() for t in args.targets.split(",") if t.strip()) if args.targets else None,
         ),
         quantization=Quantization(args.quantization),
+        offload_activations=args.offload_activations,
         height=height,
         width=width,
         frames=args.frames,

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.training import LR_SCHEDULERS, OPTIMIZERS, TIMESTEP_SAMPLING, LoraSettings, TrainConfig
+from core.training import (
+    LR_SCHEDULERS,
+    OFFLOAD_ACTIVATIONS,
+    OPTIMIZERS,
+    TIMESTEP_SAMPLING,
+    LoraSettings,
+    TrainConfig,
+)
 
 if TYPE_CHECKING:
     from trainer.models.registry import ModelSpecification
 
 __all__ = [
     "LR_SCHEDULERS",
+    "OFFLOAD_ACTIVATIONS",
     "OPTIMIZERS",
     "TIMESTEP_SAMPLING",
     "LoraSettings",

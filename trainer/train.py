@@ -25,6 +25,7 @@ from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dic
 from torch import nn
 
 from trainer import checkpoint
+from trainer.activations import block_checkpointing
 from trainer.config import TrainConfig, check_specification
 from trainer.data import BucketBatchSampler, PreparedData, TrainingDataset, prepare
 from trainer.devices import compute_dtype, free_memory, peak_memory, reset_peak_memory, resolve_device
@@ -81,6 +82,7 @@ class Trainer:
         self.spec: ModelSpecification = load_specification(base, device=self.device, dtype=self.dtype)
         self.base_id = base_id or self.spec.base_id
         check_specification(config, self.spec)
+        self.offload_activations = config.offloads_activations(self.spec.transformer_dims())
         self.lora = LoraLayout(
             rank=config.lora.rank,
             alpha=config.lora.alpha,
@@ -147,7 +149,11 @@ class Trainer:
         if not self.parameters:
             raise TrainerInputError(f"LoRA targets {list(self.lora.targets)} match no layer of the base")
         if self.config.gradient_checkpointing:
-            transformer.enable_gradient_checkpointing()  # type: ignore[operator]
+            transformer.enable_gradient_checkpointing(  # type: ignore[operator]
+                block_checkpointing(offload_inputs=self.offload_activations)
+            )
+            if self.offload_activations:
+                logger.info("checkpointed block inputs are kept in pinned host memory")
         transformer.train()
         self.optimizer, self.optimizer_name = self._make_optimizer()
         self.lr_scheduler = get_scheduler(
@@ -380,6 +386,8 @@ class Trainer:
             "hyperparameters": self.config.to_record(),
             "lora": {"rank": self.lora.rank, "alpha": self.lora.alpha, "targets": list(self.lora.targets)},
             "optimizer": self.optimizer_name,
+            # What "auto" resolved to, so the peak below can be set against the right plan.
+            "activations_offloaded": self.offload_activations,
             "steps": self.step,
             "final_loss": self.last_loss,
             "peak_memory": {"bytes": peak, "kind": kind},

@@ -5,7 +5,8 @@ as the base's are, its token embedding on the host), encodes every prompt one at
 frees it, then loads the VAE (fp32) and encodes the footage, so its peak is the larger of
 the two. Training
 holds the frozen base at its quantised size, the LoRA with its gradients and AdamW states,
-the activations a step keeps and, when validation clips are rendered, the VAE again. The
+the activations a step keeps (with the checkpointed block inputs, when offloaded, in pinned
+host memory instead) and, when validation clips are rendered, the VAE again. The
 peak is the larger stage plus a fixed CUDA context and allocator slack. It assumes bf16
 compute with SDPA attention (no sequence-squared buffer) and errs high: the scheduler would
 rather wait for a larger card than start a run that dies with out-of-memory.
@@ -55,6 +56,8 @@ class MemoryEstimate:
     activations: int
     overhead: int
     caching: int  # peak of the caching stage, context and slack included
+    # Pinned host bytes of the offloaded block inputs; host memory, so in no total.
+    offloaded: int = 0
 
     @property
     def training(self) -> int:
@@ -108,8 +111,15 @@ def estimate_peak_memory(
     spatial_factor: int = 16,
     eight_bit_optimizer: bool = True,
     validation: bool = False,
+    offload_block_inputs: bool = False,
 ) -> MemoryEstimate:
-    """Estimated peak bytes of one training run on a CUDA device."""
+    """Estimated peak bytes of one training run on a CUDA device.
+
+    ``offload_block_inputs``: the checkpointed block inputs wait in host memory
+    (``trainer.activations``); it needs ``gradient_checkpointing``.
+    """
+    if offload_block_inputs and not gradient_checkpointing:
+        raise ValueError("offloading block inputs needs gradient checkpointing")
     dims = base.transformer
     other_bytes = _BF16 if quantization.is_quantized or quantization is Quantization.BF16 else _FP32
     weights = int(dims.block_linear_params * bytes_per_weight(quantization)) + dims.other_params * other_bytes
@@ -121,9 +131,16 @@ def estimate_peak_memory(
     latent_frames = (frames - 1) // TEMPORAL_FACTOR + 1
     tokens = batch_size * latent_frames * (height // spatial_factor) * (width // spatial_factor)
     one_block = tokens * (_BLOCK_DIM_TENSORS * dims.dim + _BLOCK_FFN_TENSORS * dims.ffn_dim) * _BF16
+    block_input = tokens * dims.dim * _BF16
+    offloaded = 0
     if gradient_checkpointing:
-        # Each block's input is kept; one block at a time is recomputed in full.
-        activations = dims.num_layers * tokens * dims.dim * _BF16 + one_block
+        # Each block's input is kept; one block at a time is recomputed in full. Offloaded,
+        # the inputs wait in host memory and only the recomputed block's is brought back.
+        if offload_block_inputs:
+            offloaded = dims.num_layers * block_input
+            activations = block_input + one_block
+        else:
+            activations = dims.num_layers * block_input + one_block
     else:
         activations = dims.num_layers * one_block
     # A quantised layer is dequantised to bf16 for its matmul; the largest is the FFN's.
@@ -144,7 +161,12 @@ def estimate_peak_memory(
     vae_maps = _VAE_LIVE_MAPS * base.vae_base_dim * _VAE_CHUNK_FRAMES * height * width * _FP32
     caching = _with_overhead(max(text_stage, vae_weights + vae_maps))
     return MemoryEstimate(
-        weights=weights, trainable=trainable, activations=activations, overhead=overhead, caching=caching
+        weights=weights,
+        trainable=trainable,
+        activations=activations,
+        overhead=overhead,
+        caching=caching,
+        offloaded=offloaded,
     )
 
 

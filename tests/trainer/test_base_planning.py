@@ -26,6 +26,7 @@ from core.bases.quantization import Quantization, bytes_per_weight
 from core.bases.tiny import TEXT_ENCODER_CONFIG, TRANSFORMER_CONFIG, VAE_CONFIG, VAE_PARAMS
 from core.errors import Invalid
 from core.settings import BasesSettings
+from core.training import LoraSettings, TrainConfig, TrainingConfigError
 from trainer.models._untyped import AutoencoderKLWan
 from trainer.models.tiny import write_diffusers_folder
 from trainer.models.wan import load_umt5_encoder
@@ -160,6 +161,45 @@ def test_a_1_3b_nf4_run_at_480p_33_frames_plans_under_6_gib() -> None:
     assert _estimate(frames=33, rank=32).total < 6 * GiB
 
 
+def _config(**changes: Any) -> TrainConfig:
+    """A run at 480x832, rank 32, NF4: the settings the plan's targets are stated for."""
+    return TrainConfig(
+        **{"frames": 33, "lora": LoraSettings(rank=32), "quantization": Quantization.NF4, **changes}
+    )
+
+
+@pytest.mark.parametrize("frames", [33, 81])
+def test_auto_keeps_1_3b_nf4_runs_block_inputs_on_the_accelerator(frames: int) -> None:
+    plan = _config(frames=frames).memory_plan(WAN_1_3B)
+
+    assert not _config(frames=frames).offloads_activations(WAN_1_3B.transformer)
+    assert plan == _config(frames=frames, offload_activations="off").memory_plan(WAN_1_3B)
+    assert plan.offloaded == 0
+    assert round(plan.total / GiB, 2) <= {33: 5.42, 81: 9.82}[frames]  # the figures before offloading
+
+
+def test_offloading_leaves_one_block_input_on_the_accelerator() -> None:
+    kept, offloaded = _estimate(), _estimate(offload_block_inputs=True)
+    dims = WAN_1_3B.transformer
+    block_input = 21 * 30 * 52 * dims.dim * 2  # 81 frames: 21 latent frames of 30x52 patches, bf16
+
+    assert kept.offloaded == 0
+    assert offloaded.offloaded == dims.num_layers * block_input
+    assert kept.activations - offloaded.activations == (dims.num_layers - 1) * block_input
+    assert offloaded.weights == kept.weights and offloaded.trainable == kept.trainable
+    with pytest.raises(ValueError, match="needs gradient checkpointing"):
+        _estimate(offload_block_inputs=True, gradient_checkpointing=False)
+
+
+def test_offloading_settings_are_checked() -> None:
+    with pytest.raises(TrainingConfigError, match="offload_activations must be one of auto, on, off"):
+        _config(offload_activations="sometimes")
+    with pytest.raises(TrainingConfigError, match="'on' needs gradient_checkpointing"):
+        _config(offload_activations="on", gradient_checkpointing=False)
+    assert not _config(gradient_checkpointing=False).offloads_activations(_WAN_14B.transformer)
+    assert _config(offload_activations="on").offloads_activations(WAN_1_3B.transformer)
+
+
 def test_an_int8_run_caches_within_its_training_peak_at_81_frames() -> None:
     estimate = _estimate(rank=32, quantization=Quantization.INT8)
 
@@ -175,13 +215,17 @@ _WAN_14B = BaseDims(
 )
 
 
-def test_caching_a_14b_nf4_run_plans_under_20_gib() -> None:
-    estimate = estimate_peak_memory(
-        _WAN_14B, height=480, width=832, frames=33, rank=32, quantization=Quantization.NF4
-    )
+def test_a_14b_nf4_run_plans_under_20_gib_with_its_block_inputs_on_the_host() -> None:
+    plan = _config().memory_plan(_WAN_14B)
+    kept = _config(offload_activations="off").memory_plan(_WAN_14B)
+    # 33 frames: 9 latent frames of 30x52 patches; 40 blocks of width 5120, bf16.
+    block_inputs = 40 * 9 * 30 * 52 * 5120 * 2
 
-    assert estimate.caching < 20 * GiB
-    assert estimate.caching <= estimate.training
+    assert _config().offloads_activations(_WAN_14B.transformer)
+    assert plan.total < 20 * GiB < kept.total
+    assert plan.offloaded == block_inputs
+    assert kept.activations - plan.activations == block_inputs * 39 // 40
+    assert plan.caching <= plan.training == plan.total
 
 
 def test_training_dominates_a_14b_run_in_bf16() -> None:

@@ -122,3 +122,14 @@ def test_cli_lora_targets_and_alpha_reach_the_export(tmp_path: Path, clips_dir: 
     assert code == 0
     config = json.loads((out / "adapter" / "adapter_config.json").read_text())
     assert (config["targets"], config["rank"], config["alpha"]) == (["to_q", "to_v"], 4, 2.0)
+
+
+def test_cli_offload_setting_reaches_the_run(tmp_path: Path, clips_dir: Path) -> None:
+    out = tmp_path / "out"
+
+    code = main([str(clips_dir), str(out), *TINY_ARGS, "--steps", "1", "--offload-activations", "on"])
+
+    assert code == 0
+    record = json.loads((out / "adapter" / "training_record.json").read_text())
+    assert record["hyperparameters"]["offload_activations"] == "on"
+    assert record["activations_offloaded"] is True

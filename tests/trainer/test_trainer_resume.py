@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import safetensors.torch
+import torch
 
 from core.storage.keys import TenantKeys
 from trainer import (
@@ -21,7 +23,7 @@ from trainer import (
 from trainer.checkpoint import completed_steps
 
 
-def _adapter(folder: Path) -> dict:
+def _adapter(folder: Path) -> dict[str, torch.Tensor]:
     return safetensors.torch.load_file(folder / "adapter" / "adapter.safetensors")
 
 
@@ -61,6 +63,30 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(
     resumed = train(tiny_config_module, base="tiny", dataset=dataset, storage=storage)
 
     assert resumed.status == "completed" and resumed.step == 6
+    assert resumed.final_loss == straight.final_loss
+    a, b = _adapter(straight_folder), _adapter(tmp_path)
+    assert a.keys() == b.keys()
+    assert all(a[k].equal(b[k]) for k in a)
+
+
+def test_a_run_with_offloaded_activations_resumes_to_the_uninterrupted_adapter(
+    tmp_path: Path, dataset, uninterrupted, tiny_config_module
+):
+    # The uninterrupted run keeps its block inputs where they are (auto, on the tiny base).
+    straight_folder, straight = uninterrupted
+    offloaded = replace(tiny_config_module, offload_activations="on")
+    storage = RunStorage.local(tmp_path)
+    stopped = train(
+        offloaded,
+        base="tiny",
+        dataset=dataset,
+        storage=storage,
+        callback=lambda report: Control.STOP if report.step == 3 else None,
+    )
+    assert (stopped.status, stopped.step) == ("stopped", 3)
+
+    resumed = train(offloaded, base="tiny", dataset=dataset, storage=storage)
+
     assert resumed.final_loss == straight.final_loss
     a, b = _adapter(straight_folder), _adapter(tmp_path)
     assert a.keys() == b.keys()
