@@ -319,6 +319,24 @@ def test_pods_roll_when_their_configuration_changes() -> None:
         assert old[where][0] != new[where][0], f"{where} would not roll on a config change"
 
 
+def test_signed_urls_name_the_public_storage_endpoint_only_when_one_is_given() -> None:
+    default = render_ci("minimal")
+    public = render(
+        {
+            **ci_values("minimal"),
+            "s3": {**ci_values("minimal")["s3"], "publicUrl": "https://media.example.com"},
+        }
+    )
+
+    def config(rendered: Rendered) -> dict[str, str]:
+        fullname = rendered.merged.get("fullnameOverride") or f"{RELEASE}-rushes"
+        data: dict[str, str] = rendered.get("ConfigMap", fullname)["data"]
+        return data
+
+    assert "RUSHES_STORAGE__S3_PUBLIC_URL" not in config(default)
+    assert config(public)["RUSHES_STORAGE__S3_PUBLIC_URL"] == "https://media.example.com"
+
+
 # ------------------------------------------------------------- the processes --
 
 
@@ -359,7 +377,7 @@ def test_the_background_roles_run_in_their_own_deployment(name: str) -> None:
     fullname = rendered.merged.get("fullnameOverride") or f"{RELEASE}-rushes"
     background = _container(rendered, "Deployment", f"{fullname}-background")
     # billing among them even when it is off: the role then stops at once.
-    assert background["args"] == ["worker", "--roles", "webhooks,billing,cleanup"]
+    assert background["args"] == ["worker", "--roles", "webhooks,billing,cleanup,ingest"]
     assert GPU not in background["resources"].get("limits", {})
     assert background["image"] == _container(rendered, "Deployment", f"{fullname}-api")["image"]
 
