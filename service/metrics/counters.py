@@ -6,9 +6,11 @@ from prometheus_client import Counter
 
 UPLOAD_BYTES = Counter(
     "rushes_upload_bytes",
-    "Bytes of upload parts received and stored (a part sent again counts again; a refused one not at all)",
+    "Bytes of upload parts stored: by the API as it receives them (transfer=api; a part sent again "
+    "counts again, a refused one not at all), or joined by storage at completion (transfer=direct)",
+    ["transfer"],
 )
 
 
-def uploaded(size: int) -> None:
-    UPLOAD_BYTES.inc(size)
+def uploaded(size: int, transfer: str) -> None:
+    UPLOAD_BYTES.labels(transfer=transfer).inc(size)

@@ -214,7 +214,7 @@ class Uploads:
         etag = await _stream_into(writer, body, expected, part_number, _expected_digest(digest))
         sha256 = writer.sha256.hexdigest()
         await self._record_part(upload, part_number, expected, sha256, etag)
-        counters.uploaded(expected)
+        counters.uploaded(expected, Transfer.API.value)
         return PartOut(part_number=part_number, size=expected, sha256=sha256)
 
     async def _record_part(
@@ -327,6 +327,7 @@ class Uploads:
             .values(status=UploadStatus.VERIFYING, allow_duplicate=allow_duplicate)
         )
         await self.session.commit()
+        counters.uploaded(upload.size, Transfer.DIRECT.value)
         await self.session.refresh(upload)
         return Completion(self._out(upload, []), 202)
 

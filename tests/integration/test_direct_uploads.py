@@ -12,6 +12,7 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -68,6 +69,10 @@ async def ingest(
     return await verify_next(sessions, storage, settings.uploads, owner="test-worker/ingest")
 
 
+def direct_bytes() -> float:
+    return REGISTRY.get_sample_value("rushes_upload_bytes_total", {"transfer": "direct"}) or 0.0
+
+
 @S3
 async def test_parts_go_to_storage_and_the_ingest_role_makes_the_asset(
     client: Client,
@@ -88,9 +93,11 @@ async def test_parts_go_to_storage_and_the_ingest_role_makes_the_asset(
         (n, min(upload["part_size"], len(data) - (n - 1) * upload["part_size"]), None)
         for n in range(1, upload["part_count"] + 1)
     ]
+    joined_before = direct_bytes()
     done = await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
     assert done.status_code == 202, done.text
     assert done.json()["status"] == "verifying" and done.json()["asset_id"] is None
+    assert direct_bytes() - joined_before == len(data)
     again = await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
     assert again.status_code == 202 and again.json()["status"] == "verifying"
 

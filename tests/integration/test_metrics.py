@@ -293,7 +293,7 @@ async def test_a_database_that_cannot_answer_leaves_the_queue_gauges_out(
 async def test_upload_bytes_count_the_parts_received(client: Client, tmp_path: Path) -> None:
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
-    before = value(await scrape(client), "rushes_upload_bytes_total")
+    before = value(await scrape(client), "rushes_upload_bytes_total", transfer="api")
     await upload_file(client, caller, clip)
     # A part of the wrong length is refused, and not counted.
     other = await client.post(
@@ -304,7 +304,7 @@ async def test_upload_bytes_count_the_parts_received(client: Client, tmp_path: P
         f"/v1/uploads/{other.json()['id']}/parts/1", content=b"too short", headers=caller.headers
     )
     assert refused.status_code == 422, refused.text
-    after = value(await scrape(client), "rushes_upload_bytes_total")
+    after = value(await scrape(client), "rushes_upload_bytes_total", transfer="api")
     assert after - before == clip.stat().st_size
 
 
