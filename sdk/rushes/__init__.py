@@ -31,6 +31,7 @@ from rushes._errors import (
     RateLimitError,
     RushesError,
     UnprocessableEntityError,
+    UploadCheckTimeout,
     WaitTimeout,
 )
 from rushes._pagination import AsyncPager, SyncPager
@@ -67,6 +68,7 @@ __all__ = [
     "Session",
     "SyncPager",
     "UnprocessableEntityError",
+    "UploadCheckTimeout",
     "WaitTimeout",
     "__version__",
     "log_in",

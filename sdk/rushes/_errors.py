@@ -18,7 +18,8 @@ RushesError
 │       └── InternalServerError        5xx
 ├── WaitTimeout                   (``wait(..., timeout=)`` ran out first)
 │   ├── FineTuneWaitTimeout
-│   └── GenerationWaitTimeout
+│   ├── GenerationWaitTimeout
+│   └── UploadCheckTimeout        (a direct upload's checks outlasted ``check_timeout``)
 ├── AdapterDigestError            (a downloaded adapter failed its SHA-256 check)
 ├── GenerationNotSucceededError   (outputs asked of a generation that has none)
 └── (configuration errors, e.g. no API key, are plain RushesError)
@@ -56,6 +57,7 @@ __all__ = [
     "RateLimitError",
     "RushesError",
     "UnprocessableEntityError",
+    "UploadCheckTimeout",
     "WaitTimeout",
 ]
 
@@ -88,8 +90,10 @@ class APIConnectionError(APIError):
 
 
 class APITimeoutError(APIConnectionError):
-    def __init__(self, *, request: httpx.Request) -> None:
-        super().__init__("The request to the Rushes API timed out.", request=request)
+    def __init__(
+        self, message: str = "The request to the Rushes API timed out.", *, request: httpx.Request
+    ) -> None:
+        super().__init__(message, request=request)
 
 
 class APIStatusError(APIError):
@@ -285,20 +289,24 @@ def refused_key_message(api_key: str, url: httpx.URL) -> str:
     return f"{refused} Check the key given (RUSHES_API_KEY), or make a new one with `rushes keys create`."
 
 
+def _error_class(status: int, body: Any) -> type[APIStatusError]:
+    """The one mapping from a status and its problem details to an exception class."""
+    if is_quota_problem(body):
+        return QuotaExceededError
+    if status == 409 and is_duplicate_problem(body):
+        return DuplicateAssetError
+    if status >= 500:
+        return InternalServerError
+    return _BY_STATUS.get(status, APIStatusError)
+
+
 def status_error(response: httpx.Response, *, api_key: str | None = None) -> APIStatusError:
-    """The one mapping from an error response to an exception.
+    """The exception for an error response.
 
     ``api_key`` is the key the request carried: a 401 then says that this key was refused.
     """
     body = _problem_body(response)
-    if is_quota_problem(body):
-        cls: type[APIStatusError] = QuotaExceededError
-    elif response.status_code == 409 and is_duplicate_problem(body):
-        cls = DuplicateAssetError
-    elif response.status_code >= 500:
-        cls = InternalServerError
-    else:
-        cls = _BY_STATUS.get(response.status_code, APIStatusError)
+    cls = _error_class(response.status_code, body)
     if isinstance(body, dict):
         message = str(body.get("detail") or body.get("title") or response.reason_phrase)
         if field_errors := _field_errors(body.get("errors")):
@@ -308,6 +316,31 @@ def status_error(response: httpx.Response, *, api_key: str | None = None) -> API
     if response.status_code == 401 and api_key:
         message = refused_key_message(api_key, response.request.url)
     return cls(message, response=response, body=body)
+
+
+def recorded_problem_error(problem: dict[str, Any], request: httpx.Request) -> APIStatusError:
+    """A problem the server recorded rather than answered (a direct upload's ``failure``), as
+    the error it raises when that problem is the answer itself; ``request`` is the one that
+    read it."""
+    status = problem.get("status")
+    code = status if isinstance(status, int) and 400 <= status <= 599 else 500
+    return status_error(httpx.Response(code, json=problem, request=request))
+
+
+def storage_error(response: httpx.Response) -> APIStatusError:
+    """Storage refused a part sent straight to it. Its answer is its own (S3's XML), not
+    problem details, so the status alone picks the class."""
+    where = host_and_port(response.request.url)
+    message = f"Storage at {where} refused an upload part: {response.reason_phrase or 'error'}"
+    return _error_class(response.status_code, None)(message, response=response, body=response.text or None)
+
+
+def storage_transport_error(exc: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
+    """No answer from storage to a part sent straight to it."""
+    where = host_and_port(request.url)
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"An upload part to storage at {where} timed out.", request=request)
+    return APIConnectionError(f"Could not reach storage at {where}: {exc}", request=request)
 
 
 class WaitTimeout(RushesError):
@@ -320,6 +353,18 @@ class FineTuneWaitTimeout(WaitTimeout):
 
 class GenerationWaitTimeout(WaitTimeout):
     """``generations.wait(..., timeout=)`` ran out of time before the generation finished."""
+
+
+class UploadCheckTimeout(WaitTimeout):
+    """The server's checks of a direct upload (sha256, media) outlasted ``check_timeout``.
+
+    They go on: ``uploads.get(upload_id)`` tells when the upload is ``completed`` (its
+    ``asset_id``) or ``failed`` (its ``failure``).
+    """
+
+    def __init__(self, message: str, *, upload_id: str) -> None:
+        super().__init__(message)
+        self.upload_id = upload_id
 
 
 class GenerationNotSucceededError(RushesError):

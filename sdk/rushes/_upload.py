@@ -4,6 +4,10 @@ The hash is sent when the session is made, so a file the library already holds i
 (:class:`~rushes.DuplicateAssetError`, naming that asset) before any part is sent; completion
 refuses one that arrived meanwhile, unless the caller allows duplicates.
 
+Where the server offers it (its storage signs URLs), parts go straight to storage
+(``_direct_upload``) and completion answers while the server checks the file; the upload
+then follows those checks to the asset or their failure. Otherwise parts go through the API.
+
 The plan (which session, which parts, what each part holds) is shared; only the part
 senders differ: a thread pool for :class:`~rushes.Client`, asyncio tasks for
 :class:`~rushes.AsyncClient`. Each part is read from disk at its offset when it is sent,
@@ -17,16 +21,22 @@ import hashlib
 import mimetypes
 import os
 import threading
+import time
 import typing
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from tqdm import tqdm
 
+# The storage clients are looked up on the module when made, so a test can watch them.
+from rushes import _direct_upload as direct_upload
 from rushes import types
+from rushes._direct_upload import Checks, DirectPartsAsync, DirectPartsSync
 from rushes._errors import APIStatusError, ConflictError, RushesError
 
 if TYPE_CHECKING:
@@ -99,8 +109,13 @@ def resumable(
     return None
 
 
+def received(upload: types.Upload) -> list[types.UploadPart]:
+    """The parts the server holds whole (storage may list a direct part that arrived short)."""
+    return [p for p in upload.parts if p.size == part_length(upload, p.part_number)]
+
+
 def missing_parts(upload: types.Upload) -> list[int]:
-    done = {p.part_number for p in upload.parts}
+    done = {p.part_number for p in received(upload)}
     return [n for n in range(1, upload.part_count + 1) if n not in done]
 
 
@@ -120,7 +135,7 @@ def part_length(upload: types.Upload, number: int) -> int:
 
 
 def progress_bar(local: LocalFile, upload: types.Upload, enabled: bool) -> tqdm[Any]:
-    done = sum(p.size for p in upload.parts)
+    done = sum(p.size for p in received(upload))
     return tqdm(
         total=local.size, initial=done, unit="B", unit_scale=True, desc=local.filename, disable=not enabled
     )
@@ -130,26 +145,39 @@ def _is_gone(exc: APIStatusError) -> bool:
     return exc.status_code in _SESSION_GONE
 
 
+def goes_direct(upload: types.Upload, direct: bool) -> bool:
+    """Parts go straight to storage when the caller allows it and the session takes them so
+    (a session resumed without ``direct`` still takes them through the API)."""
+    return direct and upload.transfer == "direct"
+
+
 # --- sync: threads ---------------------------------------------------------------------------
 
 
 def _send_parts_sync(
     uploads: Uploads[SyncRequester],
+    storage: httpx.Client | None,
     local: LocalFile,
     upload: types.Upload,
     numbers: list[int],
     concurrency: int,
     bar: tqdm[Any],
 ) -> None:
+    """Send ``numbers``: straight to storage with ``storage``, else through the API."""
     if not numbers:
         return
+    put: Callable[[int, bytes], object] = (
+        DirectPartsSync(uploads, upload.id, storage, numbers).put
+        if storage is not None
+        else lambda number, data: uploads.put_part(upload.id, number, data)
+    )
     lock = threading.Lock()
     stop = threading.Event()
 
     def send(number: int) -> None:
         if stop.is_set():
             return
-        uploads.put_part(upload.id, number, read_part(local.path, upload, number))
+        put(number, read_part(local.path, upload, number))
         with lock:
             bar.update(part_length(upload, number))
 
@@ -168,8 +196,32 @@ def _send_parts_sync(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _storage_sync(
+    uploads: Uploads[SyncRequester], upload: types.Upload, direct: bool
+) -> AbstractContextManager[httpx.Client | None]:
+    if not goes_direct(upload, direct):
+        return nullcontext()
+    return direct_upload.storage_client(uploads._requester.options.timeout)
+
+
+def _checked_sync(
+    uploads: Uploads[SyncRequester],
+    get_asset: Callable[[str], types.Asset],
+    upload: types.Upload,
+    check_timeout: float,
+    bar: tqdm[Any],
+) -> types.Asset:
+    """The asset once the server's checks of a direct upload pass; raises why they failed."""
+    checks = Checks(uploads._requester, upload, check_timeout, bar)
+    while (asset_id := checks.asset_id(upload)) is None:
+        time.sleep(checks.next_delay())
+        upload = uploads.get(upload.id)
+    return get_asset(asset_id)
+
+
 def upload_sync(
     uploads: Uploads[SyncRequester],
+    get_asset: Callable[[str], types.Asset],
     path: str | os.PathLike[str],
     rights: types.Rights,
     content_type: str | None,
@@ -177,24 +229,31 @@ def upload_sync(
     part_size: int | None,
     concurrency: int,
     allow_duplicate: bool,
+    direct: bool,
+    check_timeout: float,
 ) -> types.Asset:
     check_rights(rights)
     local = describe(path, content_type, progress)
     found = resumable(uploads.list(sha256=local.sha256, limit=200).first_page().items, local, part_size)
     for attempt in range(2):
-        upload = found or _create_sync(uploads, local, rights, part_size, allow_duplicate)
+        upload = found or _create_sync(uploads, local, rights, part_size, allow_duplicate, direct)
         try:
-            with progress_bar(local, upload, progress) as bar:
-                _send_parts_sync(uploads, local, upload, missing_parts(upload), concurrency, bar)
+            with (
+                progress_bar(local, upload, progress) as bar,
+                _storage_sync(uploads, upload, direct) as storage,
+            ):
+                _send_parts_sync(uploads, storage, local, upload, missing_parts(upload), concurrency, bar)
                 try:
-                    asset = uploads.complete(upload.id, allow_duplicate=allow_duplicate)
+                    done = uploads.complete(upload.id, allow_duplicate=allow_duplicate)
                 except ConflictError as exc:
                     if not exc.missing_parts:
                         raise
                     # Parts the server lost track of (or never got): send them and complete again.
-                    _send_parts_sync(uploads, local, upload, exc.missing_parts, concurrency, bar)
-                    asset = uploads.complete(upload.id, allow_duplicate=allow_duplicate)
-            return asset
+                    _send_parts_sync(uploads, storage, local, upload, exc.missing_parts, concurrency, bar)
+                    done = uploads.complete(upload.id, allow_duplicate=allow_duplicate)
+                if isinstance(done, types.Upload):
+                    return _checked_sync(uploads, get_asset, done, check_timeout, bar)
+            return done
         except APIStatusError as exc:
             if found is None or attempt or not _is_gone(exc):
                 raise
@@ -208,6 +267,7 @@ def _create_sync(
     rights: types.Rights,
     part_size: int | None,
     allow_duplicate: bool,
+    direct: bool,
 ) -> types.Upload:
     return uploads.create(
         filename=local.filename,
@@ -217,6 +277,7 @@ def _create_sync(
         rights=rights,
         part_size=part_size,
         allow_duplicate=allow_duplicate,
+        direct=direct,
     )
 
 
@@ -225,18 +286,25 @@ def _create_sync(
 
 async def _send_parts_async(
     uploads: Uploads[AsyncRequester],
+    storage: httpx.AsyncClient | None,
     local: LocalFile,
     upload: types.Upload,
     numbers: list[int],
     concurrency: int,
     bar: tqdm[Any],
 ) -> None:
+    """Send ``numbers``: straight to storage with ``storage``, else through the API."""
+    put: Callable[[int, bytes], Awaitable[object]] = (
+        DirectPartsAsync(uploads, upload.id, storage, numbers).put
+        if storage is not None
+        else lambda number, data: uploads.put_part(upload.id, number, data)
+    )
     queue = iter(numbers)
 
     async def worker() -> None:
         for number in queue:
             data = await asyncio.to_thread(read_part, local.path, upload, number)
-            await uploads.put_part(upload.id, number, data)
+            await put(number, data)
             bar.update(len(data))
 
     try:
@@ -252,8 +320,31 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return _first_error(first) if isinstance(first, BaseExceptionGroup) else first
 
 
+def _storage_async(
+    uploads: Uploads[AsyncRequester], upload: types.Upload, direct: bool
+) -> AbstractAsyncContextManager[httpx.AsyncClient | None]:
+    if not goes_direct(upload, direct):
+        return nullcontext()
+    return direct_upload.async_storage_client(uploads._requester.options.timeout)
+
+
+async def _checked_async(
+    uploads: Uploads[AsyncRequester],
+    get_asset: Callable[[str], Awaitable[types.Asset]],
+    upload: types.Upload,
+    check_timeout: float,
+    bar: tqdm[Any],
+) -> types.Asset:
+    checks = Checks(uploads._requester, upload, check_timeout, bar)
+    while (asset_id := checks.asset_id(upload)) is None:
+        await asyncio.sleep(checks.next_delay())
+        upload = await uploads.get(upload.id)
+    return await get_asset(asset_id)
+
+
 async def upload_async(
     uploads: Uploads[AsyncRequester],
+    get_asset: Callable[[str], Awaitable[types.Asset]],
     path: str | os.PathLike[str],
     rights: types.Rights,
     content_type: str | None,
@@ -261,6 +352,8 @@ async def upload_async(
     part_size: int | None,
     concurrency: int,
     allow_duplicate: bool,
+    direct: bool,
+    check_timeout: float,
 ) -> types.Asset:
     check_rights(rights)
     local = await asyncio.to_thread(describe, path, content_type, progress)
@@ -268,18 +361,25 @@ async def upload_async(
         (await uploads.list(sha256=local.sha256, limit=200).first_page()).items, local, part_size
     )
     for attempt in range(2):
-        upload = found or await _create_async(uploads, local, rights, part_size, allow_duplicate)
+        upload = found or await _create_async(uploads, local, rights, part_size, allow_duplicate, direct)
         try:
             with progress_bar(local, upload, progress) as bar:
-                await _send_parts_async(uploads, local, upload, missing_parts(upload), concurrency, bar)
-                try:
-                    asset = await uploads.complete(upload.id, allow_duplicate=allow_duplicate)
-                except ConflictError as exc:
-                    if not exc.missing_parts:
-                        raise
-                    await _send_parts_async(uploads, local, upload, exc.missing_parts, concurrency, bar)
-                    asset = await uploads.complete(upload.id, allow_duplicate=allow_duplicate)
-            return asset
+                async with _storage_async(uploads, upload, direct) as storage:
+                    await _send_parts_async(
+                        uploads, storage, local, upload, missing_parts(upload), concurrency, bar
+                    )
+                    try:
+                        done = await uploads.complete(upload.id, allow_duplicate=allow_duplicate)
+                    except ConflictError as exc:
+                        if not exc.missing_parts:
+                            raise
+                        await _send_parts_async(
+                            uploads, storage, local, upload, exc.missing_parts, concurrency, bar
+                        )
+                        done = await uploads.complete(upload.id, allow_duplicate=allow_duplicate)
+                    if isinstance(done, types.Upload):
+                        return await _checked_async(uploads, get_asset, done, check_timeout, bar)
+            return done
         except APIStatusError as exc:
             if found is None or attempt or not _is_gone(exc):
                 raise
@@ -293,6 +393,7 @@ async def _create_async(
     rights: types.Rights,
     part_size: int | None,
     allow_duplicate: bool,
+    direct: bool,
 ) -> types.Upload:
     return await uploads.create(
         filename=local.filename,
@@ -302,4 +403,5 @@ async def _create_async(
         rights=rights,
         part_size=part_size,
         allow_duplicate=allow_duplicate,
+        direct=direct,
     )

@@ -300,6 +300,7 @@ def _upload(args: argparse.Namespace) -> int:
                 progress=not args.no_progress and sys.stderr.isatty(),
                 concurrency=args.concurrency,
                 allow_duplicate=args.allow_duplicate,
+                direct=not args.through_api,
             )
         except DuplicateAssetError as exc:
             raise RushesError(
@@ -1413,6 +1414,11 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--no-progress", action="store_true", help="no progress bar")
     upload.add_argument(
         "--allow-duplicate", action="store_true", help="store it even if your library already holds this file"
+    )
+    upload.add_argument(
+        "--through-api",
+        action="store_true",
+        help="send every part through the API, even where the server lets parts go straight to storage",
     )
 
     assets = command(commands, "assets", None, "list and delete footage").add_subparsers(

@@ -36,6 +36,8 @@ __all__ = [
     "Model",
     "ModelVersion",
     "Page",
+    "PartUrl",
+    "PartUrls",
     "Plan",
     "PlanLimits",
     "QuotaUse",
@@ -140,11 +142,34 @@ class ApiKeyWithSecret(ApiKey):
 class UploadPart(_Model):
     part_number: int
     size: int
-    sha256: str
+    #: Checked by the API on receipt; None for a part sent straight to storage.
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartUrl(_Model):
+    """Where to ``PUT`` one part's exact ``size`` bytes, with no credentials."""
+
+    part_number: int
+    size: int
+    url: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartUrls(_Model):
+    """Signed URLs for a ``direct`` upload's parts; ask again for those not sent by ``expires_at``."""
+
+    parts: list[PartUrl]
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Upload(_Model):
+    """An upload session. ``transfer`` is ``"direct"`` when its parts go straight to storage
+    (:meth:`~rushes.resources.Uploads.part_urls`), ``"api"`` when through the API. ``status``:
+    ``open``, ``completing``, ``verifying`` (a direct upload being checked), ``completed``
+    (``asset_id`` is set) or ``failed`` (``failure`` is the problem details of why)."""
+
     id: str
     filename: str
     size: int
@@ -157,6 +182,9 @@ class Upload(_Model):
     expires_at: datetime
     licence_ref: str | None = None
     asset_id: str | None = None
+    #: Servers from before direct uploads send none: their parts all go through the API.
+    transfer: str = "api"
+    failure: dict[str, Any] | None = None
     parts: list[UploadPart] = field(default_factory=list)
 
 

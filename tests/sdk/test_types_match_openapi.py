@@ -60,6 +60,8 @@ MIRRORS: dict[type, tuple[str, ...]] = {
     sdk.Memorisation: ("Memorisation",),
     sdk.Model: ("ModelOut",),
     sdk.ModelVersion: ("ModelVersionOut",),
+    sdk.PartUrl: ("PartUrlOut",),
+    sdk.PartUrls: ("PartUrlsOut",),
     sdk.Plan: ("PlanOut",),
     sdk.QuotaUse: ("QuotaUse",),
     sdk.Quotas: ("QuotasOut",),

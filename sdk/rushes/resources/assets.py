@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from rushes import types
 from rushes._base import Op, nothing
+from rushes._direct_upload import DEFAULT_CHECK_TIMEOUT
 from rushes._resource import R, Resource, dual, endpoint, list_op, paginated, path_segment
 from rushes._upload import DEFAULT_CONCURRENCY, upload_async, upload_sync
 from rushes.resources.uploads import Uploads
@@ -25,6 +26,8 @@ def _upload(
     part_size: int | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     allow_duplicate: bool = False,
+    direct: bool = True,
+    check_timeout: float = DEFAULT_CHECK_TIMEOUT,
 ) -> types.Asset:
     """Upload a file and return its asset, resuming an interrupted upload of the same file.
 
@@ -32,12 +35,20 @@ def _upload(
     ``{"kind": "licensed", "licence_ref": "..."}``. Parts already on the server are not sent
     again; missing ones go ``concurrency`` at a time, each with its Content-Digest.
 
+    Where the server's storage takes parts directly (S3), they go straight there through
+    signed URLs, never through the API; the server then checks the file (sha256, media) and
+    this waits for those checks, up to ``check_timeout`` seconds
+    (:class:`~rushes.UploadCheckTimeout`). A file they refuse raises the error the API
+    answers for it (e.g. :class:`~rushes.UnprocessableEntityError`). ``direct=False`` sends
+    every part through the API.
+
     A file your library already holds (same sha256) is not stored twice: this raises
     :class:`~rushes.DuplicateAssetError`, whose ``existing_asset_id`` names the asset, unless
     ``allow_duplicate`` is true.
     """
     return upload_sync(
         Uploads(self._requester),
+        self.get,
         path,
         rights,
         content_type,
@@ -45,6 +56,8 @@ def _upload(
         part_size,
         concurrency,
         allow_duplicate,
+        direct,
+        check_timeout,
     )
 
 
@@ -58,9 +71,12 @@ async def _upload_async(
     part_size: int | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     allow_duplicate: bool = False,
+    direct: bool = True,
+    check_timeout: float = DEFAULT_CHECK_TIMEOUT,
 ) -> types.Asset:
     return await upload_async(
         Uploads(self._requester),
+        self.get,
         path,
         rights,
         content_type,
@@ -68,6 +84,8 @@ async def _upload_async(
         part_size,
         concurrency,
         allow_duplicate,
+        direct,
+        check_timeout,
     )
 
 

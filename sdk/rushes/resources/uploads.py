@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import builtins
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 from rushes import types
@@ -24,6 +25,14 @@ def content_digest(data: bytes) -> str:
     return "sha-256=:" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"
 
 
+def _completion(data: Any) -> types.Asset | types.Upload:
+    """An asset (made now or before), or the direct upload being checked (202): only an upload
+    says how its parts travel."""
+    if isinstance(data, dict) and "transfer" in data:
+        return types.Upload.from_json(data)
+    return types.Asset.from_json(data)
+
+
 class Uploads(Resource[R]):
     @endpoint
     def create(
@@ -36,9 +45,15 @@ class Uploads(Resource[R]):
         rights: types.Rights,
         part_size: int | None = None,
         allow_duplicate: bool = False,
+        direct: bool = False,
     ) -> Op[types.Upload]:
         """Open a session; a file the library already holds raises
-        :class:`~rushes.DuplicateAssetError` unless ``allow_duplicate``."""
+        :class:`~rushes.DuplicateAssetError` unless ``allow_duplicate``.
+
+        ``direct``: this client can PUT parts straight to storage (:meth:`part_urls`). The
+        session's ``transfer`` says whether the server took it up (``"direct"``, where its
+        storage signs URLs) or parts go through :meth:`put_part` (``"api"``).
+        """
         body: dict[str, Any] = {
             "filename": filename,
             "size": size,
@@ -50,6 +65,8 @@ class Uploads(Resource[R]):
             body["part_size"] = part_size
         if allow_duplicate:
             body["allow_duplicate"] = True
+        if direct:
+            body["direct"] = True
         return Op("POST", "/v1/uploads", types.Upload.from_json, json=body)
 
     @paginated
@@ -81,16 +98,31 @@ class Uploads(Resource[R]):
         )
 
     @endpoint
-    def complete(self, upload_id: str, *, allow_duplicate: bool = False) -> Op[types.Asset]:
+    def part_urls(self, upload_id: str, part_numbers: Iterable[int]) -> Op[types.PartUrls]:
+        """Signed URLs for up to 100 parts of a ``direct`` upload: PUT each part's exact bytes
+        to its URL, with no credentials, before ``expires_at``."""
+        return Op(
+            "POST",
+            f"/v1/uploads/{path_segment(upload_id)}/part-urls",
+            types.PartUrls.from_json,
+            json={"part_numbers": [int(n) for n in part_numbers]},
+        )
+
+    @endpoint
+    def complete(self, upload_id: str, *, allow_duplicate: bool = False) -> Op[types.Asset | types.Upload]:
         """Assemble and verify the parts into an asset; calling it again returns the same asset.
 
-        If the library meanwhile holds the same file, the upload is discarded and
-        :class:`~rushes.DuplicateAssetError` names that asset, unless ``allow_duplicate``.
+        A ``direct`` upload answers the :class:`~rushes.types.Upload` instead, ``verifying``:
+        the server checks the file in the background; :meth:`get` follows it to ``completed``
+        (``asset_id``) or ``failed`` (``failure``), and completing it again answers the asset
+        or raises that failure. If the library meanwhile holds the same file, the upload is
+        discarded and :class:`~rushes.DuplicateAssetError` names that asset, unless
+        ``allow_duplicate``.
         """
         return Op(
             "POST",
             f"/v1/uploads/{path_segment(upload_id)}/complete",
-            types.Asset.from_json,
+            _completion,
             json={"allow_duplicate": True} if allow_duplicate else None,
         )
 
