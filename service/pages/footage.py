@@ -1,7 +1,9 @@
 """The footage library: the tenant's clips, and the page the browser uploads from.
 
 Uploading is the browser's work (``web/static/js/upload.js``): it calls the same JSON
-upload API as the SDK with the session cookie, so there is no upload handler here.
+upload API as the SDK with the session cookie, so there is no upload handler here. Where the
+API hands out signed part URLs the browser PUTs parts straight to storage, which this page's
+Content-Security-Policy then names.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.settings import Settings
 from core.storage import ObjectStorage
 from service.accounts import service as accounts
 from service.auth.principal import Principal
 from service.pages.shared import LISTED, MEMBER, NOTICES, is_htmx, notice_text, redirect, shell
-from service.pages.templates import page
+from service.pages.templates import content_security_policy, direct_upload_origin, page
 from service.uploads import service as uploads
 
 
@@ -39,11 +42,16 @@ class FootagePages(Controller):
         self,
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
         notice: FromQuery[str | None] = None,
     ) -> Template:
         context = await library(db_session)
+        # The one page that uploads may also call the storage it sends parts straight to.
+        policy = content_security_policy(direct_upload_origin(settings))
         return page(
-            "footage.html", **await shell(db_session, principal, notice=notice_text(notice), **context)
+            "footage.html",
+            headers={"Content-Security-Policy": policy},
+            **await shell(db_session, principal, notice=notice_text(notice), **context),
         )
 
     @get("/library", opt=MEMBER)

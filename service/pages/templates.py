@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -12,27 +13,49 @@ from litestar.response import Template
 from litestar.template import TemplateConfig
 
 import web
+from core.settings import Settings
 
 TEMPLATES = Path(web.__file__).parent / "templates"
 STATIC = Path(web.__file__).parent / "static"
 
-# Nothing but this server, no inline script or style, no framing, forms post only here.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "media-src 'self'",
-        "font-src 'self'",
-        "connect-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-    ]
-)
+
+def content_security_policy(connect: str | None = None) -> str:
+    """Nothing but this server, no inline script or style, no framing, forms post only here.
+
+    ``connect`` is one more origin scripts may call: the storage the footage page PUTs parts
+    straight to (``direct_upload_origin``); the other pages need none.
+    """
+    connect_src = f"connect-src 'self' {connect}" if connect else "connect-src 'self'"
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "media-src 'self'",
+            "font-src 'self'",
+            connect_src,
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ]
+    )
+
+
+def direct_upload_origin(settings: Settings) -> str | None:
+    """The origin browsers send upload parts to, when the server hands out signed part URLs
+    (S3 with ``uploads.direct``): the name the URLs are signed for (``service.uploads``)."""
+    storage = settings.storage
+    if storage.backend != "s3" or not settings.uploads.direct:
+        return None
+    if storage.s3_public_url:
+        public = urlsplit(storage.s3_public_url)
+        return f"{public.scheme}://{public.netloc}"
+    return f"{'https' if storage.s3_secure else 'http'}://{storage.s3_endpoint}"
+
+
 SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "Content-Security-Policy": content_security_policy(),
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",

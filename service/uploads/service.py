@@ -458,6 +458,9 @@ class Uploads:
         upload = await self._load(upload_id)
         if upload.status is UploadStatus.COMPLETED:
             raise Conflict("This upload is complete; delete the asset instead.")
+        if upload.status in (UploadStatus.COMPLETING, UploadStatus.VERIFYING):
+            # Its file is being read into an asset: taken away now, the asset would have no footage.
+            raise Conflict("This upload is being checked; once it is an asset, delete the asset instead.")
         await self.discard(upload)
 
     async def discard(self, upload: UploadSession) -> None:

@@ -100,6 +100,8 @@ async def test_parts_go_to_storage_and_the_ingest_role_makes_the_asset(
     assert direct_bytes() - joined_before == len(data)
     again = await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
     assert again.status_code == 202 and again.json()["status"] == "verifying"
+    # Its file is being read into an asset: it cannot be taken back meanwhile.
+    assert_problem(await client.delete(f"/v1/uploads/{upload['id']}", headers=caller.headers), 409, "checked")
 
     assert await ingest(sessions, storage, settings) is True
     assert await ingest(sessions, storage, settings) is False, "nothing else waits"

@@ -24,7 +24,7 @@ import psutil
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from core.settings import DatabaseSettings, Settings, UploadSettings, WorkerSettings
+from core.settings import DatabaseSettings, MiB, Settings, StorageSettings, UploadSettings, WorkerSettings
 from tests.conftest import free_port, wait_for_http
 from tests.helpers import settings_env, upload_body
 from tests.web.wedge import BrowserWedged, DriverWatch, kill_family
@@ -40,13 +40,17 @@ CLOSE_SECONDS = 30
 
 
 @pytest.fixture
-def web_settings(tmp_path: Path, database_url: str) -> Settings:
-    """What the server and any workers run with."""
+def web_settings(tmp_path: Path, database_url: str, storage_settings: StorageSettings) -> Settings:
+    """What the server and any workers run with: local storage, unless a test parametrizes
+    ``storage_kind`` with ``s3`` (``tests/conftest.py``), where the browser uploads direct."""
+    # Parts of 1 KiB, so that a small generated clip is sent in several, as a large one is;
+    # S3 refuses parts under 5 MiB but the last.
+    part = 5 * MiB if storage_settings.backend == "s3" else 1024
     return Settings(
         data_dir=tmp_path,
         database=DatabaseSettings(url=database_url),
-        # Parts of 1 KiB, so that a small generated clip is sent in several, as a large one is.
-        uploads=UploadSettings(default_part_size=1024, min_part_size=1024),
+        storage=storage_settings,
+        uploads=UploadSettings(default_part_size=part, min_part_size=part),
         worker=WorkerSettings(embedded=False, poll_seconds=0.3, heartbeat_seconds=0.3),
     )
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 import re
 import uuid
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from core.settings import Settings, StorageSettings, UploadSettings
 from service.auth.policy import ACCESS, Access
+from service.pages.templates import direct_upload_origin
 from tests.helpers import PASSWORD, add_member, sign_up
 
 Client = AsyncTestClient[Litestar]
@@ -110,3 +113,26 @@ async def test_pages_send_a_strict_content_security_policy(client: Client) -> No
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy
         assert response.headers["x-frame-options"] == "DENY"
         assert "<script>" not in response.text and " style=" not in response.text
+
+
+S3 = {"backend": "s3", "s3_endpoint": "minio.internal:9000"}
+
+
+@pytest.mark.parametrize(
+    ("storage", "direct", "origin"),
+    [
+        ({"backend": "local"}, True, None),
+        ({**S3, "s3_secure": False}, False, None),  # the server hands out no part URLs
+        ({**S3, "s3_secure": False}, True, "http://minio.internal:9000"),
+        (S3, True, "https://minio.internal:9000"),
+        # The name URLs are signed for, whatever path it is given with.
+        ({**S3, "s3_public_url": "https://media.example.com/rushes/"}, True, "https://media.example.com"),
+    ],
+)
+def test_the_footage_page_may_call_the_storage_it_uploads_to(
+    storage: dict[str, object], direct: bool, origin: str | None
+) -> None:
+    settings = Settings(
+        storage=StorageSettings.model_validate(storage), uploads=UploadSettings(direct=direct)
+    )
+    assert direct_upload_origin(settings) == origin

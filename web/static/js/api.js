@@ -40,7 +40,12 @@ export async function problemText(response) {
 }
 
 // JSON in, JSON out; a failure throws an ApiError whose message is the problem in words.
-export async function api(method, path, body, { signal } = {}) {
+export async function api(method, path, body, options) {
+  return (await apiAnswer(method, path, body, options)).body;
+}
+
+// As `api`, for a caller that tells successes apart: `{ status, body }`.
+export async function apiAnswer(method, path, body, { signal } = {}) {
   let response;
   try {
     response = await fetch(path, {
@@ -54,5 +59,5 @@ export async function api(method, path, body, { signal } = {}) {
     throw new ApiError("The connection to the server was lost; check your network and try again.", 0);
   }
   if (!response.ok) throw await problemText(response);
-  return response.status === 204 ? null : response.json();
+  return { status: response.status, body: response.status === 204 ? null : await response.json() };
 }

@@ -2,6 +2,11 @@
 // hash it (sha256, read in slices), find an open session for the same file or create one,
 // PUT the missing parts (File.slice, a few at once, each retried on a transient failure),
 // then complete. Nothing holds a whole file in memory; Cancel aborts the session.
+// Where the server offers it (S3 storage), parts skip the API: the session is made `direct`,
+// the API signs a URL for each part (asked in batches, and again when storage says one has
+// run out), the browser PUTs the part's bytes straight to storage with no cookie or header of
+// ours, and completion answers 202 while a worker reads the whole file through; the page asks
+// after it until the clip is in the library, or shows why it was refused.
 // Pause stops sending (parts in flight are dropped and sent again later); Resume, a page
 // reload that picks the same file again, or the network coming back sends only the parts the
 // server does not have. One bar over all files sums them, with speed and time left.
@@ -9,12 +14,17 @@
 // is made or, if it arrived meanwhile, at completion: it is flagged with a link to that clip
 // and an "Upload anyway" button, which starts it again with `allow_duplicate`.
 
-import { api, ApiError, problemText } from "./api.js";
+import { api, apiAnswer, ApiError, problemText } from "./api.js";
 import { hashFile } from "./sha256.js";
 
 const PARTS_AT_ONCE = 3;
 const TRIES_PER_PART = 4;
 const RETRY_DELAY_MS = 500;
+// Signed part URLs asked for in one request (the API's limit), and so used within their life.
+const URLS_PER_ASK = 100;
+// How often to ask after a direct upload being checked: soon, then less often.
+const CHECK_FIRST_MS = 1000;
+const CHECK_LAST_MS = 5000;
 // Browsers leave `File.type` empty for some video containers; the server checks what it gets.
 const TYPES = {
   mp4: "video/mp4", m4v: "video/mp4", mov: "video/quicktime", qt: "video/quicktime",
@@ -97,6 +107,10 @@ function relabel(element, label) {
 const isDuplicate = (failure) =>
   failure instanceof ApiError && failure.status === 409 && String(failure.problem?.type ?? "").endsWith("/duplicate-asset");
 
+// A failure of the connection or of the server, not of the file: asking again may work.
+const isNetwork = (failure) =>
+  failure instanceof ApiError && (failure.transient || failure.status === 0 || failure.status >= 500);
+
 const sleep = (ms, signal) =>
   new Promise((resolve, reject) => {
     const timer = setTimeout(resolve, ms);
@@ -106,16 +120,20 @@ const sleep = (ms, signal) =>
     }, { once: true });
   });
 
-// One PUT of one part, with upload progress (fetch reports none). Resolves on 2xx; rejects
-// with an ApiError whose `transient` says whether sending it again may work.
-function putPart(path, blob, onProgress, signal) {
+// One PUT of one part, with upload progress (fetch reports none): to this server's API, or
+// (`direct`) to a signed storage URL on another origin, which gets no cookie (XHR sends none
+// across origins unless `withCredentials`) and no header of ours. Resolves on 2xx; rejects
+// with an ApiError whose `transient` says whether sending it again may work, and `expired`
+// that storage refused the URL, as it does once a signature has run out.
+function putPart(url, blob, onProgress, signal, { direct = false } = {}) {
   return new Promise((resolve, reject) => {
     const request = new XMLHttpRequest();
-    request.open("PUT", path);
-    request.setRequestHeader("Accept", "application/json");
+    request.open("PUT", url);
+    if (!direct) request.setRequestHeader("Accept", "application/json");
     request.upload.addEventListener("progress", (event) => onProgress(event.loaded));
     request.addEventListener("load", async () => {
       if (request.status >= 200 && request.status < 300) return resolve();
+      if (direct) return reject(storageRefusal(request.status));
       const failure = await problemText(new Response(request.response, { status: request.status }));
       // A clash with a concurrent send of the same part, or the server's trouble: try again.
       failure.transient = request.status === 409 || request.status >= 500;
@@ -130,6 +148,19 @@ function putPart(path, blob, onProgress, signal) {
     signal.addEventListener("abort", () => request.abort(), { once: true });
     request.send(blob);
   });
+}
+
+// Storage answers in XML, not problem details: its status is all that is worth telling.
+function storageRefusal(status) {
+  const expired = status === 403;
+  const failure = new ApiError(
+    expired ? "Storage refused the part's signed link (it may have run out)." : `Storage could not take the part (status ${status}).`,
+    status,
+  );
+  failure.expired = expired;
+  // An expired link is signed again; storage's own trouble may pass.
+  failure.transient = expired || status >= 500;
+  return failure;
 }
 
 // States that still count towards the overall bar; the others have left it.
@@ -149,6 +180,8 @@ class FileUpload {
     this.paused = false;
     this.pausedByNetwork = false;
     this.sent = new Map(); // part number -> bytes the server has for it (or is receiving)
+    this.urls = new Map(); // part number -> signed storage URL (direct sessions)
+    this.signing = new Map(); // part number -> the request for its URL, while one is asked
     this.transferred = 0; // bytes put on the wire, retries included: what the speed is of
     this.rate = new Rate();
     this.row = this.render();
@@ -213,6 +246,9 @@ class FileUpload {
       this.session = (await this.resumable(sha256, signal)) ?? (await this.create(sha256, signal));
       this.sent.clear();
       for (const part of this.session.parts) this.sent.set(part.part_number, part.size);
+      // URLs are signed afresh for each run, so a resume after a long pause sends none stale.
+      this.urls = new Map();
+      this.signing = new Map();
       this.rate.reset();
       this.progress();
       await this.send(this.missing(), signal);
@@ -221,11 +257,11 @@ class FileUpload {
       if (signal.aborted) return;
       if (isDuplicate(failure)) return this.flagDuplicate(failure.problem.existing_asset_id);
       const text = failure instanceof ApiError ? failure.message : "Something went wrong in the browser; try again.";
-      const network = failure instanceof ApiError && (failure.transient || failure.status === 0 || failure.status >= 500);
-      if (network && this.session) {
+      if (isNetwork(failure) && this.session) {
         // The server keeps what it received: offer to carry on rather than start over.
         this.paused = true;
         this.pauseButton.disabled = false;
+        this.cancelButton.disabled = false;
         relabel(this.pauseButton, "Resume");
         return this.say(`${text} Resume to send the rest.`, "failed");
       }
@@ -266,6 +302,8 @@ class FileUpload {
       sha256,
       content_type: this.contentType,
       rights: this.rights,
+      // Parts may go straight to storage; the answer's `transfer` says whether they do.
+      direct: true,
     };
     if (this.allowDuplicate) body.allow_duplicate = true;
     return api("POST", "/v1/uploads", body, { signal });
@@ -290,6 +328,10 @@ class FileUpload {
     this.actions.replaceWith(anyway);
   }
 
+  get direct() {
+    return this.session?.transfer === "direct";
+  }
+
   missing() {
     const numbers = [];
     for (let number = 1; number <= this.session.part_count; number++) {
@@ -308,28 +350,54 @@ class FileUpload {
     const queue = [...numbers];
     const worker = async () => {
       for (let number = queue.shift(); number !== undefined; number = queue.shift()) {
-        await this.sendPart(number, signal);
+        await this.sendPart(number, signal, queue);
       }
     };
     await Promise.all(Array.from({ length: Math.min(PARTS_AT_ONCE, queue.length) }, worker));
   }
 
-  async sendPart(number, signal) {
+  // `waiting`: the parts still queued after this one, whose URLs may be asked for with its own.
+  async sendPart(number, signal, waiting) {
     const { part_size: partSize, id } = this.session;
     const blob = this.file.slice((number - 1) * partSize, number * partSize);
     for (let attempt = 1; ; attempt++) {
       try {
-        await putPart(`/v1/uploads/${id}/parts/${number}`, blob, (loaded) => this.progress(number, loaded), signal);
+        const url = this.direct ? await this.partUrl(number, waiting, signal) : `/v1/uploads/${id}/parts/${number}`;
+        await putPart(url, blob, (loaded) => this.progress(number, loaded), signal, { direct: this.direct });
         this.progress(number, blob.size);
         return;
       } catch (failure) {
         this.sent.delete(number);
+        if (failure.expired) this.urls.delete(number);
         if (!signal.aborted) this.progress();
         if (signal.aborted || !failure.transient || attempt >= TRIES_PER_PART) throw failure;
         this.say(`Part ${number} failed (${failure.message}); trying it again…`, "retrying");
         await sleep(RETRY_DELAY_MS * 2 ** (attempt - 1), signal);
       }
     }
+  }
+
+  // The signed URL for part `number`. One request signs it and the next parts waiting that
+  // have none, so the URLs are asked for as the sending reaches them, not all at the start.
+  async partUrl(number, waiting, signal) {
+    const { urls, signing } = this; // this run's: a resume starts new ones
+    if (!urls.has(number)) {
+      let asked = signing.get(number);
+      if (!asked) {
+        const unsigned = waiting.filter((n) => !urls.has(n) && !signing.has(n));
+        const batch = [number, ...unsigned].slice(0, URLS_PER_ASK);
+        asked = api("POST", `/v1/uploads/${this.session.id}/part-urls`, { part_numbers: batch }, { signal })
+          .then((signed) => {
+            for (const part of signed.parts) urls.set(part.part_number, part.url);
+          })
+          .finally(() => {
+            for (const n of batch) signing.delete(n);
+          });
+        for (const n of batch) signing.set(n, asked);
+      }
+      await asked;
+    }
+    return urls.get(number);
   }
 
   // Bytes of part `number` sent so far (none: only redraw).
@@ -345,24 +413,52 @@ class FileUpload {
   }
 
   async complete(signal) {
-    this.pauseButton.disabled = true; // the server is checking the whole file: nothing to hold
+    // The server is checking the whole file: nothing to hold, and nothing to take back, as
+    // it refuses to remove an upload it is turning into an asset (the asset can be deleted).
+    this.pauseButton.disabled = true;
+    this.cancelButton.disabled = true;
     this.say("Checking the clip on the server…", "checking");
     const body = this.allowDuplicate ? { allow_duplicate: true } : undefined;
-    let asset;
+    const finish = () => apiAnswer("POST", `/v1/uploads/${this.session.id}/complete`, body, { signal });
+    let answer;
     try {
-      asset = await api("POST", `/v1/uploads/${this.session.id}/complete`, body, { signal });
+      answer = await finish();
     } catch (failure) {
       const missing = failure.problem?.missing_parts;
       if (!(failure.status === 409 && Array.isArray(missing))) throw failure;
       // Parts the server never recorded: send them, then complete again.
       for (const number of missing) this.sent.delete(number);
       await this.send(missing, signal);
-      asset = await api("POST", `/v1/uploads/${this.session.id}/complete`, body, { signal });
+      answer = await finish();
     }
+    // 202: a direct upload, which a worker now reads through; otherwise the asset itself.
+    const asset = answer.status === 202 ? await this.checked(signal) : answer.body;
     this.bar.value = this.bar.max;
     this.say(`Uploaded: ${asset.media.width}×${asset.media.height} ${asset.media.codec}.`, "done");
     this.actions.remove();
     document.body.dispatchEvent(new CustomEvent("footage-changed"));
+  }
+
+  // Asks after a direct upload being checked, less often as it goes on, until it is an asset
+  // (returned) or refused (thrown, as problem details in words, like any other refusal).
+  async checked(signal) {
+    this.say("Checking… storage holds the whole file; the server is reading it through.", "checking");
+    for (let delay = CHECK_FIRST_MS; ; delay = Math.min(CHECK_LAST_MS, delay * 1.5)) {
+      await sleep(delay, signal);
+      let upload;
+      try {
+        upload = await api("GET", `/v1/uploads/${this.session.id}`, undefined, { signal });
+        if (upload.status === "completed") return await api("GET", `/v1/assets/${upload.asset_id}`, undefined, { signal });
+      } catch (failure) {
+        // The check goes on on the server whatever happens to this page's connection.
+        if (isNetwork(failure)) continue;
+        throw failure;
+      }
+      if (upload.status === "failed") {
+        const problem = upload.failure ?? {};
+        throw await problemText(new Response(JSON.stringify(problem), { status: problem.status ?? 422 }));
+      }
+    }
   }
 
   async cancel() {
