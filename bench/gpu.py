@@ -250,7 +250,8 @@ def _train(job: dict[str, Any], device: Any, smoke: bool) -> dict[str, Any]:
 
     from core.bases.memory import estimate_peak_memory
     from core.bases.quantization import Quantization
-    from core.training import TrainConfig
+    from core.training import LoraSettings, TrainConfig
+    from trainer.activations import block_checkpointing
     from trainer.devices import compute_dtype
     from trainer.quantize import bnb
 
@@ -284,7 +285,6 @@ def _train(job: dict[str, Any], device: Any, smoke: bool) -> dict[str, Any]:
     params = [p for p in transformer.parameters() if p.requires_grad]
     for param in params:
         param.data = param.data.float()
-    transformer.enable_gradient_checkpointing()
     transformer.train()
     kwargs: dict[str, Any] = {"lr": defaults.learning_rate, "weight_decay": defaults.weight_decay}
     try:
@@ -300,13 +300,25 @@ def _train(job: dict[str, Any], device: Any, smoke: bool) -> dict[str, Any]:
         # load left); later ones start from an emptied cache, like a fresh run's.
         _reset(device, empty=index > 0)
         shape = spec.latent_shape(frames, height, width)
+        # Block inputs wait in host memory where the trainer would put them ("auto").
+        offload = TrainConfig(
+            height=height, width=width, frames=frames, lora=LoraSettings(rank=rank), quantization=quantization
+        ).offloads_activations(dims)
+        transformer.enable_gradient_checkpointing(block_checkpointing(offload_inputs=offload))
         plan = estimate_peak_memory(
-            plan_dims, height=height, width=width, frames=frames, rank=rank, quantization=quantization
+            plan_dims,
+            height=height,
+            width=width,
+            frames=frames,
+            rank=rank,
+            quantization=quantization,
+            offload_block_inputs=offload,
         )
         run: dict[str, Any] = {
             "frames": frames,
             "latent": list(shape),
             "tokens": shape[1] * (shape[2] // 2) * (shape[3] // 2),
+            "offloaded": offload,
             "plan": {
                 "weights": plan.weights,
                 "trainable": plan.trainable,
@@ -386,7 +398,7 @@ def _text(job: dict[str, Any], device: Any, smoke: bool) -> dict[str, Any]:
     from core.bases.memory import estimate_peak_memory
     from core.bases.quantization import Quantization
     from trainer.models._untyped import UMT5EncoderModel
-    from trainer.quantize import assign_tensor, parameters_on_meta, replace_linears
+    from trainer.models.wan import load_umt5_encoder
 
     config = _umt5_config(smoke)
     sequence = 32 if smoke else 512
@@ -402,9 +414,13 @@ def _text(job: dict[str, Any], device: Any, smoke: bool) -> dict[str, Any]:
     prompt_sets = {batch: inputs(batch) for batch in batches}
 
     def encode(model: Any, batch: int) -> Any:
+        # As WanSpecification.encode_prompts: tokens looked up where the table is (the host,
+        # for the trainer's quantised encoder), the layers handed their rows.
         ids, mask = prompt_sets[batch]
+        embedding = model.get_input_embeddings()
         with torch.no_grad():
-            return model(ids, mask).last_hidden_state  # as WanSpecification.encode_prompts
+            embeds = embedding(ids.to(embedding.weight.device)).to(device)
+            return model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
 
     plan = estimate_peak_memory(
         _base_dims(WAN21_T2V_1_3B, vae=False),
@@ -451,25 +467,11 @@ def _text(job: dict[str, Any], device: Any, smoke: bool) -> dict[str, Any]:
     mask = prompt_sets[batches[0]][1].bool().cpu()
     for quant in ("nf4", "int8"):
         quantization = Quantization(quant)
-        with parameters_on_meta():
-            skeleton = UMT5EncoderModel(config)
-        # transformers leaves T5's ``wo`` unquantised (its forward casts the FFN's activations
-        # to wo's dtype), so the trainer's layer swap skips it here too.
-        replace_linears(
-            skeleton,
-            quantization,
-            compute_dtype=torch.bfloat16,
-            should_quantize=lambda name: name.startswith("encoder.block.") and not name.endswith(".wo"),
-        )
 
-        def load(skeleton: Any = skeleton) -> Any:
-            for name, tensor in state.items():
-                assign_tensor(skeleton, name, tensor, device=device, dtype=torch.bfloat16)
-            skeleton.encoder.embed_tokens.weight = skeleton.shared.weight  # tied, as built
-            missing = [n for n, p in skeleton.named_parameters() if p.device.type == "meta"]
-            if missing:
-                raise KeyError(f"not loaded: {missing[:5]}")
-            return skeleton.eval()
+        def load(quantization: Quantization = quantization) -> Any:
+            # The trainer's own loader: layer linears quantised as they stream in, `wo` in
+            # bf16, the token embedding on the host.
+            return load_umt5_encoder(config, state.items(), quantization, device=device, dtype=torch.bfloat16)
 
         _reset(device)
         quantized, load_seconds = _timed(device, load)
@@ -495,7 +497,7 @@ def _text(job: dict[str, Any], device: Any, smoke: bool) -> dict[str, Any]:
                 "context": _context(device),
             }
         )
-        del quantized, skeleton, hidden
+        del quantized, hidden
         _reset(device)
     return results
 
