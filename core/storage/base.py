@@ -51,16 +51,21 @@ class StoredPart:
 class PartWriter(abc.ABC):
     """Receives one part's bytes in order; ``finish`` stores it and returns its etag.
 
-    Bytes are hashed as they pass, so the caller can check a part's digest without
-    reading it back.
+    After ``hash_as_written`` bytes are hashed as they pass, so the caller can check a part's
+    digest without reading it back; otherwise they are not, as completion hashes the whole
+    file anyway and a byte need not be hashed twice.
     """
 
     def __init__(self) -> None:
-        self.sha256 = hashlib.sha256()
+        self.sha256: hashlib._Hash | None = None
         self.size = 0
 
+    def hash_as_written(self) -> None:
+        self.sha256 = hashlib.sha256()
+
     def write(self, chunk: bytes) -> None:
-        self.sha256.update(chunk)
+        if self.sha256 is not None:
+            self.sha256.update(chunk)
         self.size += len(chunk)
         self._write(chunk)
 

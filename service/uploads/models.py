@@ -72,7 +72,8 @@ class UploadPart(TenantScoped, Base):
     session_id: Mapped[UUID] = mapped_column(ForeignKey("upload_session.id", ondelete="CASCADE"), index=True)
     part_number: Mapped[int] = mapped_column(Integer)
     size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
+    # Set when the part came with a Content-Digest, which it was checked against.
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     etag: Mapped[str] = mapped_column(String(255))
 
 

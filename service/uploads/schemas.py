@@ -82,7 +82,10 @@ class UploadComplete(Input):
 class PartOut(Output):
     part_number: int
     size: int
-    sha256: str | None = Field(description="Checked on receipt; null for a part sent straight to storage.")
+    sha256: str | None = Field(
+        description="The part's sha256 when it was sent with a `Content-Digest` and checked against it; "
+        "null otherwise (the whole file's sha256 is checked at completion either way)."
+    )
 
 
 # One request signs at most this many parts: a batch a client sends before asking again.

@@ -14,8 +14,6 @@ from litestar.testing import AsyncTestClient
 
 from core.settings import Settings
 from core.storage import ObjectStorage, TenantKeys
-from service.accounts.models import Role
-from service.auth.principal import Principal
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import set_tenant
 from service.media import MediaInfo
@@ -157,16 +155,14 @@ async def test_parallel_completions_of_the_same_bytes_make_one_asset(
     # Both completions pass the early check and assemble their file side by side, so only the
     # final check under the lock stands between them and two assets.
     both_assembling = threading.Barrier(len(uploads), timeout=30)
-    assemble = Uploads._assemble_and_check
+    check = Uploads._check
 
-    def assemble_together(
-        self: Uploads, upload: UploadSession, etags: list[tuple[int, str]]
-    ) -> tuple[MediaInfo, list[SampledFrame]]:
+    def check_together(self: Uploads, upload: UploadSession) -> tuple[MediaInfo, list[SampledFrame]]:
         both_assembling.wait()
-        return assemble(self, upload, etags)
+        return check(self, upload)
 
-    monkeypatch.setattr(Uploads, "_assemble_and_check", assemble_together)
-    principal = Principal(UUID(caller.user_id), UUID(caller.tenant_id), Role.OWNER, False)
+    monkeypatch.setattr(Uploads, "_check", check_together)
+    tenant_id = UUID(caller.tenant_id)
     # The test client runs one request at a time, so the two completions run here, each in its own
     # session, as two API replicas would.
     engine = create_engine(settings.database_url)
@@ -174,14 +170,12 @@ async def test_parallel_completions_of_the_same_bytes_make_one_asset(
 
     async def complete(upload_id: str) -> UUID | DuplicateAsset:
         async with sessions() as session:
-            set_tenant(session, principal.tenant_id)
+            set_tenant(session, tenant_id)
             try:
-                asset, _ = await Uploads(session, storage, settings.uploads).complete(
-                    principal, UUID(upload_id)
-                )
+                completion = await Uploads(session, storage, settings.uploads).complete(UUID(upload_id))
             except DuplicateAsset as refused:
                 return refused
-            return asset.id
+            return completion.body.id
 
     try:
         answers = await asyncio.gather(*(complete(u["id"]) for u in uploads))

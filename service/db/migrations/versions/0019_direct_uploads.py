@@ -1,4 +1,5 @@
-"""direct uploads: how a session's bytes travel, and the ingest role's checks of a whole file
+"""direct uploads: how a session's bytes travel, and the ingest role's checks of a whole file;
+a part's sha256 only when it was checked against a Content-Digest
 
 Revision ID: 0019
 Revises: 0018
@@ -23,9 +24,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('failure', advanced_alchemy.types.JsonB, nullable=True))
         batch_op.add_column(sa.Column('verify_owner', sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column('verify_until', advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True))
+    with op.batch_alter_table('upload_part') as batch_op:
+        batch_op.alter_column('sha256', existing_type=sa.String(length=64), nullable=True)
 
 
 def downgrade() -> None:
+    op.execute("UPDATE upload_part SET sha256 = '' WHERE sha256 IS NULL")
+    with op.batch_alter_table('upload_part') as batch_op:
+        batch_op.alter_column('sha256', existing_type=sa.String(length=64), nullable=False)
     with op.batch_alter_table('upload_session') as batch_op:
         batch_op.drop_column('verify_until')
         batch_op.drop_column('verify_owner')
