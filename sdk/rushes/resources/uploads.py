@@ -87,14 +87,21 @@ class Uploads(Resource[R]):
         )
 
     @endpoint
-    def put_part(self, upload_id: str, part_number: int, data: bytes) -> Op[types.UploadPart]:
-        """Send one part (idempotent: sending it again replaces it), with its Content-Digest."""
+    def put_part(
+        self, upload_id: str, part_number: int, data: bytes, *, digest: bool = True
+    ) -> Op[types.UploadPart]:
+        """Send one part (idempotent: sending it again replaces it). With ``digest`` it carries
+        its Content-Digest, which the server checks it against and answers a 422 on mismatch;
+        without, the server hashes it only with the whole file, at completion."""
+        headers = {"Content-Type": "application/octet-stream"}
+        if digest:
+            headers["Content-Digest"] = content_digest(data)
         return Op(
             "PUT",
             f"/v1/uploads/{path_segment(upload_id)}/parts/{int(part_number)}",
             types.UploadPart.from_json,
             content=data,
-            headers={"Content-Type": "application/octet-stream", "Content-Digest": content_digest(data)},
+            headers=headers,
         )
 
     @endpoint
