@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,10 +63,19 @@ async def send_direct(client: Client, caller: Caller, upload: dict[str, Any], da
             assert sent.status_code == 200, sent.text
 
 
-async def ingest(
+CheckOne = Callable[[], Awaitable[bool]]
+
+
+@pytest.fixture
+def ingest(
     sessions: async_sessionmaker[AsyncSession], storage: ObjectStorage, settings: Settings
-) -> bool:
-    return await verify_next(sessions, storage, settings.uploads, owner="test-worker/ingest")
+) -> CheckOne:
+    """One round of the ingest role: checks the longest-waiting upload; whether there was one."""
+
+    async def check_one() -> bool:
+        return await verify_next(sessions, storage, settings.uploads, owner="test-worker/ingest")
+
+    return check_one
 
 
 def direct_bytes() -> float:
@@ -76,9 +85,8 @@ def direct_bytes() -> float:
 @S3
 async def test_parts_go_to_storage_and_the_ingest_role_makes_the_asset(
     client: Client,
-    settings: Settings,
     storage: ObjectStorage,
-    sessions: async_sessionmaker[AsyncSession],
+    ingest: CheckOne,
     big_still: Path,  # noqa: F811
 ) -> None:
     caller = await sign_up(client)
@@ -103,8 +111,8 @@ async def test_parts_go_to_storage_and_the_ingest_role_makes_the_asset(
     # Its file is being read into an asset: it cannot be taken back meanwhile.
     assert_problem(await client.delete(f"/v1/uploads/{upload['id']}", headers=caller.headers), 409, "checked")
 
-    assert await ingest(sessions, storage, settings) is True
-    assert await ingest(sessions, storage, settings) is False, "nothing else waits"
+    assert await ingest() is True
+    assert await ingest() is False, "nothing else waits"
     checked = (await client.get(f"/v1/uploads/{upload['id']}", headers=caller.headers)).json()
     assert checked["status"] == "completed" and checked["failure"] is None
     asset = (await client.get(f"/v1/assets/{checked['asset_id']}", headers=caller.headers)).json()
@@ -120,11 +128,7 @@ async def test_parts_go_to_storage_and_the_ingest_role_makes_the_asset(
 
 @S3
 async def test_bytes_that_do_not_match_fail_with_a_reason_and_leave_nothing(
-    client: Client,
-    settings: Settings,
-    storage: ObjectStorage,
-    sessions: async_sessionmaker[AsyncSession],
-    tmp_path: Path,
+    client: Client, storage: ObjectStorage, ingest: CheckOne, tmp_path: Path
 ) -> None:
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
@@ -133,7 +137,7 @@ async def test_bytes_that_do_not_match_fail_with_a_reason_and_leave_nothing(
     assert (
         await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
     ).status_code == 202
-    assert await ingest(sessions, storage, settings)
+    assert await ingest()
 
     failed = (await client.get(f"/v1/uploads/{upload['id']}", headers=caller.headers)).json()
     assert failed["status"] == "failed" and failed["asset_id"] is None
@@ -153,11 +157,7 @@ async def test_bytes_that_do_not_match_fail_with_a_reason_and_leave_nothing(
 
 @S3
 async def test_a_duplicate_found_by_the_check_fails_naming_the_asset(
-    client: Client,
-    settings: Settings,
-    storage: ObjectStorage,
-    sessions: async_sessionmaker[AsyncSession],
-    tmp_path: Path,
+    client: Client, ingest: CheckOne, tmp_path: Path
 ) -> None:
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
@@ -167,7 +167,7 @@ async def test_a_duplicate_found_by_the_check_fails_naming_the_asset(
         await send_direct(client, caller, upload, clip.read_bytes())
         done = await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
         assert done.status_code == 202, done.text
-    assert await ingest(sessions, storage, settings) and await ingest(sessions, storage, settings)
+    assert await ingest() and await ingest()
     outcomes = [
         (await client.get(f"/v1/uploads/{u['id']}", headers=caller.headers)).json() for u in (first, second)
     ]
@@ -257,6 +257,7 @@ async def test_a_claim_is_taken_once_and_handed_back_when_its_worker_restarts(
     settings: Settings,
     storage: ObjectStorage,
     sessions: async_sessionmaker[AsyncSession],
+    ingest: CheckOne,
     tmp_path: Path,
 ) -> None:
     caller = await sign_up(client)
@@ -272,9 +273,9 @@ async def test_a_claim_is_taken_once_and_handed_back_when_its_worker_restarts(
             .values(verify_owner="dead/ingest", verify_until=datetime.now(UTC) + timedelta(hours=1))
         )
         await session.commit()
-    assert await ingest(sessions, storage, settings) is False, "another worker's claim holds"
+    assert await ingest() is False, "another worker's claim holds"
     await release_claims(sessions, "dead/ingest")
-    assert await ingest(sessions, storage, settings) is True
+    assert await ingest() is True
     async with unscoped_session(sessions) as session:
         row = await session.scalar(select(UploadSession).where(UploadSession.id == UUID(upload["id"])))
         assert row is not None and row.status == "completed" and row.verify_owner is None
