@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import av
+import numpy as np
 from av.audio.stream import AudioStream
 from av.container import OutputContainer
 from av.video.stream import VideoStream
@@ -279,6 +280,14 @@ def make_still(
     image = pattern(0, width, height, pattern_seed).convert(mode)
     params: dict[str, object] = {"quality": 90} if name == "JPEG" else {}
     image.save(path, format=name, **params)
+    return path
+
+
+def make_noise_png(path: Path, side: int, seed: int = 0) -> Path:
+    """A square PNG of random pixels: it hardly compresses, so its size follows ``side``
+    (about 3 bytes a pixel), for files that must span a given number of upload parts."""
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(side, side, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, compress_level=1)
     return path
 
 

@@ -6,15 +6,13 @@ import base64
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from PIL import Image
 
 from core.storage import ObjectStorage, TenantKeys
 from tests.helpers import Caller, file_sha256, sign_up, upload_body, upload_file
-from tests.media_samples import make_clip, make_still
+from tests.media_samples import make_clip, make_noise_png, make_still
 
 Client = AsyncTestClient[Litestar]
 MiB = 1 << 20
@@ -24,8 +22,7 @@ MiB = 1 << 20
 def big_still(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ~12 MiB PNG of noise: large enough for three S3-sized (5 MiB) parts."""
     path = tmp_path_factory.mktemp("big") / "plate.png"
-    noise = np.random.default_rng(7).integers(0, 256, size=(2048, 2048, 3), dtype=np.uint8)
-    Image.fromarray(noise).save(path, compress_level=1)
+    make_noise_png(path, 2048, seed=7)
     assert path.stat().st_size > 10 * MiB
     return path
 

@@ -21,11 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 import rushes
 import uvicorn
-from PIL import Image
 from rushes.cli import main
 
 from core.settings import DatabaseSettings, Settings, StorageSettings, UploadSettings
@@ -39,7 +37,7 @@ from service.usage.ledger import charge_gpu, charge_output
 from service.usage.models import Charge
 from tests.conftest import free_port
 from tests.helpers import PASSWORD, Caller, make_model_version
-from tests.media_samples import make_clip
+from tests.media_samples import make_clip, make_noise_png
 
 PART = 64 << 10
 
@@ -162,8 +160,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def noise_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ~480 KB PNG of noise: eight 64 KiB parts."""
     path = tmp_path_factory.mktemp("media") / "plate.png"
-    pixels = np.random.default_rng(11).integers(0, 256, size=(400, 400, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, compress_level=1)
+    make_noise_png(path, 400, seed=11)
     assert 7 * PART < path.stat().st_size <= 8 * PART
     return path
 

@@ -12,13 +12,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 import rushes
-from PIL import Image
 from rushes import _direct_upload
 
 from tests.helpers import file_sha256, settings_env
+from tests.media_samples import make_noise_png
 from tests.sdk.conftest import LiveServer, run
 from tests.sdk.faults import AsyncFaultTransport, Faults, FaultTransport, is_part
 
@@ -75,8 +74,7 @@ def ingest(s3_live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory)
 def plate(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ~6.4 MiB PNG of noise: two S3-sized parts (5 MiB and the rest)."""
     path = tmp_path_factory.mktemp("direct") / "plate.png"
-    noise = np.random.default_rng(5).integers(0, 256, size=(1500, 1500, 3), dtype=np.uint8)
-    Image.fromarray(noise).save(path, compress_level=1)
+    make_noise_png(path, 1500, seed=5)
     assert 5 * MiB < path.stat().st_size <= 10 * MiB
     return path
 

@@ -11,11 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
-from PIL import Image
 from playwright.sync_api import Request, Route, expect
 
 from core.settings import MiB, Settings
-from tests.media_samples import make_clip
+from tests.media_samples import make_clip, make_noise_png
 from tests.web.conftest import Visit, new_email, sign_up
 from tests.web.uploading import PART, release, row, start, wait_for
 from tests.workers import Workers
@@ -71,12 +70,6 @@ def open_footage(person: Visit, tenant: str) -> str:
     return response.headers["content-security-policy"]
 
 
-def noise_png(path: Path, side: int) -> Path:
-    pixels = np.random.default_rng(side).integers(0, 256, size=(side, side, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, compress_level=1)
-    return path
-
-
 def test_parts_go_straight_to_storage_and_the_clips_reach_the_library(
     visit: Callable[..., Visit], ingest: Workers, s3_server: str, tmp_path: Path
 ) -> None:
@@ -89,7 +82,7 @@ def test_parts_go_straight_to_storage_and_the_clips_reach_the_library(
 
     clip = make_clip(tmp_path / "rain.mp4", width=64, height=48, frames=9)
     # Two 5 MiB parts, the second short.
-    plate = noise_png(tmp_path / "plate.png", 1450)
+    plate = make_noise_png(tmp_path / "plate.png", 1450, seed=1450)
     assert 5 * MiB < plate.stat().st_size < 10 * MiB
     start(person, [clip, plate])
     for name in ("rain.mp4", "plate.png"):
@@ -174,7 +167,7 @@ def test_going_offline_pauses_and_coming_back_sends_only_what_storage_lacks(
             route.continue_()
 
     page.route(f"http://{s3_server}/**", hold_part_two)
-    plate = noise_png(tmp_path / "plate.png", 1450)
+    plate = make_noise_png(tmp_path / "plate.png", 1450, seed=1450)
     start(person, [plate])
     wait_for(person, lambda: bool(held))
 
