@@ -27,8 +27,11 @@ from service.uploads.service import Uploads
 
 logger = logging.getLogger("rushes.ingest")
 
-# A check that failed for want of storage or the database is tried again after this long.
+# A check that failed on our side (storage, disk, the database) is tried again after this
+# long, this many times in all; then the upload fails, rather than being downloaded again
+# every minute until its session expires.
 RETRY_SECONDS = 60.0
+MAX_ATTEMPTS = 3
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:
@@ -64,32 +67,33 @@ async def verify_next(
     upload_id = await _claim(sessions, owner, timedelta(seconds=limits.verify_lease_seconds))
     if upload_id is None:
         return False
+    async with unscoped_session(sessions) as lookup:
+        tenant_id = await lookup.scalar(select(UploadSession.tenant_id).where(UploadSession.id == upload_id))
+    if tenant_id is None:  # its tenant was deleted meanwhile
+        return True
     try:
-        async with unscoped_session(sessions) as lookup:
-            tenant_id = await lookup.scalar(
-                select(UploadSession.tenant_id).where(UploadSession.id == upload_id)
-            )
-        if tenant_id is None:  # its tenant was deleted meanwhile
-            return True
         async with sessions() as session:
             # The checks run as the upload's tenant, as the API's requests do.
             set_tenant(session, tenant_id)
             upload = await session.get_one(UploadSession, upload_id)
             await Uploads(session, storage, limits).verify(upload)
     except Exception:
-        logger.exception("could not check upload %s; trying it again later", upload_id)
-        await _retry_later(sessions, upload_id, owner)
+        logger.exception("could not check upload %s", upload_id)
+        async with sessions() as session:
+            set_tenant(session, tenant_id)
+            await _after_failed_attempt(Uploads(session, storage, limits), upload_id, owner)
     return True
 
 
-async def _retry_later(sessions: async_sessionmaker[AsyncSession], upload_id: UUID, owner: str) -> None:
-    async with unscoped_session(sessions) as session:
-        await session.execute(
-            update(UploadSession)
-            .where(UploadSession.id == upload_id, UploadSession.verify_owner == owner)
-            .values(verify_until=datetime.now(UTC) + timedelta(seconds=RETRY_SECONDS))
-        )
-        await session.commit()
+async def _after_failed_attempt(uploads: Uploads, upload_id: UUID, owner: str) -> None:
+    upload = await uploads.session.get(UploadSession, upload_id)
+    if upload is None or upload.verify_owner != owner:
+        return
+    upload.verify_attempts += 1
+    upload.verify_until = datetime.now(UTC) + timedelta(seconds=RETRY_SECONDS)
+    await uploads.session.commit()
+    if upload.verify_attempts >= MAX_ATTEMPTS:
+        await uploads.give_up(upload)
 
 
 async def release_claims(sessions: async_sessionmaker[AsyncSession], owner: str) -> None:

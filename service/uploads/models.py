@@ -63,6 +63,8 @@ class UploadSession(TenantScoped, Base):
     # The ``ingest`` worker checking the upload, and until when that claim holds.
     verify_owner: Mapped[str | None] = mapped_column(String(255), default=None)
     verify_until: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    # Checks that ended in an error of ours (storage, disk), not a verdict on the file.
+    verify_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class UploadPart(TenantScoped, Base):

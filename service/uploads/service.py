@@ -45,6 +45,18 @@ from service.uploads.schemas import (
 logger = logging.getLogger("rushes.uploads")
 
 
+class Unverifiable(Invalid):
+    """The ingest role's checks kept failing on our side (storage, disk), not on the file."""
+
+    problem = "unverifiable"
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(
+            f"Rushes could not check this file ({attempts} tries failed on our side, not because of "
+            "the file); upload it again, and if that fails too, contact support quoting this upload's id."
+        )
+
+
 class DuplicateAsset(Conflict):
     """The tenant's library already holds a file with the same sha256."""
 
@@ -351,6 +363,10 @@ class Uploads:
             await self._fail(upload, exc)
             return None
         return await self._record(upload, media, frames)
+
+    async def give_up(self, upload: UploadSession) -> None:
+        """End a direct upload whose checks failed too often on our side: refused, with the reason."""
+        await self._fail(upload, Unverifiable(upload.verify_attempts))
 
     async def _fail(self, upload: UploadSession, error: DomainError) -> None:
         # Read first: the rollback expires the row, and reloading it here cannot await.

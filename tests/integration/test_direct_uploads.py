@@ -20,8 +20,10 @@ from core.settings import Settings
 from core.storage import ObjectStorage, TenantKeys
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import unscoped_session
+from service.uploads import ingest as ingest_role
 from service.uploads.ingest import release_claims, verify_next
 from service.uploads.models import UploadSession
+from service.uploads.service import Uploads
 from tests.helpers import Caller, file_sha256, sign_up, upload_body
 from tests.integration.test_upload_bad_input import assert_nothing_left, assert_problem
 from tests.integration.test_uploads import big_still  # noqa: F401  (a fixture: three 5 MiB parts)
@@ -281,3 +283,36 @@ async def test_a_claim_is_taken_once_and_handed_back_when_its_worker_restarts(
         assert row is not None and row.status == "completed" and row.verify_owner is None
     assert (await client.delete(f"/v1/assets/{row.asset_id}", headers=caller.headers)).status_code == 204
     await assert_nothing_left(settings, storage, caller)
+
+
+@S3
+async def test_checks_that_keep_failing_on_our_side_end_in_a_failure_not_a_loop(
+    client: Client,
+    storage: ObjectStorage,
+    ingest: CheckOne,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caller = await sign_up(client)
+    clip = make_clip(tmp_path / "a.mp4")
+    upload = await start_direct(client, caller, clip)
+    await send_direct(client, caller, upload, clip.read_bytes())
+    await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
+
+    def no_room(self: Uploads, upload: UploadSession) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Uploads, "_check", no_room)
+    monkeypatch.setattr(ingest_role, "RETRY_SECONDS", 0.0)
+    url = f"/v1/uploads/{upload['id']}"
+    for attempt in range(1, ingest_role.MAX_ATTEMPTS):
+        assert await ingest()
+        # An error of ours is no verdict on the file: it is tried again.
+        assert (await client.get(url, headers=caller.headers)).json()["status"] == "verifying", attempt
+    assert await ingest()
+    failed = (await client.get(url, headers=caller.headers)).json()
+    assert failed["status"] == "failed" and failed["failure"]["type"].endswith("/unverifiable")
+    assert failed["failure"]["status"] == 422 and "not because of the file" in failed["failure"]["detail"]
+    assert await ingest() is False, "nothing is left to check"
+    keys = TenantKeys(UUID(caller.tenant_id))
+    assert storage.list_objects(keys.root) == [] and storage.list_multipart(keys.root) == []

@@ -24,6 +24,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('failure', advanced_alchemy.types.JsonB, nullable=True))
         batch_op.add_column(sa.Column('verify_owner', sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column('verify_until', advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('verify_attempts', sa.Integer(), server_default='0', nullable=False))
     with op.batch_alter_table('upload_part') as batch_op:
         batch_op.alter_column('sha256', existing_type=sa.String(length=64), nullable=True)
 
@@ -33,6 +34,7 @@ def downgrade() -> None:
     with op.batch_alter_table('upload_part') as batch_op:
         batch_op.alter_column('sha256', existing_type=sa.String(length=64), nullable=False)
     with op.batch_alter_table('upload_session') as batch_op:
+        batch_op.drop_column('verify_attempts')
         batch_op.drop_column('verify_until')
         batch_op.drop_column('verify_owner')
         batch_op.drop_column('failure')
