@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+from core.errors import Conflict
+
 
 def content_disposition(filename: str, *, inline: bool = False) -> str:
     """RFC 6266: ``inline`` shows or plays in the browser, ``attachment`` saves; the name
@@ -24,6 +26,13 @@ def content_disposition(filename: str, *, inline: bool = False) -> str:
 
 class ObjectNotFoundError(LookupError):
     """The key names no object."""
+
+
+class PartsChanged(Conflict):
+    """A part was sent again between listing the parts and joining them: join them again."""
+
+    def __init__(self) -> None:
+        super().__init__("A part was sent again while the upload was being completed; complete it again.")
 
 
 @dataclass(frozen=True, slots=True)

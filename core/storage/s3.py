@@ -26,6 +26,7 @@ from core.storage.base import (
     ObjectInfo,
     ObjectNotFoundError,
     ObjectStorage,
+    PartsChanged,
     PartWriter,
     PendingMultipart,
     SignedUploads,
@@ -229,6 +230,8 @@ class S3Storage(ObjectStorage, SignedUploads):
         try:
             self.client._complete_multipart_upload(self.bucket, key, upload_id, parts)
         except S3Error as exc:
+            if exc.code == "InvalidPart":  # an etag no longer matches: the part was replaced
+                raise PartsChanged() from exc
             raise _translate(exc, key) from exc
 
     def abort_multipart(self, key: str, upload_id: str) -> None:

@@ -17,7 +17,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.settings import Settings
-from core.storage import ObjectStorage, TenantKeys
+from core.storage import ObjectStorage, StoredPart, TenantKeys
+from core.storage.s3 import S3Storage
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import unscoped_session
 from service.uploads import ingest as ingest_role
@@ -316,3 +317,33 @@ async def test_checks_that_keep_failing_on_our_side_end_in_a_failure_not_a_loop(
     assert await ingest() is False, "nothing is left to check"
     keys = TenantKeys(UUID(caller.tenant_id))
     assert storage.list_objects(keys.root) == [] and storage.list_multipart(keys.root) == []
+
+
+@S3
+async def test_a_part_sent_again_during_completion_leaves_the_upload_open_to_complete_again(
+    client: Client, storage: ObjectStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caller = await sign_up(client)
+    clip = make_clip(tmp_path / "a.mp4")
+    upload = await start_direct(client, caller, clip)
+    await send_direct(client, caller, upload, clip.read_bytes())
+    assert isinstance(storage, S3Storage)
+    listed = S3Storage.list_parts
+
+    def list_then_resend(self: S3Storage, key: str, upload_id: str) -> list[StoredPart]:
+        parts = listed(self, key, upload_id)
+        # The client sends part 1 again, other bytes of the same size, right after
+        # completion listed the parts.
+        url = self.presigned_part(key, upload_id, 1, timedelta(minutes=5))
+        httpx.put(url, content=clip.read_bytes()[::-1])
+        return parts
+
+    monkeypatch.setattr(S3Storage, "list_parts", list_then_resend)
+    raced = await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
+    assert_problem(raced, 409, "complete it again")
+    monkeypatch.setattr(S3Storage, "list_parts", listed)
+    assert (await client.get(f"/v1/uploads/{upload['id']}", headers=caller.headers)).json()[
+        "status"
+    ] == "open"
+    again = await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
+    assert again.status_code == 202, again.text

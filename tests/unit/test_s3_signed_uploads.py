@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from core.storage import ObjectNotFoundError, ObjectStorage, SignedUploads, TenantKeys
+from core.storage.base import PartsChanged
 from core.storage.s3 import S3Storage
 
 S3 = pytest.mark.parametrize("storage_kind", ["s3"], indirect=True)
@@ -70,3 +71,20 @@ def test_urls_name_the_public_endpoint_when_one_is_set(s3_server: str) -> None:
     assert download is not None and download.startswith("https://media.example.com/")
     assert storage.list_parts(key, upload_id) == []
     storage.abort_multipart(key, upload_id)
+
+
+@S3
+def test_a_part_sent_again_after_the_listing_is_told_as_a_change_not_an_error(storage: ObjectStorage) -> None:
+    assert isinstance(storage, SignedUploads)
+    key = TenantKeys(uuid4()).footage(uuid4())
+    upload_id = storage.create_multipart(key)
+    url = storage.presigned_part(key, upload_id, 1, timedelta(minutes=5))
+    httpx.put(url, content=b"first take")
+    listed = [(p.part_number, p.etag) for p in storage.list_parts(key, upload_id)]
+    httpx.put(url, content=b"second take")
+    with pytest.raises(PartsChanged):
+        storage.complete_multipart(key, upload_id, listed)
+    storage.complete_multipart(
+        key, upload_id, [(p.part_number, p.etag) for p in storage.list_parts(key, upload_id)]
+    )
+    assert storage.get_bytes(key) == b"second take"
