@@ -2,8 +2,10 @@
 
 Every API replica reads the same database, so each reports the same platform-wide
 numbers: dashboards take their ``max``, not their sum. Labels are bounded sets (kind and
-status), never a tenant. One aggregate query reads all three queues, and its answer is
-reused for ``cache_seconds`` so that many scrapers cost the database one query.
+status), never a tenant. One aggregate query reads all the queues, and its answer is
+reused for ``cache_seconds`` so that many scrapers cost the database one query. Besides the
+leased work, ``upload_check`` counts direct uploads waiting for (queued) or under (running)
+the ingest role's checks: if no worker runs that role, they only pile up.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from core.work.status import WorkStatus
 from service.db.tenancy import unscoped_session
 from service.generations.models import Generation
 from service.jobs.models import FineTuneJob
+from service.uploads.models import UploadSession, UploadStatus
 from service.webhooks.models import WebhookDelivery
 
 logger = logging.getLogger("rushes.metrics")
@@ -35,6 +38,8 @@ QUEUES: dict[str, type[Leased]] = {
     "generation": Generation,
     "webhook_delivery": WebhookDelivery,
 }
+UPLOAD_CHECK = "upload_check"
+KINDS = (*QUEUES, UPLOAD_CHECK)
 OPEN = (WorkStatus.QUEUED, WorkStatus.RUNNING)
 
 ITEMS = "rushes_work_items"
@@ -77,12 +82,33 @@ def _figures(
     )
 
 
+def _upload_checks(now: datetime) -> Select[tuple[str, WorkStatus, int, datetime | None, int]]:
+    # An upload is under a check while a worker's claim holds; waiting otherwise, since the
+    # last change to its row (completion, or a claim that ran out or was handed back).
+    claimed = UploadSession.verify_until > now
+    status = case((claimed, literal(WorkStatus.RUNNING.name)), else_=literal(WorkStatus.QUEUED.name))
+    return (
+        select(
+            literal(UPLOAD_CHECK).label("kind"),
+            status.label("status"),
+            func.count().label("items"),
+            func.min(UploadSession.updated_at).label("oldest_due"),
+            # A claim is never swept: a lapsed one is simply claimable again.
+            literal(0).label("expired"),
+        )
+        .where(UploadSession.status == UploadStatus.VERIFYING)
+        .group_by(status)
+    )
+
+
 async def read_snapshot(session: AsyncSession) -> Snapshot:
     now = datetime.now(UTC)
-    statement = union_all(*(_figures(kind, model, now) for kind, model in QUEUES.items()))
-    counts: dict[str, dict[WorkStatus, int]] = {kind: {} for kind in QUEUES}
-    oldest: dict[str, datetime | None] = dict.fromkeys(QUEUES)
-    expired = dict.fromkeys(QUEUES, 0)
+    statement = union_all(
+        *(_figures(kind, model, now) for kind, model in QUEUES.items()), _upload_checks(now)
+    )
+    counts: dict[str, dict[WorkStatus, int]] = {kind: {} for kind in KINDS}
+    oldest: dict[str, datetime | None] = dict.fromkeys(KINDS)
+    expired = dict.fromkeys(KINDS, 0)
     for kind, status, items, oldest_due, stale in (await session.execute(statement)).tuples():
         counts[kind][status] = items
         expired[kind] += stale
@@ -90,7 +116,7 @@ async def read_snapshot(session: AsyncSession) -> Snapshot:
             oldest[kind] = oldest_due
     return Snapshot(
         at=now,
-        queues={kind: QueueFigures(counts[kind], oldest[kind], expired[kind]) for kind in QUEUES},
+        queues={kind: QueueFigures(counts[kind], oldest[kind], expired[kind]) for kind in KINDS},
     )
 
 

@@ -40,6 +40,7 @@ from service.app import create_app
 from service.db.engine import create_engine, session_factory
 from service.db.tenancy import mark_unscoped
 from service.jobs.models import FineTuneJob
+from service.uploads.models import UploadSession, UploadStatus
 from service.webhooks.dispatcher import dispatch_once
 from tests.adapters import random_adapter
 from tests.conftest import free_port, fresh_database, wait_for_http
@@ -175,7 +176,7 @@ async def test_queue_gauges_follow_the_database(
     tmp_path: Path,
 ) -> None:
     empty = await scrape(client)
-    for kind in ("fine_tune", "generation", "webhook_delivery"):
+    for kind in ("fine_tune", "generation", "webhook_delivery", "upload_check"):
         for status in ("queued", "running"):
             assert (("rushes_work_items", frozenset({("kind", kind), ("status", status)}))) in empty
             assert value(empty, "rushes_work_items", kind=kind, status=status) == 0
@@ -233,6 +234,36 @@ async def test_queue_gauges_follow_the_database(
     # Due since its backoff (at most 10 s) ran out, nearly an hour ago.
     waited = value(moved, "rushes_work_oldest_queued_age_seconds", kind="webhook_delivery")
     assert 3600 - 15 < waited < 3600 + 60
+
+
+async def test_uploads_waiting_for_the_ingest_role_are_counted(
+    client: Client, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    caller = await sign_up(client)
+    created = await client.post(
+        "/v1/uploads", json=upload_body(make_clip(tmp_path / "a.mp4")), headers=caller.headers
+    )
+    upload_id = uuid.UUID(created.json()["id"])
+
+    async def change(**values: Any) -> None:
+        async with sessions() as session:
+            mark_unscoped(session)
+            await session.execute(update(UploadSession).where(UploadSession.id == upload_id).values(**values))
+            await session.commit()
+
+    # Whole in storage an hour ago, and no worker with the ingest role has taken it since.
+    await change(status=UploadStatus.VERIFYING, updated_at=datetime.now(UTC) - timedelta(hours=1))
+    waiting = await scrape(client)
+    assert value(waiting, "rushes_work_items", kind="upload_check", status="queued") == 1
+    assert value(waiting, "rushes_work_items", kind="upload_check", status="running") == 0
+    assert (
+        3600 - 15 < value(waiting, "rushes_work_oldest_queued_age_seconds", kind="upload_check") < 3600 + 60
+    )
+    await change(verify_owner="w:1/ingest", verify_until=datetime.now(UTC) + timedelta(minutes=5))
+    checking = await scrape(client)
+    assert value(checking, "rushes_work_items", kind="upload_check", status="queued") == 0
+    assert value(checking, "rushes_work_items", kind="upload_check", status="running") == 1
+    assert value(checking, "rushes_work_oldest_queued_age_seconds", kind="upload_check") == 0
 
 
 async def test_a_webhook_delivery_waiting_out_its_backoff_is_not_late(
