@@ -587,12 +587,18 @@ def direct_put(
     """Create a multipart upload, PUT every part to a URL signed here, complete; the object is
     deleted afterwards. The same signing, client and part reader as the presigned variant."""
     key = f"bench/direct-{uuid.uuid4().hex}"
-    count = max(1, math.ceil(path.stat().st_size / part_size))
+    size = path.stat().st_size
+    count = max(1, math.ceil(size / part_size))
     started = time.perf_counter()
     upload_id = storage.create_multipart(key)
     parts_start, client0 = time.perf_counter(), client_cpu()
     # Signing is local arithmetic, as the API's part-urls is, so it counts as transfer time.
-    urls = {n: storage.presigned_part(key, upload_id, n, timedelta(hours=1)) for n in range(1, count + 1)}
+    urls = {
+        n: storage.presigned_part(
+            key, upload_id, n, min(part_size, size - (n - 1) * part_size), timedelta(hours=1)
+        )
+        for n in range(1, count + 1)
+    }
     etags: dict[int, str] = {}
 
     def to_storage(number: int, data: bytes) -> None:

@@ -167,8 +167,11 @@ class SignedUploads(abc.ABC):
     so that footage never passes through the API."""
 
     @abc.abstractmethod
-    def presigned_part(self, key: str, upload_id: str, part_number: int, expires: timedelta) -> str:
-        """A URL that accepts ``PUT`` of part ``part_number`` without credentials until ``expires``."""
+    def presigned_part(
+        self, key: str, upload_id: str, part_number: int, size: int, expires: timedelta
+    ) -> str:
+        """A URL that accepts ``PUT`` of part ``part_number``, exactly ``size`` bytes of it, without
+        credentials until ``expires``."""
 
     @abc.abstractmethod
     def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:

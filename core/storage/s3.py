@@ -32,6 +32,7 @@ from core.storage.base import (
     SignedUploads,
     StoredPart,
 )
+from core.storage.sigv4 import resign
 
 _MISSING = {"NoSuchKey", "NoSuchUpload", "NoSuchObject"}
 
@@ -102,6 +103,7 @@ class S3Storage(ObjectStorage, SignedUploads):
             http_client=http,
         )
         self.bucket = bucket
+        self._secret_key = secret_key
         if create_bucket and not self.client.bucket_exists(bucket):
             self.client.make_bucket(bucket)
         self.signer = self.client
@@ -179,14 +181,18 @@ class S3Storage(ObjectStorage, SignedUploads):
             headers = {"response-content-disposition": disposition}
         return self.signer.presigned_get_object(self.bucket, key, expires=expires, response_headers=headers)
 
-    def presigned_part(self, key: str, upload_id: str, part_number: int, expires: timedelta) -> str:
-        return self.signer.get_presigned_url(
+    def presigned_part(
+        self, key: str, upload_id: str, part_number: int, size: int, expires: timedelta
+    ) -> str:
+        url = self.signer.get_presigned_url(
             "PUT",
             self.bucket,
             key,
             expires=expires,
             extra_query_params={"uploadId": upload_id, "partNumber": str(part_number)},
         )
+        # The length signed too: storage refuses a body of any other size (core.storage.sigv4).
+        return resign(url, "PUT", self._secret_key, {"content-length": str(size)})
 
     def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
         parts: list[StoredPart] = []

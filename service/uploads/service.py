@@ -184,7 +184,9 @@ class Uploads:
             PartUrlOut(
                 part_number=number,
                 size=part_length(upload, number),
-                url=signer.presigned_part(key, upload.storage_upload_id, number, lifetime),
+                url=signer.presigned_part(
+                    key, upload.storage_upload_id, number, part_length(upload, number), lifetime
+                ),
             )
             for number in part_numbers
         ]

@@ -334,7 +334,7 @@ async def test_a_part_sent_again_during_completion_leaves_the_upload_open_to_com
         parts = listed(self, key, upload_id)
         # The client sends part 1 again, other bytes of the same size, right after
         # completion listed the parts.
-        url = self.presigned_part(key, upload_id, 1, timedelta(minutes=5))
+        url = self.presigned_part(key, upload_id, 1, parts[0].size, timedelta(minutes=5))
         httpx.put(url, content=clip.read_bytes()[::-1])
         return parts
 
