@@ -260,8 +260,7 @@ class FileUpload {
       if (isNetwork(failure) && this.session) {
         // The server keeps what it received: offer to carry on rather than start over.
         this.paused = true;
-        this.pauseButton.disabled = false;
-        this.cancelButton.disabled = false;
+        this.actions.hidden = false;
         relabel(this.pauseButton, "Resume");
         return this.say(`${text} Resume to send the rest.`, "failed");
       }
@@ -414,9 +413,9 @@ class FileUpload {
 
   async complete(signal) {
     // The server is checking the whole file: nothing to hold, and nothing to take back, as
-    // it refuses to remove an upload it is turning into an asset (the asset can be deleted).
-    this.pauseButton.disabled = true;
-    this.cancelButton.disabled = true;
+    // it refuses to remove an upload it is turning into an asset (the asset can be deleted),
+    // so the row offers neither.
+    this.actions.hidden = true;
     this.say("Checking the clip on the server…", "checking");
     const body = this.allowDuplicate ? { allow_duplicate: true } : undefined;
     const finish = () => apiAnswer("POST", `/v1/uploads/${this.session.id}/complete`, body, { signal });
@@ -442,7 +441,7 @@ class FileUpload {
   // Asks after a direct upload being checked, less often as it goes on, until it is an asset
   // (returned) or refused (thrown, as problem details in words, like any other refusal).
   async checked(signal) {
-    this.say("Checking… storage holds the whole file; the server is reading it through.", "checking");
+    this.say("Checking… every part has arrived; Rushes is reading the clip through before it joins your library.", "checking");
     for (let delay = CHECK_FIRST_MS; ; delay = Math.min(CHECK_LAST_MS, delay * 1.5)) {
       await sleep(delay, signal);
       let upload;
