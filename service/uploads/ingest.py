@@ -41,36 +41,42 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
-async def _claim(sessions: async_sessionmaker[AsyncSession], owner: str, lease: timedelta) -> UUID | None:
-    """Take the longest-waiting unclaimed upload; None when there is none, or another worker took it."""
+async def _claim(
+    sessions: async_sessionmaker[AsyncSession], owner: str, lease: timedelta
+) -> tuple[UUID, UUID] | None:
+    """Take the longest-waiting unclaimed upload: its id and its tenant's; None when there is
+    none, or another worker took it."""
     now = datetime.now(UTC)
     async with unscoped_session(sessions) as session:
-        candidate = await session.scalar(
-            select(UploadSession.id).where(_claimable(now)).order_by(UploadSession.updated_at).limit(1)
-        )
+        candidate = (
+            await session.execute(
+                select(UploadSession.id, UploadSession.tenant_id)
+                .where(_claimable(now))
+                .order_by(UploadSession.updated_at)
+                .limit(1)
+            )
+        ).first()
         if candidate is None:
             return None
+        upload_id, tenant_id = candidate
         claimed = await session.execute(
             update(UploadSession)
-            .where(UploadSession.id == candidate, _claimable(now))
+            .where(UploadSession.id == upload_id, _claimable(now))
             .values(verify_owner=owner, verify_until=now + lease)
             .execution_options(synchronize_session=False)
         )
         await session.commit()
-        return candidate if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
+        return (upload_id, tenant_id) if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
 
 
 async def verify_next(
     sessions: async_sessionmaker[AsyncSession], storage: ObjectStorage, limits: UploadSettings, owner: str
 ) -> bool:
     """Check one waiting upload; whether there was one to check."""
-    upload_id = await _claim(sessions, owner, timedelta(seconds=limits.verify_lease_seconds))
-    if upload_id is None:
+    claim = await _claim(sessions, owner, timedelta(seconds=limits.verify_lease_seconds))
+    if claim is None:
         return False
-    async with unscoped_session(sessions) as lookup:
-        tenant_id = await lookup.scalar(select(UploadSession.tenant_id).where(UploadSession.id == upload_id))
-    if tenant_id is None:  # its tenant was deleted meanwhile
-        return True
+    upload_id, tenant_id = claim
     try:
         async with sessions() as session:
             # The checks run as the upload's tenant, as the API's requests do.

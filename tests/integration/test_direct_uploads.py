@@ -49,6 +49,15 @@ async def start_direct(client: Client, caller: Caller, path: Path, **overrides: 
     return dict(created.json())
 
 
+async def send_whole(client: Client, caller: Caller, path: Path, **overrides: Any) -> dict[str, Any]:
+    """A direct upload of ``path`` started, every part sent and completed: now being checked."""
+    upload = await start_direct(client, caller, path, **overrides)
+    await send_direct(client, caller, upload, path.read_bytes())
+    done = await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
+    assert done.status_code == 202, done.text
+    return upload
+
+
 async def send_direct(client: Client, caller: Caller, upload: dict[str, Any], data: bytes) -> None:
     """Sign every part and PUT its bytes to storage, as a client does: no credentials of ours."""
     signed = await client.post(
@@ -135,11 +144,7 @@ async def test_bytes_that_do_not_match_fail_with_a_reason_and_leave_nothing(
 ) -> None:
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
-    upload = await start_direct(client, caller, clip, sha256="ab" * 32)
-    await send_direct(client, caller, upload, clip.read_bytes())
-    assert (
-        await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
-    ).status_code == 202
+    upload = await send_whole(client, caller, clip, sha256="ab" * 32)
     assert await ingest()
 
     failed = (await client.get(f"/v1/uploads/{upload['id']}", headers=caller.headers)).json()
@@ -164,12 +169,9 @@ async def test_a_duplicate_found_by_the_check_fails_naming_the_asset(
 ) -> None:
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
-    first = await start_direct(client, caller, clip)
-    second = await start_direct(client, caller, clip)
-    for upload in (first, second):
-        await send_direct(client, caller, upload, clip.read_bytes())
-        done = await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
-        assert done.status_code == 202, done.text
+    # Neither is an asset yet, so both pass the checks made before the ingest role's.
+    first = await send_whole(client, caller, clip)
+    second = await send_whole(client, caller, clip)
     assert await ingest() and await ingest()
     outcomes = [
         (await client.get(f"/v1/uploads/{u['id']}", headers=caller.headers)).json() for u in (first, second)
@@ -265,9 +267,7 @@ async def test_a_claim_is_taken_once_and_handed_back_when_its_worker_restarts(
 ) -> None:
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
-    upload = await start_direct(client, caller, clip)
-    await send_direct(client, caller, upload, clip.read_bytes())
-    await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
+    upload = await send_whole(client, caller, clip)
     # A worker that died mid-check left its claim, good for the whole lease.
     async with unscoped_session(sessions) as session:
         await session.execute(
@@ -296,9 +296,7 @@ async def test_checks_that_keep_failing_on_our_side_end_in_a_failure_not_a_loop(
 ) -> None:
     caller = await sign_up(client)
     clip = make_clip(tmp_path / "a.mp4")
-    upload = await start_direct(client, caller, clip)
-    await send_direct(client, caller, upload, clip.read_bytes())
-    await client.post(f"/v1/uploads/{upload['id']}/complete", headers=caller.headers)
+    upload = await send_whole(client, caller, clip)
 
     def no_room(self: Uploads, upload: UploadSession) -> None:
         raise OSError(28, "No space left on device")
